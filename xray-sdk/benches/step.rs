@@ -1,0 +1,343 @@
+//! Criterion bench `one_step`: what one call of a step costs the calling
+//! thread, with and without X-Ray, against the tools people compare it with.
+//!
+//! Every variant calls the same function body ([`pick`]) on the same input: a
+//! [`Query`] with three candidates (about 400 bytes of JSON), returning a
+//! small [`Chosen`] struct (about 60 bytes of JSON).
+//!
+//! | variant | what is measured |
+//! |---|---|
+//! | `baseline_no_xray` | the plain function |
+//! | `xray_not_initialised` | the `#[xray::step]` function, no X-Ray and no subscriber in the process |
+//! | `serialization_floor` | the plain function plus `serde_json::to_string` of its input and output: the least any capture of both as JSON can cost |
+//! | `tracing_instrument_fmt` | `#[tracing::instrument(ret)]` (input and output by `Debug`) under `tracing_subscriber::fmt` writing to `std::io::sink` |
+//! | `opentelemetry_sdk_span` | an OpenTelemetry SDK span per call (`Tracer::in_span`), attributes `input` and `output` set to the same JSON strings, thread-based `BatchSpanProcessor` + `InMemorySpanExporter` |
+//! | `xray_capturing` | the `#[xray::step]` function capturing into an outbox in a temp dir; **all calls are children of one `xray::execution("bench")`** (the whole measurement runs inside one `run`) |
+//! | `xray_capturing_implicit` | the same with no surrounding execution: every call is its own implicit execution |
+//!
+//! The X-Ray variants use the default `WhenFull::Drop` policy with a queue of
+//! 2^20 records; after each of them the bench flushes the outbox and prints
+//! `captured / dropped / written` to stderr, with a loud warning if anything
+//! was dropped (a dropped step costs less than a written one, so the figure
+//! would flatter X-Ray). `xray_not_initialised` runs before any X-Ray
+//! pipeline exists, and each pipeline is shut down before the next variant.
+//!
+//! Run (see BENCHMARKS.md at the workspace root for results and how the
+//! ratios are computed):
+//!
+//! ```text
+//! cargo bench -p xray-sdk --bench step -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchConfigBuilder, BatchSpanProcessor, InMemorySpanExporter, SdkTracerProvider, SpanData, SpanExporter,
+};
+use serde::Serialize;
+use tracing_subscriber::layer::SubscriberExt;
+
+// ---------------------------------------------------------------------------
+// The workload
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize)]
+struct Product {
+    asin: String,
+    title: String,
+    price: f64,
+    rating: f64,
+    category: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Query {
+    seller_asin: String,
+    keywords: Vec<String>,
+    candidates: Vec<Product>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Chosen {
+    asin: String,
+    price: f64,
+    score: f64,
+}
+
+fn query() -> Query {
+    let product = |asin: &str, title: &str, price: f64, rating: f64| Product {
+        asin: asin.to_owned(),
+        title: title.to_owned(),
+        price,
+        rating,
+        category: "Sports & Outdoors".to_owned(),
+    };
+    Query {
+        seller_asin: "B0SELLER01".to_owned(),
+        keywords: vec![
+            "water bottle".to_owned(),
+            "insulated".to_owned(),
+            "stainless steel".to_owned(),
+        ],
+        candidates: vec![
+            product("B07XJ8C8F5", "Insulated Stainless Steel Water Bottle 32oz", 24.99, 4.5),
+            product("B08QK2R1TM", "Vacuum Sports Bottle with Straw Lid, 24oz", 19.49, 4.3),
+            product("B09H7ZL6WQ", "Leak-Proof Hiking Flask, Double Wall, 1L", 31.0, 4.7),
+        ],
+    }
+}
+
+/// The body every variant runs: score the candidates, return the best.
+#[inline(always)]
+fn pick(q: &Query) -> Chosen {
+    let mut best: Option<(&Product, f64)> = None;
+    for c in &q.candidates {
+        let matches = q.keywords.iter().filter(|k| c.title.contains(k.as_str())).count();
+        let score = c.rating * 10.0 + matches as f64 * 5.0 - c.price / 10.0;
+        match best {
+            Some((_, s)) if s >= score => {}
+            _ => best = Some((c, score)),
+        }
+    }
+    let (c, score) = best.expect("the query has candidates");
+    Chosen {
+        asin: c.asin.clone(),
+        price: c.price,
+        score,
+    }
+}
+
+#[inline(never)]
+fn choose_plain(q: &Query) -> Chosen {
+    pick(q)
+}
+
+#[xray::step]
+#[inline(never)]
+fn choose_step(q: &Query) -> Chosen {
+    pick(q)
+}
+
+#[tracing::instrument(ret)]
+#[inline(never)]
+fn choose_traced(q: &Query) -> Chosen {
+    pick(q)
+}
+
+// ---------------------------------------------------------------------------
+// OpenTelemetry: the in-memory exporter, kept bounded
+// ---------------------------------------------------------------------------
+
+/// Spans the in-memory exporter may hold before it is cleared.
+const OTEL_KEEP_SPANS: u64 = 1 << 16;
+
+/// `InMemorySpanExporter`, counting what it was given and cleared every
+/// [`OTEL_KEEP_SPANS`] spans (on the exporter thread, where a real exporter
+/// does its work), so memory stays bounded over millions of iterations.
+#[derive(Debug)]
+struct BoundedInMemoryExporter {
+    inner: InMemorySpanExporter,
+    exported: Arc<AtomicU64>,
+}
+
+impl SpanExporter for BoundedInMemoryExporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let n = batch.len() as u64;
+        let before = self.exported.fetch_add(n, Ordering::Relaxed);
+        if before / OTEL_KEEP_SPANS != (before + n) / OTEL_KEEP_SPANS {
+            self.inner.reset();
+        }
+        self.inner.export(batch).await
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The bench
+// ---------------------------------------------------------------------------
+
+fn one_step(c: &mut Criterion) {
+    let q = query();
+    let input_json = serde_json::to_string(&q).expect("serializable");
+    let output_json = serde_json::to_string(&pick(&q)).expect("serializable");
+    eprintln!(
+        "one_step: input {} bytes of JSON, output {} bytes of JSON",
+        input_json.len(),
+        output_json.len()
+    );
+    assert!((350..=500).contains(&input_json.len()), "the input should be ~400 bytes of JSON");
+
+    let mut group = c.benchmark_group("one_step");
+
+    // 1. The plain function.
+    group.bench_function("baseline_no_xray", |b| b.iter(|| black_box(choose_plain(black_box(&q)))));
+
+    // 2. The step, with no X-Ray (and no subscriber at all) in the process.
+    //    Runs before any pipeline is started below.
+    group.bench_function("xray_not_initialised", |b| {
+        b.iter(|| black_box(choose_step(black_box(&q))))
+    });
+
+    // 3. The least that capturing input and output as JSON can cost.
+    group.bench_function("serialization_floor", |b| {
+        b.iter(|| {
+            let q = black_box(&q);
+            let input = serde_json::to_string(q).expect("serializable");
+            let out = choose_plain(q);
+            let output = serde_json::to_string(&out).expect("serializable");
+            black_box((input, output, out))
+        })
+    });
+
+    // 4. `#[tracing::instrument(ret)]` under the fmt layer, writing to a sink.
+    {
+        let dispatch = tracing::Dispatch::new(
+            tracing_subscriber::registry().with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
+        );
+        tracing::dispatcher::with_default(&dispatch, || {
+            group.bench_function("tracing_instrument_fmt", |b| {
+                b.iter(|| black_box(choose_traced(black_box(&q))))
+            });
+        });
+    }
+
+    // 5. The OpenTelemetry SDK: one span per call, children of one parent
+    //    span (as the steps of `xray_capturing` are children of one
+    //    execution), thread-based batch processor (no async runtime).
+    {
+        let exported = Arc::new(AtomicU64::new(0));
+        let exporter = BoundedInMemoryExporter {
+            inner: InMemorySpanExporter::default(),
+            exported: exported.clone(),
+        };
+        let processor = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(
+                BatchConfigBuilder::default()
+                    .with_max_queue_size(1 << 16)
+                    .with_max_export_batch_size(512)
+                    .build(),
+            )
+            .build();
+        let provider = SdkTracerProvider::builder().with_span_processor(processor).build();
+        let tracer = provider.tracer("xray-bench");
+        let mut spans: u64 = 0;
+        tracer.in_span("bench", |_| {
+            group.bench_function("opentelemetry_sdk_span", |b| {
+                b.iter(|| {
+                    spans += 1;
+                    tracer.in_span("choose", |cx| {
+                        let q = black_box(&q);
+                        let input = serde_json::to_string(q).expect("serializable");
+                        let out = choose_plain(q);
+                        let output = serde_json::to_string(&out).expect("serializable");
+                        let span = cx.span();
+                        span.set_attribute(KeyValue::new("input", input));
+                        span.set_attribute(KeyValue::new("output", output));
+                        black_box(out)
+                    })
+                })
+            });
+        });
+        spans += 1; // the parent span
+        let flushed = provider.force_flush();
+        let exported = exported.load(Ordering::Relaxed);
+        report(
+            "opentelemetry_sdk_span",
+            &format!("spans created {spans}, exported {exported} (flush: {flushed:?})"),
+            spans.saturating_sub(exported),
+            spans,
+        );
+        if let Err(e) = provider.shutdown() {
+            eprintln!("opentelemetry_sdk_span: shutdown: {e}");
+        }
+    }
+
+    // 6. X-Ray capturing, all steps children of one execution.
+    xray_capturing(&mut group, "xray_capturing", |group, dispatch| {
+        tracing::dispatcher::with_default(dispatch, || {
+            xray::execution("bench").run(|| {
+                group.bench_function("xray_capturing", |b| b.iter(|| black_box(choose_step(black_box(&q)))));
+            })
+        })
+    });
+
+    // 7. X-Ray capturing, every call its own implicit execution.
+    xray_capturing(&mut group, "xray_capturing_implicit", |group, dispatch| {
+        tracing::dispatcher::with_default(dispatch, || {
+            group.bench_function("xray_capturing_implicit", |b| {
+                b.iter(|| black_box(choose_step(black_box(&q))))
+            });
+        })
+    });
+
+    group.finish();
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// Starts an X-Ray pipeline on a fresh outbox, runs `bench` with a
+/// dispatcher holding its layer, then flushes and reports what was captured,
+/// dropped and written. The pipeline is shut down on return.
+fn xray_capturing(group: &mut Group<'_>, name: &str, bench: impl FnOnce(&mut Group<'_>, &tracing::Dispatch)) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (layer, guard) = xray::Config::default()
+        .outbox(dir.path().join("outbox.db"))
+        .queue_capacity(1 << 20)
+        .build()
+        .expect("X-Ray starts");
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+
+    bench(group, &dispatch);
+
+    let start = Instant::now();
+    let flushed = guard.flush();
+    let flush_time = start.elapsed();
+    let s = guard.stats();
+    report(
+        name,
+        &format!(
+            "captured {} / dropped {} / written {} steps; {} executions; {} batches; flush after the \
+             measurement took {:.1?} ({:?})",
+            s.captured,
+            s.dropped,
+            s.written,
+            s.executions,
+            s.batches,
+            flush_time,
+            flushed.map(|_| "ok")
+        ),
+        s.dropped,
+        s.captured,
+    );
+    drop(dispatch);
+    drop(guard);
+}
+
+/// Prints a variant's bookkeeping to stderr, loudly when something was lost.
+fn report(name: &str, line: &str, lost: u64, total: u64) {
+    if total == 0 {
+        eprintln!("{name}: not run (filtered out)");
+    } else if lost == 0 {
+        eprintln!("{name}: {line}: nothing dropped");
+    } else {
+        let bar = "!".repeat(78);
+        eprintln!(
+            "{bar}\n!!! {name}: {lost} of {total} DROPPED ({:.2}%) during the measurement.\n!!! {line}\n!!! \
+             A dropped record is cheaper than a recorded one: this figure is NOT a valid measurement.\n{bar}",
+            lost as f64 * 100.0 / total as f64
+        );
+    }
+}
+
+criterion_group!(benches, one_step);
+criterion_main!(benches);

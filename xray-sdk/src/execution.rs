@@ -1,0 +1,167 @@
+//! Executions: one run of a pipeline, the unit a person opens to read.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde::Serialize;
+
+use crate::capture::{panic_message, Payload};
+use crate::layer::{state_of, ExecCell, SpanState, EXECUTION_SPAN};
+
+/// Starts describing an execution named `name`; run it with
+/// [`Execution::run`] or [`Execution::run_async`].
+///
+/// ```no_run
+/// # fn pipeline(_: &str) -> u32 { 7 }
+/// let chosen = xray::execution("competitor_selection")
+///     .metadata("seller_asin", "B0SELLER")
+///     .run(|| pipeline("B0SELLER"));
+/// ```
+pub fn execution(name: impl Into<Cow<'static, str>>) -> Execution {
+    Execution {
+        name: name.into(),
+        metadata: Vec::new(),
+    }
+}
+
+/// An execution about to run. Steps called inside it (and plain `tracing`
+/// spans, and work propagated to other tasks and threads with tracing's
+/// span propagation) belong to it.
+#[must_use = "an execution does nothing until it is run"]
+pub struct Execution {
+    name: Cow<'static, str>,
+    /// (key, JSON text): serialized when added, since the value is borrowed.
+    metadata: Vec<(Cow<'static, str>, String)>,
+}
+
+impl std::fmt::Debug for Execution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Execution").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Execution {
+    /// Attaches a key and value to the execution (stored as JSON; secret
+    /// keys are redacted). Costs nothing when X-Ray is not active.
+    pub fn metadata<T: Serialize + ?Sized>(mut self, key: impl Into<Cow<'static, str>>, value: &T) -> Self {
+        if crate::pipeline::is_active() {
+            let redactor = crate::pipeline::latest_redactor();
+            let mut payload = Payload::new();
+            let limits = crate::capture::SinkLimits {
+                max_bytes: 64 * 1024,
+                redactor: &redactor,
+            };
+            let key = key.into();
+            if redactor.is_secret(&key) {
+                payload.value(limits).redacted();
+            } else {
+                payload.value(limits).serialize(value);
+            }
+            let json = payload.finish(limits.max_bytes).unwrap_or_else(|| "null".to_owned());
+            self.metadata.push((key, json));
+        }
+        self
+    }
+
+    fn open(self) -> (tracing::Span, Option<Arc<ExecCell>>) {
+        if !crate::pipeline::is_active() {
+            return (tracing::Span::none(), None);
+        }
+        let span = tracing::span!(
+            target: "xray",
+            tracing::Level::INFO,
+            EXECUTION_SPAN,
+            xray.execution = tracing::field::Empty,
+            name = &*self.name
+        );
+        let cell = match state_of(&span) {
+            Some(SpanState::Execution(cell)) => Some(cell),
+            _ => None,
+        };
+        if let Some(cell) = &cell {
+            for (key, json) in self.metadata {
+                cell.add_metadata(key, json);
+            }
+            cell.begin();
+        }
+        (span, cell)
+    }
+
+    /// Runs `f` as this execution. A panic in `f` marks the execution
+    /// `error` and continues unchanged.
+    pub fn run<R>(self, f: impl FnOnce() -> R) -> R {
+        let (span, cell) = self.open();
+        let Some(cell) = cell else {
+            return span.in_scope(f);
+        };
+        let result = {
+            let _entered = span.enter();
+            catch_unwind(AssertUnwindSafe(f))
+        };
+        match result {
+            Ok(value) => {
+                cell.finish(None);
+                value
+            }
+            Err(payload) => {
+                cell.finish(Some(format!("panicked: {}", panic_message(payload.as_ref()))));
+                resume_unwind(payload)
+            }
+        }
+    }
+
+    /// Runs `future` as this execution; the execution's span is entered on
+    /// every poll. A panic marks it `error`; so does dropping the returned
+    /// future before it completes.
+    pub fn run_async<F: Future>(self, future: F) -> ExecutionFuture<F> {
+        let (span, cell) = self.open();
+        ExecutionFuture { span, cell, future }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`Execution::run_async`].
+    pub struct ExecutionFuture<F> {
+        span: tracing::Span,
+        cell: Option<Arc<ExecCell>>,
+        #[pin]
+        future: F,
+    }
+
+    impl<F> PinnedDrop for ExecutionFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(cell) = this.project().cell.take() {
+                cell.finish(Some("cancelled: the execution's future was dropped before it completed".to_owned()));
+            }
+        }
+    }
+}
+
+impl<F: Future> Future for ExecutionFuture<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let future = this.future;
+        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Ready(value)) => {
+                if let Some(cell) = this.cell.take() {
+                    cell.finish(None);
+                }
+                Poll::Ready(value)
+            }
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => {
+                if let Some(cell) = this.cell.take() {
+                    cell.finish(Some(format!("panicked: {}", panic_message(payload.as_ref()))));
+                }
+                resume_unwind(payload)
+            }
+        }
+    }
+}

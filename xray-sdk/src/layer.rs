@@ -1,0 +1,734 @@
+//! The `tracing` layer: turns spans into steps and executions.
+//!
+//! Every span the layer records gets a [`SpanState`] in its extensions when
+//! it is created, found by walking up to the nearest recorded ancestor:
+//!
+//! - an `xray::execution(..)` span starts an execution (sampled once, here);
+//! - a `#[xray::step]` span becomes a step of the ancestor's execution, or
+//!   starts an *implicit* execution named after it when there is none;
+//! - a plain `tracing` span becomes a step only inside an execution (its
+//!   fields become attributes); outside one it is ignored;
+//! - inside an execution that was not sampled, spans are marked
+//!   [`SpanState::Unsampled`] so nothing below them records either.
+//!
+//! Because state hangs off the span tree, nesting follows tracing's own
+//! propagation: `.instrument(span)`, `span.in_scope(..)` and
+//! `Span::current()` carry the execution across tasks and threads.
+//!
+//! Each callback is cheap and cannot panic into the application; a span the
+//! layer does not record costs one extension lookup per ancestor.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tracing::span::{Attributes, Id, Record as SpanValues};
+use tracing::{Dispatch, Event, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+use uuid::Uuid;
+
+use crate::capture::{push_json_str, Flags, Payload};
+use crate::pipeline::Shared;
+use crate::record::{
+    new_id, now_us, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase, Record, StepRecord,
+    StepStatus,
+};
+
+/// The name of the span `xray::execution(..)` opens.
+pub(crate) const EXECUTION_SPAN: &str = "xray.execution";
+/// The field that marks a span as an execution span.
+pub(crate) const EXECUTION_FIELD: &str = "xray.execution";
+/// The field that marks a span as a `#[xray::step]` span.
+pub(crate) const STEP_FIELD: &str = "xray.step";
+
+/// Most events kept per step (the rest are counted).
+const MAX_EVENTS: usize = 64;
+
+/// What the layer knows about one span.
+#[derive(Clone)]
+pub(crate) enum SpanState {
+    Execution(Arc<ExecCell>),
+    Step(Arc<StepCell>),
+    Unsampled,
+}
+
+/// A recorded execution.
+pub(crate) struct ExecCell {
+    pub id: Uuid,
+    pub name: Cow<'static, str>,
+    pub shared: Arc<Shared>,
+    started_at_us: i64,
+    start: Instant,
+    /// A step panicked or a top-level step failed.
+    failed: AtomicBool,
+    steps: AtomicU64,
+    failed_steps: AtomicU64,
+    state: Mutex<ExecData>,
+}
+
+#[derive(Default)]
+struct ExecData {
+    metadata: Vec<Attribute>,
+    finished: bool,
+}
+
+impl ExecCell {
+    fn new(name: Cow<'static, str>, shared: Arc<Shared>) -> Arc<ExecCell> {
+        let started_at_us = now_us();
+        shared.counters.executions.fetch_add(1, Ordering::Relaxed);
+        Arc::new(ExecCell {
+            id: new_id(started_at_us),
+            name,
+            shared,
+            started_at_us,
+            start: Instant::now(),
+            failed: AtomicBool::new(false),
+            steps: AtomicU64::new(0),
+            failed_steps: AtomicU64::new(0),
+            state: Mutex::new(ExecData::default()),
+        })
+    }
+
+    pub fn add_metadata(&self, key: Cow<'static, str>, json: String) {
+        self.state.lock().metadata.push((key, json));
+    }
+
+    fn record(&self, phase: Phase, status: ExecutionStatus, outcome: Option<String>, error: Option<String>) -> Record {
+        let ended_at_us = (phase == Phase::End).then(|| self.started_at_us + self.start.elapsed().as_micros() as i64);
+        Record::Execution(Box::new(ExecutionRecord {
+            phase,
+            id: self.id,
+            project: self.shared.config.project.clone(),
+            name: self.name.clone(),
+            status,
+            metadata: self.state.lock().metadata.clone(),
+            outcome,
+            error,
+            started_at_us: self.started_at_us,
+            ended_at_us,
+        }))
+    }
+
+    /// Queues the `start` record.
+    pub fn begin(&self) {
+        self.shared
+            .send(self.record(Phase::Start, ExecutionStatus::Running, None, None));
+    }
+
+    /// Queues the `end` record, once. `error` is the reason the execution
+    /// itself failed (its closure panicked, its future was dropped).
+    pub fn finish(&self, error: Option<String>) {
+        {
+            let mut state = self.state.lock();
+            if state.finished {
+                return;
+            }
+            state.finished = true;
+        }
+        let failed = error.is_some() || self.failed.load(Ordering::Relaxed);
+        let status = if failed {
+            ExecutionStatus::Error
+        } else {
+            ExecutionStatus::Ok
+        };
+        let mut outcome = String::with_capacity(64);
+        outcome.push_str(&format!(
+            "{{\"steps\":{},\"failed_steps\":{}",
+            self.steps.load(Ordering::Relaxed),
+            self.failed_steps.load(Ordering::Relaxed)
+        ));
+        if let Some(e) = &error {
+            outcome.push_str(",\"error\":");
+            push_json_str(&mut outcome, e);
+        }
+        outcome.push('}');
+        self.shared
+            .send(self.record(Phase::End, status, Some(outcome), error));
+    }
+}
+
+/// A recorded step (a `#[xray::step]` call or a plain span in an execution).
+pub(crate) struct StepCell {
+    pub id: Uuid,
+    pub parent_id: Option<Uuid>,
+    pub exec: Arc<ExecCell>,
+    name: Cow<'static, str>,
+    /// Whether this step opened an implicit execution that ends with it.
+    owns_execution: bool,
+    started_at_us: i64,
+    start: Instant,
+    data: Mutex<StepData>,
+}
+
+#[derive(Default)]
+struct StepData {
+    kind: Option<&'static str>,
+    input: Option<Arc<str>>,
+    output: Option<String>,
+    error: Option<String>,
+    /// Set by an ERROR event carrying an `error` field (`#[instrument(err)]`).
+    event_error: Option<String>,
+    attributes: Vec<Attribute>,
+    decisions: Vec<Decision>,
+    llm_usage: Vec<LlmUsage>,
+    events: Vec<String>,
+    events_dropped: usize,
+    reasons: Vec<String>,
+    flags: Flags,
+    panicked_on_exit: bool,
+    finished: bool,
+}
+
+impl StepCell {
+    fn new(
+        name: Cow<'static, str>,
+        parent_id: Option<Uuid>,
+        exec: Arc<ExecCell>,
+        owns_execution: bool,
+    ) -> Arc<StepCell> {
+        let started_at_us = now_us();
+        Arc::new(StepCell {
+            id: new_id(started_at_us),
+            parent_id,
+            exec,
+            name,
+            owns_execution,
+            started_at_us,
+            start: Instant::now(),
+            data: Mutex::new(StepData::default()),
+        })
+    }
+
+    fn record(&self, phase: Phase, status: StepStatus, data: &mut StepData) -> Record {
+        let (output, error, attributes, decisions, llm_usage) = if phase == Phase::End {
+            let mut attributes = std::mem::take(&mut data.attributes);
+            if !data.reasons.is_empty() {
+                attributes.push((Cow::Borrowed("reasons"), json_string_array(&data.reasons)));
+            }
+            if !data.events.is_empty() {
+                attributes.push((Cow::Borrowed("events"), format!("[{}]", data.events.join(","))));
+            }
+            if data.events_dropped > 0 {
+                attributes.push((Cow::Borrowed("events_dropped"), data.events_dropped.to_string()));
+            }
+            (
+                data.output.take(),
+                data.error.take().or_else(|| data.event_error.take()),
+                attributes,
+                std::mem::take(&mut data.decisions),
+                std::mem::take(&mut data.llm_usage),
+            )
+        } else {
+            (None, None, data.attributes.clone(), Vec::new(), Vec::new())
+        };
+        Record::Step(Box::new(StepRecord {
+            phase,
+            id: self.id,
+            execution_id: self.exec.id,
+            parent_id: self.parent_id,
+            project: self.exec.shared.config.project.clone(),
+            name: self.name.clone(),
+            kind: data.kind,
+            status,
+            input: data.input.clone(),
+            output,
+            error,
+            attributes,
+            decisions,
+            llm_usage,
+            flags: data.flags,
+            started_at_us: self.started_at_us,
+            duration_us: (phase == Phase::End).then(|| self.start.elapsed().as_micros() as i64),
+        }))
+    }
+
+    /// Records the step's kind and inputs and queues its `start` record.
+    pub fn begin(&self, kind: Option<&'static str>, input: Option<String>, flags: Flags) {
+        let record = {
+            let mut data = self.data.lock();
+            data.kind = kind;
+            data.input = input.map(Arc::from);
+            data.flags.merge(flags);
+            self.record(Phase::Start, StepStatus::Running, &mut data)
+        };
+        self.exec.shared.send(record);
+    }
+
+    /// Records the step's output, or its error (an `Err` return).
+    pub fn set_output(&self, output: Option<String>, error: Option<String>, flags: Flags) {
+        let mut data = self.data.lock();
+        data.output = output;
+        data.error = error;
+        data.flags.merge(flags);
+    }
+
+    /// Ends the step, once: with `outcome` when it did not return normally
+    /// (panicked, cancelled), else ok or error from what was recorded.
+    pub fn finish(&self, outcome: Option<(StepStatus, String)>) {
+        let record = {
+            let mut data = self.data.lock();
+            if data.finished {
+                return;
+            }
+            data.finished = true;
+            let status = match outcome {
+                Some((status, message)) => {
+                    data.error = Some(message);
+                    status
+                }
+                None if data.panicked_on_exit => {
+                    data.error.get_or_insert_with(|| "panicked".to_owned());
+                    StepStatus::Panicked
+                }
+                None if data.error.is_some() || data.event_error.is_some() => StepStatus::Error,
+                None => StepStatus::Ok,
+            };
+            let exec = &self.exec;
+            exec.steps.fetch_add(1, Ordering::Relaxed);
+            if status != StepStatus::Ok {
+                exec.failed_steps.fetch_add(1, Ordering::Relaxed);
+            }
+            if status == StepStatus::Panicked || (self.parent_id.is_none() && status != StepStatus::Ok) {
+                exec.failed.store(true, Ordering::Relaxed);
+            }
+            self.record(Phase::End, status, &mut data)
+        };
+        self.exec.shared.send(record);
+        if self.owns_execution {
+            self.exec.finish(None);
+        }
+    }
+
+    fn with_data(&self, f: impl FnOnce(&mut StepData)) {
+        let mut data = self.data.lock();
+        if !data.finished {
+            f(&mut data);
+        }
+    }
+}
+
+fn json_string_array(items: &[String]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_json_str(&mut out, item);
+    }
+    out.push(']');
+    out
+}
+
+thread_local! {
+    /// The recorded spans this thread is inside, innermost last. Maintained by
+    /// `on_enter`/`on_exit`, read by `accept`, `reject` and friends.
+    static CURRENT: RefCell<Vec<(Id, Arc<StepCell>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the innermost recorded step of this thread, if any.
+pub(crate) fn with_current_step(f: impl FnOnce(&StepCell)) {
+    if !crate::pipeline::is_active() {
+        return;
+    }
+    let cell = CURRENT
+        .try_with(|stack| stack.borrow().last().map(|(_, c)| c.clone()))
+        .ok()
+        .flatten();
+    if let Some(cell) = cell {
+        f(&cell);
+    }
+}
+
+/// The id of the execution this thread is inside, if it is recorded.
+pub(crate) fn current_execution_id() -> Option<Uuid> {
+    let mut id = None;
+    with_current_step(|cell| id = Some(cell.exec.id));
+    if id.is_none() {
+        if let Some(SpanState::Execution(e)) = state_of(&tracing::Span::current()) {
+            id = Some(e.id);
+        }
+    }
+    id
+}
+
+impl StepCell {
+    pub fn decide(&self, decision: Decision) {
+        self.with_data(|d| d.decisions.push(decision));
+    }
+
+    pub fn reason(&self, text: String) {
+        self.with_data(|d| d.reasons.push(text));
+    }
+
+    pub fn llm_usage(&self, usage: LlmUsage) {
+        self.with_data(|d| d.llm_usage.push(usage));
+    }
+
+    /// Adds an attribute; a secret key gets the redaction marker.
+    pub fn attr<T: serde::Serialize + ?Sized>(&self, key: &str, value: &T) {
+        let shared = &self.exec.shared;
+        let mut payload = Payload::new();
+        let limits = shared.sink_limits();
+        if limits.redactor.is_secret(key) {
+            payload.value(limits).redacted();
+        } else {
+            payload.value(limits).serialize(value);
+        }
+        let flags = payload.flags;
+        if let Some(json) = payload.finish(shared.config.max_payload_bytes) {
+            self.with_data(|d| {
+                d.flags.merge(flags);
+                d.attributes.push((Cow::Owned(key.to_owned()), json));
+            });
+        }
+    }
+}
+
+/// Reads the layer's state for `span` through its dispatcher.
+pub(crate) fn state_of(span: &tracing::Span) -> Option<SpanState> {
+    span.with_subscriber(|(id, dispatch)| {
+        let access = dispatch.downcast_ref::<StateAccess>()?;
+        (access.0)(dispatch, id)
+    })
+    .flatten()
+}
+
+/// A function that finds a span's [`SpanState`] in the subscriber the layer
+/// was added to; found through `Dispatch::downcast_ref`, the way code outside
+/// a layer reaches that layer's per-span data without knowing the
+/// subscriber's type.
+#[derive(Clone, Copy)]
+struct StateAccess(fn(&Dispatch, &Id) -> Option<SpanState>);
+
+fn state_access_for<S>(dispatch: &Dispatch, id: &Id) -> Option<SpanState>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let subscriber = dispatch.downcast_ref::<S>()?;
+    let span = subscriber.span(id)?;
+    let extensions = span.extensions();
+    extensions.get::<SpanState>().cloned()
+}
+
+fn no_state_access(_: &Dispatch, _: &Id) -> Option<SpanState> {
+    None
+}
+
+/// The X-Ray `tracing` layer. Made by [`crate::Config::build`]; add it to a
+/// `tracing_subscriber::registry()` beside other layers.
+pub struct XRayLayer {
+    shared: Option<Arc<Shared>>,
+    access: StateAccess,
+}
+
+impl std::fmt::Debug for XRayLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XRayLayer").field("enabled", &self.shared.is_some()).finish()
+    }
+}
+
+impl XRayLayer {
+    pub(crate) fn new(shared: Option<Arc<Shared>>) -> XRayLayer {
+        XRayLayer {
+            shared,
+            access: StateAccess(no_state_access),
+        }
+    }
+}
+
+enum SpanRole {
+    Execution,
+    Step,
+    Plain,
+}
+
+fn role(meta: &tracing::Metadata<'_>) -> SpanRole {
+    // The macro and `execution()` put their marker field first.
+    match meta.fields().iter().next().map(|f| f.name()) {
+        Some(STEP_FIELD) => SpanRole::Step,
+        Some(EXECUTION_FIELD) => SpanRole::Execution,
+        _ => SpanRole::Plain,
+    }
+}
+
+impl<S> Layer<S> for XRayLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a> + 'static,
+{
+    fn on_layer(&mut self, _subscriber: &mut S) {
+        self.access = StateAccess(state_access_for::<S>);
+    }
+
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let meta = attrs.metadata();
+        let inherited = span
+            .scope()
+            .skip(1)
+            .find_map(|ancestor| ancestor.extensions().get::<SpanState>().cloned());
+        let state = match (role(meta), inherited) {
+            (SpanRole::Execution, _) => {
+                if shared.sample() {
+                    let mut name = ExecutionName(None);
+                    attrs.record(&mut name);
+                    let name = name.0.map(Cow::Owned).unwrap_or(Cow::Borrowed("execution"));
+                    SpanState::Execution(ExecCell::new(name, shared.clone()))
+                } else {
+                    shared.counters.unsampled_executions.fetch_add(1, Ordering::Relaxed);
+                    SpanState::Unsampled
+                }
+            }
+            (_, Some(SpanState::Unsampled)) => SpanState::Unsampled,
+            (role, Some(SpanState::Execution(exec))) => {
+                SpanState::Step(new_step(meta, attrs, role, None, exec, false))
+            }
+            (role, Some(SpanState::Step(parent))) => {
+                SpanState::Step(new_step(meta, attrs, role, Some(parent.id), parent.exec.clone(), false))
+            }
+            (SpanRole::Step, None) => {
+                if shared.sample() {
+                    let exec = ExecCell::new(Cow::Borrowed(meta.name()), shared.clone());
+                    exec.begin();
+                    SpanState::Step(new_step(meta, attrs, SpanRole::Step, None, exec, true))
+                } else {
+                    shared.counters.unsampled_executions.fetch_add(1, Ordering::Relaxed);
+                    SpanState::Unsampled
+                }
+            }
+            (SpanRole::Plain, None) => return,
+        };
+        span.extensions_mut().insert(state);
+    }
+
+    fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
+        if let Some(cell) = step_cell(&ctx, id) {
+            let mut fields = FieldsToJson::new(&cell.exec.shared);
+            values.record(&mut fields);
+            cell.with_data(|d| {
+                d.flags.merge(fields.flags);
+                d.attributes.extend(fields.out);
+            });
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if self.shared.is_none() {
+            return;
+        }
+        with_current_step(|cell| {
+            let mut fields = FieldsToJson::new(&cell.exec.shared);
+            event.record(&mut fields);
+            let meta = event.metadata();
+            let mut text = String::with_capacity(64);
+            text.push_str("{\"level\":\"");
+            text.push_str(meta.level().as_str());
+            text.push_str("\",\"target\":");
+            push_json_str(&mut text, meta.target());
+            for (key, value) in &fields.out {
+                text.push(',');
+                push_json_str(&mut text, key);
+                text.push(':');
+                text.push_str(value);
+            }
+            text.push('}');
+            let error = (*meta.level() == tracing::Level::ERROR)
+                .then(|| fields.out.iter().find(|(k, _)| k == "error").map(|(_, v)| v.clone()))
+                .flatten();
+            cell.with_data(|d| {
+                if d.events.len() < MAX_EVENTS {
+                    d.events.push(text);
+                } else {
+                    d.events_dropped += 1;
+                }
+                if let Some(e) = error {
+                    let e = serde_json::from_str::<String>(&e).unwrap_or(e);
+                    d.event_error = Some(e);
+                }
+            });
+        });
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(cell) = step_cell(&ctx, id) {
+            let _ = CURRENT.try_with(|stack| stack.borrow_mut().push((id.clone(), cell)));
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        let popped = CURRENT
+            .try_with(|stack| {
+                let mut stack = stack.borrow_mut();
+                match stack.iter().rposition(|(entered, _)| entered == id) {
+                    Some(at) => Some(stack.remove(at).1),
+                    None => None,
+                }
+            })
+            .ok()
+            .flatten();
+        if let Some(cell) = popped {
+            if std::thread::panicking() {
+                cell.with_data(|d| d.panicked_on_exit = true);
+            }
+        }
+        let _ = ctx;
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        // `#[xray::step]` spans are finished by the step itself; this ends
+        // plain spans (and is a no-op for steps already finished).
+        if let Some(cell) = step_cell(&ctx, &id) {
+            cell.finish(None);
+        }
+    }
+
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == std::any::TypeId::of::<StateAccess>() {
+            Some(&self.access as *const StateAccess as *const ())
+        } else {
+            None
+        }
+    }
+}
+
+fn step_cell<S>(ctx: &Context<'_, S>, id: &Id) -> Option<Arc<StepCell>>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let span = ctx.span(id)?;
+    let extensions = span.extensions();
+    match extensions.get::<SpanState>() {
+        Some(SpanState::Step(cell)) => Some(cell.clone()),
+        _ => None,
+    }
+}
+
+fn new_step(
+    meta: &'static tracing::Metadata<'static>,
+    attrs: &Attributes<'_>,
+    role: SpanRole,
+    parent_id: Option<Uuid>,
+    exec: Arc<ExecCell>,
+    owns_execution: bool,
+) -> Arc<StepCell> {
+    let cell = StepCell::new(Cow::Borrowed(meta.name()), parent_id, exec, owns_execution);
+    if let SpanRole::Plain = role {
+        // A plain span starts here; a `#[xray::step]` starts in `Step::start`
+        // once its inputs are captured.
+        let mut fields = FieldsToJson::new(&cell.exec.shared);
+        attrs.record(&mut fields);
+        fields.out.push((Cow::Borrowed("tracing.target"), json_str(meta.target())));
+        let record = {
+            let mut data = cell.data.lock();
+            data.kind = Some("span");
+            data.flags.merge(fields.flags);
+            data.attributes = fields.out;
+            cell.record(Phase::Start, StepStatus::Running, &mut data)
+        };
+        cell.exec.shared.send(record);
+    }
+    cell
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_json_str(&mut out, s);
+    out
+}
+
+/// Reads the `name` field of an execution span.
+struct ExecutionName(Option<String>);
+
+impl tracing::field::Visit for ExecutionName {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "name" {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "name" {
+            self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+/// Turns span and event fields into JSON attributes, redacting secret keys.
+struct FieldsToJson<'a> {
+    shared: &'a Shared,
+    out: Vec<Attribute>,
+    flags: Flags,
+}
+
+impl<'a> FieldsToJson<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        FieldsToJson {
+            shared,
+            out: Vec::new(),
+            flags: Flags::default(),
+        }
+    }
+
+    fn push(&mut self, field: &tracing::field::Field, write: impl FnOnce(&mut crate::capture::ValueSink<'_>)) {
+        let name = field.name();
+        if name == STEP_FIELD || name == EXECUTION_FIELD {
+            return;
+        }
+        let limits = self.shared.sink_limits();
+        let mut payload = Payload::new();
+        if limits.redactor.is_secret(name) {
+            payload.value(limits).redacted();
+        } else {
+            write(&mut payload.value(limits));
+        }
+        self.flags.merge(payload.flags);
+        if let Some(json) = payload.finish(self.shared.config.max_payload_bytes) {
+            self.out.push((Cow::Borrowed(name), json));
+        }
+    }
+}
+
+impl tracing::field::Visit for FieldsToJson<'_> {
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.push(field, |s| s.serialize(&value));
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.push(field, |s| s.serialize(&value));
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.push(field, |s| s.serialize(&value));
+    }
+    fn record_i128(&mut self, field: &tracing::field::Field, value: i128) {
+        self.push(field, |s| s.serialize(&value));
+    }
+    fn record_u128(&mut self, field: &tracing::field::Field, value: u128) {
+        self.push(field, |s| s.serialize(&value));
+    }
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.push(field, |s| s.serialize(&value));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.push(field, |s| s.serialize(value));
+    }
+    fn record_error(&mut self, field: &tracing::field::Field, value: &(dyn std::error::Error + 'static)) {
+        let text = value.to_string();
+        self.push(field, |s| s.serialize(&text));
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        // `%x` fields arrive here as Display-through-Debug: store them as
+        // plain strings rather than quoting their Debug form twice.
+        let text = format!("{value:?}");
+        self.push(field, |s| s.serialize(&text));
+    }
+}

@@ -1,0 +1,399 @@
+//! The outbox writer thread.
+//!
+//! The application's threads only capture and enqueue; this thread owns the
+//! SQLite connection. It takes the first record that arrives, keeps taking
+//! until the batch is full, the flush interval has passed since that first
+//! record, or a flush was requested, and commits the batch in one
+//! transaction. A flush is answered only after the commit that holds every
+//! record queued before it (synced with `synchronous = FULL`). A batch that
+//! cannot be written is retried, then counted as dropped: the writer never
+//! panics and never stops the application.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use serde_json::{json, Map, Value};
+
+use super::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};
+use crate::pipeline::{Counters, Message};
+use crate::record::{now_us, Attribute, ExecutionRecord, Phase, Record, StepRecord};
+use crate::Error;
+
+/// Most records committed in one transaction.
+const MAX_BATCH: usize = 4096;
+
+/// How long a writer waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts at writing one batch before it is dropped and counted.
+const WRITE_ATTEMPTS: u32 = 3;
+
+const INSERT: &str = "INSERT INTO xray_outbox (
+    record_type, phase, id, execution_id, parent_id, project, name, kind, status,
+    input, output, error, attributes, metadata, outcome, decisions, llm_usage,
+    started_at_us, ended_at_us, duration_us, pid, written_at_us
+) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
+
+/// An open outbox, ready to be handed to its thread.
+pub(crate) struct OutboxWriter {
+    conn: Connection,
+    path: PathBuf,
+    max_bytes: u64,
+    pid: i64,
+}
+
+fn outbox_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Outbox {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    }
+}
+
+impl OutboxWriter {
+    /// Opens (creating if needed) the outbox at `path` and checks its format.
+    pub fn open(path: &Path, max_bytes: u64) -> Result<OutboxWriter, Error> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| outbox_error(path, format!("cannot create the directory {}: {e}", dir.display())))?;
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| outbox_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| outbox_error(path, e))?;
+        let setup = || -> Result<(), Error> {
+            let mode: String = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                .map_err(|e| outbox_error(path, e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(outbox_error(path, format!("cannot switch to WAL mode (got {mode})")));
+            }
+            conn.execute_batch("PRAGMA synchronous = NORMAL")
+                .map_err(|e| outbox_error(path, e))?;
+            check_or_create(&conn, path)
+        };
+        setup()?;
+        Ok(OutboxWriter {
+            conn,
+            path: path.to_path_buf(),
+            max_bytes,
+            pid: i64::from(std::process::id()),
+        })
+    }
+
+    /// Starts the writer thread.
+    pub fn spawn(
+        self,
+        rx: Receiver<Message>,
+        counters: Arc<Counters>,
+        interval: Duration,
+    ) -> Result<JoinHandle<()>, Error> {
+        let path = self.path.clone();
+        std::thread::Builder::new()
+            .name("xray-outbox-writer".into())
+            .spawn(move || self.run(rx, &counters, interval))
+            .map_err(|e| outbox_error(&path, format!("cannot start the writer thread: {e}")))
+    }
+
+    fn run(mut self, rx: Receiver<Message>, counters: &Counters, interval: Duration) {
+        let mut batch: Vec<Record> = Vec::with_capacity(256);
+        let mut acks = Vec::new();
+        loop {
+            let mut stop = false;
+            let first = match rx.recv() {
+                Ok(m) => m,
+                Err(_) => break,
+            };
+            let take = |m: Message, batch: &mut Vec<Record>, acks: &mut Vec<_>, stop: &mut bool| match m {
+                Message::Record(r) => batch.push(r),
+                Message::Flush(ack) => acks.push(ack),
+                Message::Stop => *stop = true,
+            };
+            take(first, &mut batch, &mut acks, &mut stop);
+            let deadline = Instant::now() + interval;
+            while batch.len() < MAX_BATCH && acks.is_empty() && !stop {
+                match rx.recv_deadline(deadline) {
+                    Ok(m) => take(m, &mut batch, &mut acks, &mut stop),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        stop = true;
+                        break;
+                    }
+                }
+            }
+            let result = self.commit_with_retries(&mut batch, !acks.is_empty() || stop, counters);
+            for ack in acks.drain(..) {
+                let _ = ack.send(result.clone());
+            }
+            if stop {
+                break;
+            }
+        }
+    }
+
+    fn commit_with_retries(&mut self, batch: &mut Vec<Record>, sync: bool, counters: &Counters) -> Result<(), Error> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if self.is_full() {
+            for r in batch.drain(..) {
+                counters.count_lost(r.is_step_end(), &counters.dropped_outbox_full);
+            }
+            return Ok(());
+        }
+        let mut last_error = None;
+        for attempt in 0..WRITE_ATTEMPTS {
+            match self.commit(batch, sync) {
+                Ok(steps) => {
+                    counters.written.fetch_add(steps, Ordering::Relaxed);
+                    counters.records_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    counters.batches.fetch_add(1, Ordering::Relaxed);
+                    batch.clear();
+                    return Ok(());
+                }
+                Err(e) => {
+                    counters.write_errors.fetch_add(1, Ordering::Relaxed);
+                    last_error = Some(e);
+                    std::thread::sleep(Duration::from_millis(50 << attempt));
+                }
+            }
+        }
+        let error = last_error.map(|e| outbox_error(&self.path, e)).unwrap_or(Error::WriterStopped);
+        eprintln!("xray: dropping {} records: {error}", batch.len());
+        for r in batch.drain(..) {
+            counters.count_lost(r.is_step_end(), &counters.dropped_write_failed);
+        }
+        Err(error)
+    }
+
+    /// Whether the outbox holds `max_bytes` of live pages (free pages left by
+    /// the collector's deletes are reused, so they do not count).
+    fn is_full(&self) -> bool {
+        let used = self.conn.query_row(
+            "SELECT (SELECT page_count FROM pragma_page_count()) - (SELECT freelist_count FROM pragma_freelist_count()),
+                    (SELECT page_size FROM pragma_page_size())",
+            [],
+            |r| Ok(r.get::<_, i64>(0)? * r.get::<_, i64>(1)?),
+        );
+        matches!(used, Ok(bytes) if bytes as u64 >= self.max_bytes)
+    }
+
+    /// Writes the batch in one transaction; returns how many step ends it held.
+    fn commit(&mut self, batch: &[Record], sync: bool) -> rusqlite::Result<u64> {
+        // A start whose end is in the same batch adds nothing the end lacks.
+        let ended: HashSet<uuid::Uuid> = batch
+            .iter()
+            .filter_map(|r| match r {
+                Record::Step(s) if s.phase == Phase::End => Some(s.id),
+                Record::Execution(e) if e.phase == Phase::End => Some(e.id),
+                _ => None,
+            })
+            .collect();
+        if sync {
+            self.conn.execute_batch("PRAGMA synchronous = FULL")?;
+        }
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let written_at = now_us();
+        let mut steps = 0;
+        {
+            let mut insert = tx.prepare_cached(INSERT)?;
+            for record in batch {
+                match record {
+                    Record::Step(s) => {
+                        if s.phase == Phase::Start && ended.contains(&s.id) {
+                            continue;
+                        }
+                        if s.phase == Phase::End {
+                            steps += 1;
+                        }
+                        insert_step(&mut insert, s, self.pid, written_at)?;
+                    }
+                    Record::Execution(e) => {
+                        if e.phase == Phase::Start && ended.contains(&e.id) {
+                            continue;
+                        }
+                        insert_execution(&mut insert, e, self.pid, written_at)?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        if sync {
+            self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+        }
+        Ok(steps)
+    }
+}
+
+fn check_or_create(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let err = |e: rusqlite::Error| outbox_error(path, e);
+    conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
+    let result = (|| {
+        let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(err)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+        let tables: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(err)?;
+        if app_id == 0 && version == 0 && tables == 0 {
+            conn.execute_batch(SCHEMA).map_err(err)?;
+            conn.execute(
+                "INSERT OR REPLACE INTO xray_outbox_meta (key, value) VALUES ('format_version', ?1)",
+                [FORMAT_VERSION.to_string()],
+            )
+            .map_err(err)?;
+            conn.execute_batch(&format!(
+                "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT_VERSION};"
+            ))
+            .map_err(err)?;
+            return Ok(());
+        }
+        if app_id != APPLICATION_ID {
+            return Err(outbox_error(
+                path,
+                "the file is an SQLite database but not an X-Ray outbox (application_id differs); \
+                 point XRAY_OUTBOX at another file",
+            ));
+        }
+        if version != FORMAT_VERSION {
+            return Err(Error::OutboxVersion {
+                path: path.to_path_buf(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Ok(())
+    })();
+    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end).map_err(err)?;
+    result
+}
+
+fn attributes_json(attributes: &[Attribute], flags: &crate::capture::Flags) -> Option<String> {
+    if attributes.is_empty() && !flags.any() {
+        return None;
+    }
+    let mut out = String::with_capacity(64);
+    out.push('{');
+    for (i, (key, value)) in attributes.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        crate::capture::push_json_str(&mut out, key);
+        out.push(':');
+        out.push_str(value);
+    }
+    if flags.any() {
+        if !attributes.is_empty() {
+            out.push(',');
+        }
+        out.push_str("\"_xray_flags\":");
+        out.push_str(&flags.to_json_array());
+    }
+    out.push('}');
+    Some(out)
+}
+
+fn finite_or_null(v: Option<f64>) -> Value {
+    match v {
+        Some(v) if v.is_finite() => json!(v),
+        Some(v) => json!({ "_xray_non_finite": v.to_string() }),
+        None => Value::Null,
+    }
+}
+
+fn insert_step(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    s: &StepRecord,
+    pid: i64,
+    written_at: i64,
+) -> rusqlite::Result<usize> {
+    let decisions = (!s.decisions.is_empty()).then(|| {
+        Value::Array(
+            s.decisions
+                .iter()
+                .map(|d| {
+                    let mut m = Map::new();
+                    m.insert("candidate_id".into(), json!(d.candidate_id));
+                    m.insert("accepted".into(), json!(d.accepted));
+                    m.insert("filter".into(), json!(d.filter));
+                    m.insert("reason".into(), json!(d.reason));
+                    m.insert("score".into(), finite_or_null(d.score));
+                    Value::Object(m)
+                })
+                .collect(),
+        )
+        .to_string()
+    });
+    let llm_usage = (!s.llm_usage.is_empty()).then(|| {
+        Value::Array(
+            s.llm_usage
+                .iter()
+                .map(|u| json!({"model": u.model, "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}))
+                .collect(),
+        )
+        .to_string()
+    });
+    let ended_at = s.duration_us.map(|d| s.started_at_us + d);
+    insert.execute(params![
+        "step",
+        s.phase.as_str(),
+        s.id.hyphenated().to_string(),
+        s.execution_id.hyphenated().to_string(),
+        s.parent_id.map(|p| p.hyphenated().to_string()),
+        &*s.project,
+        &*s.name,
+        s.kind,
+        s.status.as_str(),
+        s.input.as_deref(),
+        s.output.as_deref(),
+        s.error.as_deref(),
+        attributes_json(&s.attributes, &s.flags),
+        Option::<&str>::None,
+        Option::<&str>::None,
+        decisions,
+        llm_usage,
+        s.started_at_us,
+        ended_at,
+        s.duration_us,
+        pid,
+        written_at,
+    ])
+}
+
+fn insert_execution(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    e: &ExecutionRecord,
+    pid: i64,
+    written_at: i64,
+) -> rusqlite::Result<usize> {
+    let id = e.id.hyphenated().to_string();
+    let metadata = attributes_json(&e.metadata, &crate::capture::Flags::default());
+    insert.execute(params![
+        "execution",
+        e.phase.as_str(),
+        &id,
+        &id,
+        Option::<&str>::None,
+        &*e.project,
+        &*e.name,
+        Option::<&str>::None,
+        e.status.as_str(),
+        Option::<&str>::None,
+        Option::<&str>::None,
+        e.error.as_deref(),
+        Option::<&str>::None,
+        metadata,
+        e.outcome.as_deref(),
+        Option::<&str>::None,
+        Option::<&str>::None,
+        e.started_at_us,
+        e.ended_at_us,
+        e.ended_at_us.map(|end| end - e.started_at_us),
+        pid,
+        written_at,
+    ])
+}

@@ -1,0 +1,297 @@
+//! The capture pipeline: the bounded queue between the application's threads
+//! and the outbox writer thread, the counters behind [`crate::stats`], and
+//! the [`Guard`] that flushes and stops it.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender, TrySendError};
+use parking_lot::Mutex;
+
+use crate::capture::{Redactor, SinkLimits};
+use crate::config::{Config, WhenFull};
+use crate::outbox::OutboxWriter;
+use crate::record::Record;
+use crate::Error;
+
+/// Number of live pipelines in the process; zero means every step takes the
+/// not-initialised fast path.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// The counters of the pipeline built last, for [`crate::stats`].
+static LATEST: Mutex<Option<Weak<Counters>>> = Mutex::new(None);
+
+/// The redaction list of the pipeline built last.
+static LATEST_REDACTOR: Mutex<Option<Arc<Redactor>>> = Mutex::new(None);
+
+#[inline(always)]
+pub(crate) fn is_active() -> bool {
+    ACTIVE.load(Ordering::Relaxed) != 0
+}
+
+/// Counts of what a pipeline captured, lost and wrote. See [`crate::Stats`].
+#[derive(Default, Debug)]
+pub(crate) struct Counters {
+    pub captured: AtomicU64,
+    pub dropped: AtomicU64,
+    pub written: AtomicU64,
+    pub executions: AtomicU64,
+    pub unsampled_executions: AtomicU64,
+    pub dropped_queue_full: AtomicU64,
+    pub dropped_outbox_full: AtomicU64,
+    pub dropped_write_failed: AtomicU64,
+    pub other_records_dropped: AtomicU64,
+    pub records_written: AtomicU64,
+    pub write_errors: AtomicU64,
+    pub batches: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> crate::Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::Stats {
+            captured: get(&self.captured),
+            dropped: get(&self.dropped),
+            written: get(&self.written),
+            executions: get(&self.executions),
+            unsampled_executions: get(&self.unsampled_executions),
+            dropped_queue_full: get(&self.dropped_queue_full),
+            dropped_outbox_full: get(&self.dropped_outbox_full),
+            dropped_write_failed: get(&self.dropped_write_failed),
+            other_records_dropped: get(&self.other_records_dropped),
+            records_written: get(&self.records_written),
+            write_errors: get(&self.write_errors),
+            batches: get(&self.batches),
+        }
+    }
+
+    /// Counts a record lost before it reached the outbox.
+    pub fn count_lost(&self, record_is_step_end: bool, reason: &AtomicU64) {
+        if record_is_step_end {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            reason.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.other_records_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Settings the capture side needs on the hot path.
+pub(crate) struct RuntimeConfig {
+    pub project: Arc<str>,
+    pub sample_rate: f64,
+    pub max_payload_bytes: usize,
+    pub when_full: WhenFull,
+    pub block_timeout: Duration,
+    pub redactor: Arc<Redactor>,
+}
+
+/// A message to the writer thread.
+pub(crate) enum Message {
+    Record(Record),
+    /// Commit everything before this message, then answer.
+    Flush(Sender<Result<(), Error>>),
+    /// Commit what is queued and end the writer thread.
+    Stop,
+}
+
+/// What the layer, the cells and the guard share.
+pub(crate) struct Shared {
+    pub config: RuntimeConfig,
+    pub counters: Arc<Counters>,
+    tx: Sender<Message>,
+    capacity: usize,
+}
+
+impl Shared {
+    pub fn sink_limits(&self) -> SinkLimits<'_> {
+        SinkLimits {
+            max_bytes: self.config.max_payload_bytes,
+            redactor: &self.config.redactor,
+        }
+    }
+
+    /// Hands a record to the writer under the configured full-queue policy.
+    /// Never blocks longer than `block_timeout`, never fails: a record that
+    /// cannot be queued is counted as dropped.
+    pub fn send(&self, record: Record) {
+        let step_end = record.is_step_end();
+        if step_end {
+            self.counters.captured.fetch_add(1, Ordering::Relaxed);
+        } else if record.is_start() && self.config.when_full == WhenFull::Drop && self.tx.len() * 2 > self.capacity {
+            // Start records only make unfinished work visible; when the queue
+            // is filling up, keep its room for the records that carry results.
+            self.counters.other_records_dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let lost = match self.config.when_full {
+            WhenFull::Drop => match self.tx.try_send(Message::Record(record)) {
+                Ok(()) => false,
+                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => true,
+            },
+            WhenFull::Block => match self.tx.send_timeout(Message::Record(record), self.config.block_timeout) {
+                Ok(()) => false,
+                Err(SendTimeoutError::Timeout(_)) | Err(SendTimeoutError::Disconnected(_)) => true,
+            },
+        };
+        if lost {
+            self.counters.count_lost(step_end, &self.counters.dropped_queue_full);
+        }
+    }
+
+    /// Whether an execution starting now is recorded.
+    pub fn sample(&self) -> bool {
+        let rate = self.config.sample_rate;
+        rate >= 1.0 || (rate > 0.0 && fastrand::f64() < rate)
+    }
+}
+
+/// Keeps X-Ray running. [`Guard::flush`] makes what was captured durable;
+/// dropping the guard flushes (waiting at most the configured shutdown
+/// timeout) and stops the writer. Keep it alive for as long as the program
+/// should be traced: `let _guard = …init()?;` — not `let _ = …`.
+#[must_use = "dropping the guard stops X-Ray"]
+pub struct Guard {
+    inner: Option<GuardInner>,
+}
+
+struct GuardInner {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard").field("active", &self.inner.is_some()).finish()
+    }
+}
+
+impl Guard {
+    pub(crate) fn disabled() -> Guard {
+        Guard { inner: None }
+    }
+
+    /// Returns once every record captured before the call is committed to
+    /// the outbox (with a full sync), or the error that prevented it.
+    /// Waits at most 60 s.
+    pub fn flush(&self) -> Result<(), Error> {
+        self.flush_within(Duration::from_secs(60))
+    }
+
+    /// Like [`Guard::flush`] with a custom bound on the wait.
+    pub fn flush_within(&self, timeout: Duration) -> Result<(), Error> {
+        match &self.inner {
+            Some(inner) => flush_until(&inner.shared, Instant::now() + timeout, timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// What this pipeline has captured, dropped and written so far.
+    pub fn stats(&self) -> crate::Stats {
+        match &self.inner {
+            Some(inner) => inner.shared.counters.snapshot(),
+            None => crate::Stats::default(),
+        }
+    }
+}
+
+fn flush_until(shared: &Shared, deadline: Instant, timeout: Duration) -> Result<(), Error> {
+    let (ack_tx, ack_rx) = bounded(1);
+    shared
+        .tx
+        .send_deadline(Message::Flush(ack_tx), deadline)
+        .map_err(|e| match e {
+            SendTimeoutError::Timeout(_) => Error::FlushTimeout(timeout),
+            SendTimeoutError::Disconnected(_) => Error::WriterStopped,
+        })?;
+    match ack_rx.recv_deadline(deadline) {
+        Ok(result) => result,
+        Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(Error::FlushTimeout(timeout)),
+        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(Error::WriterStopped),
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Some(mut inner) = self.inner.take() else {
+            return;
+        };
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+        let timeout = inner.shutdown_timeout;
+        let deadline = Instant::now() + timeout;
+        if let Err(e) = flush_until(&inner.shared, deadline, timeout) {
+            eprintln!("xray: records captured before shutdown may be lost: {e}");
+        }
+        // The layer may outlive the guard (a global subscriber keeps it), so
+        // the writer is told to stop rather than waiting for every sender.
+        let _ = inner.shared.tx.send_deadline(Message::Stop, deadline);
+        if let Some(writer) = inner.writer.take() {
+            while !writer.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if writer.is_finished() {
+                let _ = writer.join();
+            }
+        }
+    }
+}
+
+/// Starts a pipeline for `config`: opens the outbox (creating it), starts
+/// the writer thread. `None` when the configuration disables X-Ray.
+pub(crate) fn start(config: &Config) -> Result<Option<(Arc<Shared>, Guard)>, Error> {
+    config.validate()?;
+    if config.disabled {
+        return Ok(None);
+    }
+    let writer = OutboxWriter::open(&config.outbox, config.outbox_max_bytes)?;
+    let (tx, rx): (Sender<Message>, Receiver<Message>) = bounded(config.queue_capacity);
+    let counters = Arc::new(Counters::default());
+    let handle = writer.spawn(rx, counters.clone(), config.flush_interval)?;
+    let redactor = Arc::new(Redactor::new(config.redact_keys.iter()));
+    let shared = Arc::new(Shared {
+        config: RuntimeConfig {
+            project: Arc::from(config.project.as_str()),
+            sample_rate: config.sample_rate,
+            max_payload_bytes: config.max_payload_bytes,
+            when_full: config.when_full,
+            block_timeout: config.block_timeout,
+            redactor: redactor.clone(),
+        },
+        counters: counters.clone(),
+        tx,
+        capacity: config.queue_capacity,
+    });
+    ACTIVE.fetch_add(1, Ordering::Relaxed);
+    let guard = Guard {
+        inner: Some(GuardInner {
+            shared: shared.clone(),
+            writer: Some(handle),
+            shutdown_timeout: config.shutdown_timeout,
+        }),
+    };
+    Ok(Some((shared, guard)))
+}
+
+/// Makes `shared` the pipeline that [`crate::stats`] reports on and whose
+/// redaction list applies to values captured before their pipeline is known.
+pub(crate) fn publish(shared: &Arc<Shared>) {
+    *LATEST.lock() = Some(Arc::downgrade(&shared.counters));
+    *LATEST_REDACTOR.lock() = Some(shared.config.redactor.clone());
+}
+
+/// The redaction list of the pipeline started last, for values captured
+/// before their pipeline is known (execution metadata).
+pub(crate) fn latest_redactor() -> Arc<Redactor> {
+    LATEST_REDACTOR.lock().clone().unwrap_or_default()
+}
+
+/// The counters of the pipeline started last (zeros if none).
+pub(crate) fn latest_stats() -> crate::Stats {
+    match LATEST.lock().as_ref().and_then(Weak::upgrade) {
+        Some(counters) => counters.snapshot(),
+        None => crate::Stats::default(),
+    }
+}

@@ -1,0 +1,430 @@
+//! What `#[xray::step]` expands into. Not public API: the names here may
+//! change in any release; only the macro may use them.
+//!
+//! The expansion of a step is, in outline:
+//!
+//! ```text
+//! let __xray_step = if is_active() { Step::start(&SITE, span!(..), |inputs| ..) } else { Step::inert() };
+//! let __xray_ret = __xray_step.call(move || { <body> });          // or call_async(..).await
+//! __xray_step.output(|out| <capture __xray_ret>);
+//! __xray_step.end();
+//! __xray_ret
+//! ```
+//!
+//! When X-Ray is not active the whole thing is one relaxed atomic load and a
+//! few branches on `None`: nothing is serialized and no span is created.
+//!
+//! Values are captured with *autoref specialization*: for
+//! `(&&&Capture(&v)).xray_capture(sink)` the compiler picks the
+//! `Serialize` impl if the type has one, else `Debug`, else the opaque
+//! marker, so a step never fails to compile because a type lacks a trait.
+
+#![allow(missing_docs)]
+
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde::Serialize;
+
+use crate::capture::{panic_message, Payload, ValueSink};
+use crate::layer::{state_of, SpanState, StepCell};
+use crate::record::StepStatus;
+
+pub use tracing;
+
+/// Whether any X-Ray pipeline is live in this process. The one check a step
+/// makes when X-Ray is not initialised.
+#[inline(always)]
+pub fn is_active() -> bool {
+    crate::pipeline::is_active()
+}
+
+/// Static description of one `#[xray::step]` function.
+#[derive(Debug)]
+pub struct StepSite {
+    /// The step name (the function name unless `name = "…"`).
+    pub name: &'static str,
+    /// The `kind = "…"` option.
+    pub kind: Option<&'static str>,
+}
+
+/// One running step, owned by the expansion. Dropping it before
+/// [`Step::end`] records the step as cancelled (or panicked, if the thread is
+/// unwinding).
+#[must_use]
+pub struct Step {
+    active: Option<Active>,
+}
+
+struct Active {
+    span: tracing::Span,
+    cell: Option<Arc<StepCell>>,
+}
+
+impl Step {
+    /// A step that records nothing (X-Ray is not active).
+    #[inline(always)]
+    pub const fn inert() -> Step {
+        Step { active: None }
+    }
+
+    /// Starts a step in `span` and captures its arguments through `inputs`,
+    /// unless the step is not recorded (no X-Ray layer on this thread's
+    /// subscriber, or its execution was not sampled).
+    pub fn start(site: &'static StepSite, span: tracing::Span, inputs: impl FnOnce(&mut Inputs)) -> Step {
+        let cell = match state_of(&span) {
+            Some(SpanState::Step(cell)) => Some(cell),
+            _ => None,
+        };
+        if let Some(cell) = &cell {
+            let shared = &cell.exec.shared;
+            let mut args = Inputs {
+                payload: Payload::new(),
+                shared,
+            };
+            inputs(&mut args);
+            let flags = args.payload.flags;
+            let input = args.payload.finish(shared.config.max_payload_bytes);
+            cell.begin(site.kind, input, flags);
+        }
+        Step {
+            active: Some(Active { span, cell }),
+        }
+    }
+
+    /// Runs a synchronous body inside the step's span. A panic is recorded
+    /// with its message and then continues unchanged.
+    #[inline]
+    pub fn call<R>(&self, body: impl FnOnce() -> R) -> R {
+        match &self.active {
+            None => body(),
+            Some(active) => active.call(body),
+        }
+    }
+
+    /// Runs a future inside the step's span (entered on every poll).
+    #[inline]
+    pub fn call_async<F: Future>(&self, future: F) -> StepFuture<'_, F> {
+        StepFuture {
+            step: self,
+            future,
+        }
+    }
+
+    /// Captures the step's result, if the step is recorded.
+    #[inline]
+    pub fn output(&self, capture: impl FnOnce(&mut Output)) {
+        if let Some(Active { cell: Some(cell), .. }) = &self.active {
+            let shared = &cell.exec.shared;
+            let mut out = Output {
+                payload: Payload::new(),
+                error: None,
+                shared,
+            };
+            capture(&mut out);
+            let flags = out.payload.flags;
+            let value = out.payload.finish(shared.config.max_payload_bytes);
+            cell.set_output(value, out.error, flags);
+        }
+    }
+
+    /// Ends the step: ok, or error if the output capture saw an `Err`.
+    #[inline]
+    pub fn end(mut self) {
+        if let Some(active) = self.active.take() {
+            if let Some(cell) = &active.cell {
+                cell.finish(None);
+            }
+        }
+    }
+}
+
+impl Active {
+    fn call<R>(&self, body: impl FnOnce() -> R) -> R {
+        let _entered = self.span.enter();
+        match catch_unwind(AssertUnwindSafe(body)) {
+            Ok(value) => value,
+            Err(payload) => {
+                if let Some(cell) = &self.cell {
+                    cell.finish(Some((StepStatus::Panicked, panic_message(payload.as_ref()))));
+                }
+                resume_unwind(payload)
+            }
+        }
+    }
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        if let Some(Active { cell: Some(cell), .. }) = &self.active {
+            // Reached only when `end` did not run: the body panicked (already
+            // recorded with its message) or the future was dropped early.
+            if std::thread::panicking() {
+                cell.finish(Some((StepStatus::Panicked, "panicked".to_owned())));
+            } else {
+                cell.finish(Some((
+                    StepStatus::Cancelled,
+                    "cancelled: the future was dropped before it completed".to_owned(),
+                )));
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future returned by [`Step::call_async`].
+    pub struct StepFuture<'s, F> {
+        step: &'s Step,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for StepFuture<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match &this.step.active {
+            None => this.future.poll(cx),
+            Some(active) => {
+                let future = this.future;
+                active.call(move || future.poll(cx))
+            }
+        }
+    }
+}
+
+/// The arguments of a step under capture, as one JSON object.
+pub struct Inputs<'a> {
+    payload: Payload,
+    shared: &'a crate::pipeline::Shared,
+}
+
+impl Inputs<'_> {
+    /// A sink for the argument `name`; redacted names get the marker instead.
+    pub fn arg(&mut self, name: &str) -> ArgSink<'_> {
+        let limits = self.shared.sink_limits();
+        let secret = limits.redactor.is_secret(name);
+        let mut sink = self.payload.member(name, limits);
+        if secret {
+            sink.redacted();
+            ArgSink(None)
+        } else {
+            ArgSink(Some(sink))
+        }
+    }
+
+    /// Records the argument `name` as `"[redacted]"` (the `redact(..)` option).
+    pub fn redacted(&mut self, name: &str) {
+        let limits = self.shared.sink_limits();
+        self.payload.member(name, limits).redacted();
+    }
+}
+
+/// The sink for one argument; empty when the argument's name is a secret.
+pub struct ArgSink<'a>(Option<ValueSink<'a>>);
+
+/// The return value of a step under capture.
+pub struct Output<'a> {
+    payload: Payload,
+    error: Option<String>,
+    shared: &'a crate::pipeline::Shared,
+}
+
+impl Output<'_> {
+    /// A sink for the returned value (the `Ok` value of a `Result`).
+    pub fn value(&mut self) -> ArgSink<'_> {
+        ArgSink(Some(self.payload.value(self.shared.sink_limits())))
+    }
+
+    fn set_error(&mut self, text: String) {
+        self.error = Some(text);
+    }
+}
+
+/// Any value, for capture by autoref specialization.
+pub struct Capture<'a, T: ?Sized>(pub &'a T);
+
+/// First choice: the value's `Serialize` impl.
+pub trait CaptureSerialize {
+    fn xray_capture(&self, sink: ArgSink<'_>);
+}
+impl<T: Serialize + ?Sized> CaptureSerialize for &&Capture<'_, T> {
+    fn xray_capture(&self, sink: ArgSink<'_>) {
+        if let Some(mut sink) = sink.0 {
+            sink.serialize(self.0);
+        }
+    }
+}
+
+/// Second choice: the value's `Debug` text.
+pub trait CaptureDebug {
+    fn xray_capture(&self, sink: ArgSink<'_>);
+}
+impl<T: Debug + ?Sized> CaptureDebug for &Capture<'_, T> {
+    fn xray_capture(&self, sink: ArgSink<'_>) {
+        if let Some(mut sink) = sink.0 {
+            sink.debug(self.0);
+        }
+    }
+}
+
+/// Last resort: `"<opaque>"`.
+pub trait CaptureOpaque {
+    fn xray_capture(&self, sink: ArgSink<'_>);
+}
+impl<T: ?Sized> CaptureOpaque for Capture<'_, T> {
+    fn xray_capture(&self, sink: ArgSink<'_>) {
+        if let Some(mut sink) = sink.0 {
+            sink.opaque();
+        }
+    }
+}
+
+/// A returned value, split into its `Ok` and `Err` halves when it is a `Result`.
+pub struct Split<'a, T: ?Sized>(pub &'a T);
+
+/// A `Result`: `Ok` is the output, `Err` the error.
+pub trait SplitResult<'a> {
+    type Ok: ?Sized + 'a;
+    type Err: ?Sized + 'a;
+    fn xray_split(&self) -> (Option<&'a Self::Ok>, Option<&'a Self::Err>);
+}
+impl<'a, T: 'a, E: 'a> SplitResult<'a> for &Split<'a, Result<T, E>> {
+    type Ok = T;
+    type Err = E;
+    fn xray_split(&self) -> (Option<&'a T>, Option<&'a E>) {
+        match self.0 {
+            Ok(value) => (Some(value), None),
+            Err(error) => (None, Some(error)),
+        }
+    }
+}
+
+/// Anything else: the whole value is the output.
+pub trait SplitPlain<'a> {
+    type Ok: ?Sized + 'a;
+    type Err: ?Sized + 'a;
+    fn xray_split(&self) -> (Option<&'a Self::Ok>, Option<&'a Self::Err>);
+}
+impl<'a, T: ?Sized + 'a> SplitPlain<'a> for Split<'a, T> {
+    type Ok = T;
+    type Err = NoError;
+    fn xray_split(&self) -> (Option<&'a T>, Option<&'a NoError>) {
+        (Some(self.0), None)
+    }
+}
+
+/// The error type of a return value that is not a `Result`: never built.
+#[derive(Debug)]
+pub enum NoError {}
+impl Display for NoError {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {}
+    }
+}
+impl std::error::Error for NoError {}
+
+/// An `Err` value, for capture by autoref specialization.
+pub struct CaptureError<'a, E: ?Sized>(pub &'a E);
+
+/// First choice: `std::error::Error` — Display text plus the `source()` chain.
+pub trait ErrorChain {
+    fn xray_capture_error(&self, out: &mut Output<'_>);
+}
+impl<E: std::error::Error> ErrorChain for &&&CaptureError<'_, E> {
+    fn xray_capture_error(&self, out: &mut Output<'_>) {
+        let mut text = bounded_display(self.0, out.shared.config.max_payload_bytes);
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            text.push_str("\ncaused by: ");
+            text.push_str(&bounded_display(cause, out.shared.config.max_payload_bytes));
+            source = cause.source();
+        }
+        out.set_error(text);
+    }
+}
+
+/// Second choice: `Display` — in its alternate form, which error types such
+/// as `anyhow::Error` use to print their whole chain.
+pub trait ErrorDisplay {
+    fn xray_capture_error(&self, out: &mut Output<'_>);
+}
+impl<E: Display + ?Sized> ErrorDisplay for &&CaptureError<'_, E> {
+    fn xray_capture_error(&self, out: &mut Output<'_>) {
+        let text = bounded_format(format_args!("{:#}", self.0), out.shared.config.max_payload_bytes);
+        out.set_error(text);
+    }
+}
+
+/// Third choice: `Debug`.
+pub trait ErrorDebug {
+    fn xray_capture_error(&self, out: &mut Output<'_>);
+}
+impl<E: Debug + ?Sized> ErrorDebug for &CaptureError<'_, E> {
+    fn xray_capture_error(&self, out: &mut Output<'_>) {
+        let text = bounded_format(format_args!("{:?}", self.0), out.shared.config.max_payload_bytes);
+        out.set_error(text);
+    }
+}
+
+/// Last resort: the error is recorded without its text.
+pub trait ErrorOpaque {
+    fn xray_capture_error(&self, out: &mut Output<'_>);
+}
+impl<E: ?Sized> ErrorOpaque for CaptureError<'_, E> {
+    fn xray_capture_error(&self, out: &mut Output<'_>) {
+        out.set_error("<opaque error>".to_owned());
+    }
+}
+
+fn bounded_display(value: &dyn Display, limit: usize) -> String {
+    bounded_format(format_args!("{value}"), limit)
+}
+
+/// Formats at most `limit` bytes (cut on a char boundary, with a marker), so
+/// a pathological `Display` impl cannot make the capture unbounded; a
+/// `Display` impl that panics is contained.
+fn bounded_format(args: std::fmt::Arguments<'_>, limit: usize) -> String {
+    struct Bounded {
+        text: String,
+        limit: usize,
+        cut: bool,
+    }
+    impl std::fmt::Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = self.limit.saturating_sub(self.text.len());
+            if s.len() <= room {
+                self.text.push_str(s);
+                Ok(())
+            } else {
+                let mut end = room;
+                while !s.is_char_boundary(end) {
+                    end -= 1;
+                }
+                self.text.push_str(&s[..end]);
+                self.cut = true;
+                Err(std::fmt::Error)
+            }
+        }
+    }
+    let mut bounded = Bounded {
+        text: String::new(),
+        limit,
+        cut: false,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| std::fmt::write(&mut bounded, args)));
+    match result {
+        Ok(_) if bounded.cut => {
+            bounded.text.push_str(" …[truncated]");
+            bounded.text
+        }
+        Ok(_) => bounded.text,
+        Err(payload) => format!("<formatting panicked: {}>", panic_message(payload.as_ref())),
+    }
+}

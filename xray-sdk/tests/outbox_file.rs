@@ -1,0 +1,200 @@
+//! The outbox file: bad paths and bad files give clear errors from `init`/
+//! `build`; a process killed with SIGKILL leaves everything it flushed, with
+//! unfinished steps visible as running; several processes share one file.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const CHILD_ROLE: &str = "XRAY_TEST_CHILD_ROLE";
+const CHILD_OUTBOX: &str = "XRAY_TEST_CHILD_OUTBOX";
+
+fn build_error(config: xray::Config) -> String {
+    match config.build() {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn an_outbox_directory_that_cannot_be_created_is_a_clear_error() {
+    // /proc refuses new directories even to root, so this holds for any user.
+    let err = build_error(xray::Config::default().outbox("/proc/xray-test/outbox.db"));
+    assert!(err.contains("/proc/xray-test/outbox.db"), "{err}");
+    assert!(err.contains("cannot create the directory"), "{err}");
+}
+
+#[test]
+fn an_outbox_under_a_regular_file_is_a_clear_error() {
+    let (dir, _) = support::outbox();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = build_error(xray::Config::default().outbox(file.join("outbox.db")));
+    assert!(err.contains("not-a-dir/outbox.db"), "{err}");
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_is_a_clear_error_and_is_left_alone() {
+    let (_dir, path) = support::outbox();
+    std::fs::write(&path, b"this is not a database, just some bytes that happen to be here").unwrap();
+    let err = build_error(xray::Config::default().outbox(&path));
+    assert!(err.contains("outbox.db"), "{err}");
+    assert!(err.to_lowercase().contains("not a database"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"this is not a database, just some bytes that happen to be here");
+}
+
+#[test]
+fn another_sqlite_database_is_refused() {
+    let (_dir, path) = support::outbox();
+    rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE mine (x)").unwrap();
+    let err = build_error(xray::Config::default().outbox(&path));
+    assert!(err.contains("not an X-Ray outbox"), "{err}");
+}
+
+#[test]
+fn an_outbox_of_a_future_format_version_is_refused_with_both_versions() {
+    let (_dir, path) = support::outbox();
+    drop(xray::Config::default().outbox(&path).build().unwrap());
+    rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 7").unwrap();
+    match xray::Config::default().outbox(&path).build() {
+        Err(xray::Error::OutboxVersion { found: 7, supported: 1, .. }) => {}
+        other => panic!("expected OutboxVersion, got {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_environment_values_fail_init_naming_the_variable() {
+    let config = xray::Config::from_lookup(|name| (name == "XRAY_WHEN_FULL").then(|| "sometimes".to_owned()));
+    let err = config.init().unwrap_err();
+    assert!(matches!(err, xray::Error::Config { variable: "XRAY_WHEN_FULL", .. }), "{err}");
+    assert!(err.to_string().contains("\"sometimes\""), "{err}");
+}
+
+#[test]
+fn reopening_an_outbox_keeps_its_rows_and_continues_the_sequence() {
+    let (_dir, path) = support::outbox();
+    for round in 0..2 {
+        let (_, _) = support::capture(xray::Config::default().outbox(&path), || child_step(round));
+    }
+    let rows = support::rows(&path);
+    assert_eq!(rows.len(), 4, "two steps, two implicit executions");
+    assert!(rows.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+#[xray::step]
+fn child_step(i: u32) -> u32 {
+    i
+}
+
+#[xray::step]
+fn never_returns(i: u32, guard: &xray::Guard) -> u32 {
+    guard.flush().unwrap();
+    println!("inside {i}");
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// The body of the child processes, selected by `CHILD_ROLE`.
+fn child_main(role: &str, outbox: &Path) {
+    let guard = xray::Config::default().outbox(outbox).init().unwrap();
+    match role {
+        "killed" => {
+            xray::execution("before_kill").run(|| {
+                for i in 0..100 {
+                    child_step(i);
+                }
+            });
+            guard.flush().unwrap();
+            println!("flushed 100");
+            xray::execution("killed_mid_run").run(|| never_returns(7, &guard));
+        }
+        "writer" => {
+            let pid = std::process::id();
+            for i in 0..500 {
+                xray::execution("shared_file").metadata("pid", &pid).run(|| child_step(i));
+            }
+            guard.flush().unwrap();
+            println!("done");
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Re-runs this test binary as a child acting out `role`.
+fn spawn_child(test_name: &str, role: &str, outbox: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ROLE, role)
+        .env(CHILD_OUTBOX, outbox)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for_line(child: &mut Child, wanted: &str) {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(line)) if line.contains(wanted) => return,
+            Some(Ok(_)) => continue,
+            other => panic!("child ended before printing {wanted:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn sigkill_keeps_everything_flushed_and_unfinished_steps_show_as_running() {
+    if let Ok(role) = std::env::var(CHILD_ROLE) {
+        return child_main(&role, Path::new(&std::env::var(CHILD_OUTBOX).unwrap()));
+    }
+    let (_dir, path) = support::outbox();
+    let mut child = spawn_child("sigkill_keeps_everything_flushed_and_unfinished_steps_show_as_running", "killed", &path);
+    wait_for_line(&mut child, "flushed 100");
+    wait_for_line(&mut child, "inside 7");
+    // SIGKILL: no destructor, no flush on drop.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let steps = support::steps(&path);
+    let done: Vec<_> = steps.iter().filter(|s| s.name == "child_step").collect();
+    assert_eq!(done.len(), 100);
+    assert!(done.iter().all(|s| s.status == "ok"));
+    let running = support::step(&path, "never_returns");
+    assert_eq!(running.status, "running");
+    assert_eq!(running.phase, "start");
+    assert_eq!(running.input.as_ref().unwrap()["i"], 7);
+    let execs = support::executions(&path);
+    let status = |name: &str| execs.iter().find(|e| e.name == name).unwrap().status.clone();
+    assert_eq!(status("before_kill"), "ok");
+    assert_eq!(status("killed_mid_run"), "running");
+}
+
+#[test]
+fn several_processes_write_one_outbox_without_losing_or_reordering_rows() {
+    if let Ok(role) = std::env::var(CHILD_ROLE) {
+        return child_main(&role, Path::new(&std::env::var(CHILD_OUTBOX).unwrap()));
+    }
+    let (_dir, path) = support::outbox();
+    let name = "several_processes_write_one_outbox_without_losing_or_reordering_rows";
+    let mut children: Vec<Child> = (0..3).map(|_| spawn_child(name, "writer", &path)).collect();
+    for child in &mut children {
+        wait_for_line(child, "done");
+        assert!(child.wait().unwrap().success());
+    }
+    let rows = support::rows(&path);
+    assert!(rows.windows(2).all(|w| w[0].seq < w[1].seq));
+    let steps = support::steps(&path);
+    assert_eq!(steps.len(), 1500);
+    let mut pids: Vec<i64> = steps.iter().map(|s| s.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(pids.len(), 3);
+    for pid in pids {
+        assert_eq!(steps.iter().filter(|s| s.pid == pid).count(), 500);
+    }
+}

@@ -1,0 +1,139 @@
+//! The queue and the writer under load: exact counts, full queues, a full
+//! outbox, the block policy.
+
+mod support;
+
+use std::sync::Arc;
+
+use tracing::Dispatch;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[xray::step]
+fn work(thread: u32, i: u32) -> u32 {
+    xray::accept(i, "all", "kept");
+    thread * 1_000_000 + i
+}
+
+fn run_threads(dispatch: &Dispatch, threads: u32, executions: u32, steps_per_execution: u32) {
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let dispatch = dispatch.clone();
+            scope.spawn(move || {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for e in 0..executions {
+                        xray::execution("load").run(|| {
+                            for s in 0..steps_per_execution {
+                                std::hint::black_box(work(t, e * steps_per_execution + s));
+                            }
+                        });
+                    }
+                })
+            });
+        }
+    });
+}
+
+#[test]
+fn eight_threads_many_executions_exact_counts() {
+    let (_dir, path) = support::outbox();
+    let (layer, guard) = xray::Config::default()
+        .outbox(&path)
+        .when_full(xray::WhenFull::Block)
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    run_threads(&dispatch, 8, 250, 4);
+    guard.flush().unwrap();
+    let stats = guard.stats();
+    assert_eq!((stats.captured, stats.written, stats.dropped), (8000, 8000, 0));
+    assert_eq!(stats.executions, 2000);
+    let steps = support::steps(&path);
+    assert_eq!(steps.len(), 8000);
+    assert!(steps.iter().all(|s| s.status == "ok" && s.phase == "end"));
+    let mut outputs: Vec<u64> = steps.iter().map(|s| s.output.as_ref().unwrap().as_u64().unwrap()).collect();
+    outputs.sort_unstable();
+    outputs.dedup();
+    assert_eq!(outputs.len(), 8000, "every step exactly once");
+    let execs = support::executions(&path);
+    assert_eq!(execs.len(), 2000);
+    assert!(execs.iter().all(|e| e.status == "ok" && e.outcome.as_ref().unwrap()["steps"] == 4));
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_under_the_drop_policy_without_harming_the_application() {
+    let (_dir, path) = support::outbox();
+    let (layer, guard) = xray::Config::default()
+        .outbox(&path)
+        .queue_capacity(4)
+        .flush_interval(std::time::Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let mut sum = 0u64;
+    tracing::dispatcher::with_default(&dispatch, || {
+        for i in 0..5_000 {
+            sum += u64::from(work(0, i));
+        }
+    });
+    assert_eq!(sum, (0..5_000u64).sum::<u64>(), "the application's results are unchanged");
+    guard.flush().unwrap();
+    let stats = guard.stats();
+    assert_eq!(stats.captured, 5_000);
+    assert!(stats.dropped > 0, "a 4-record queue cannot keep up: {stats:?}");
+    assert_eq!(stats.dropped, stats.dropped_queue_full);
+    assert_eq!(stats.captured, stats.written + stats.dropped, "{stats:?}");
+    // A step whose end record was dropped may still show its start (running).
+    let ended = support::steps(&path).iter().filter(|s| s.phase == "end").count();
+    assert_eq!(ended as u64, stats.written);
+}
+
+#[test]
+fn the_block_policy_loses_nothing_with_a_tiny_queue() {
+    let (_dir, path) = support::outbox();
+    let (layer, guard) = xray::Config::default()
+        .outbox(&path)
+        .queue_capacity(2)
+        .when_full(xray::WhenFull::Block)
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    run_threads(&dispatch, 4, 50, 5);
+    guard.flush().unwrap();
+    let stats = guard.stats();
+    assert_eq!((stats.captured, stats.written, stats.dropped), (1000, 1000, 0));
+    assert_eq!(support::steps(&path).len(), 1000);
+}
+
+#[xray::step]
+fn bulky(blob: &str) -> usize {
+    blob.len()
+}
+
+#[test]
+fn a_full_outbox_drops_and_counts_and_the_application_goes_on() {
+    let (_dir, path) = support::outbox();
+    let (layer, guard) = xray::Config::default()
+        .outbox(&path)
+        .outbox_max_bytes(256 * 1024)
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    let blob: Arc<str> = Arc::from("y".repeat(8 * 1024));
+    let total: usize = tracing::dispatcher::with_default(&dispatch, || {
+        (0..200)
+            .map(|_| {
+                let n = bulky(&blob);
+                guard.flush().unwrap();
+                n
+            })
+            .sum()
+    });
+    assert_eq!(total, 200 * 8 * 1024);
+    let stats = guard.stats();
+    assert_eq!(stats.captured, 200);
+    assert!(stats.dropped_outbox_full > 0, "{stats:?}");
+    assert_eq!(stats.captured, stats.written + stats.dropped, "{stats:?}");
+    let size = std::fs::metadata(&path).unwrap().len();
+    assert!(size < 1024 * 1024, "the outbox grew to {size} bytes");
+    assert_eq!(support::steps(&path).len() as u64, stats.written);
+}

@@ -1,0 +1,6 @@
+#[xray::step]
+const fn limit() -> u32 {
+    10
+}
+
+fn main() {}

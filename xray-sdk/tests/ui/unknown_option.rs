@@ -1,0 +1,6 @@
+#[xray::step(nmae = "fetch")]
+fn fetch(id: u32) -> u32 {
+    id
+}
+
+fn main() {}
