@@ -66,11 +66,11 @@ impl Parse for StepArgs {
             if input.peek(kw::name) {
                 let keyword: kw::name = input.parse()?;
                 reject_duplicate(&args.name, &keyword, "name")?;
-                args.name = Some(parse_string_value(input, "name")?);
+                args.name = Some(parse_string_value(input, keyword.span, "name")?);
             } else if input.peek(kw::kind) {
                 let keyword: kw::kind = input.parse()?;
                 reject_duplicate(&args.kind, &keyword, "kind")?;
-                args.kind = Some(parse_string_value(input, "kind")?);
+                args.kind = Some(parse_string_value(input, keyword.span, "kind")?);
             } else if input.peek(kw::skip) {
                 let keyword: kw::skip = input.parse()?;
                 reject_duplicate(&args.skip, &keyword, "skip")?;
@@ -199,13 +199,17 @@ fn reject_duplicate<T>(
     keyword: &impl Spanned,
     option: &str,
 ) -> syn::Result<()> {
-    match previous {
-        Some(_) => Err(syn::Error::new(
-            keyword.span(),
-            format!("duplicate option `{option}`: it may be given only once"),
-        )),
-        None => Ok(()),
+    if previous.is_none() {
+        return Ok(());
     }
+    let hint = match option {
+        "skip" | "redact" => format!("; list all the parameters in one `{option}(..)`"),
+        _ => String::new(),
+    };
+    Err(syn::Error::new(
+        keyword.span(),
+        format!("duplicate option `{option}`: it may be given only once{hint}"),
+    ))
 }
 
 /// Flags take no value: `skip_all = true` or `skip_all(..)` is a mistake
@@ -220,8 +224,25 @@ fn reject_value(input: ParseStream<'_>, option: &str) -> syn::Result<()> {
     }
 }
 
-/// `= "literal"` after `name` or `kind`.
-fn parse_string_value(input: ParseStream<'_>, option: &str) -> syn::Result<LitStr> {
+/// `= "literal"` after `name` or `kind`; `keyword` is the option's span.
+fn parse_string_value(input: ParseStream<'_>, keyword: Span, option: &str) -> syn::Result<LitStr> {
+    let example = match option {
+        "name" => "name = \"fetch_candidates\"",
+        _ => "kind = \"llm\"",
+    };
+    if !input.peek(Token![=]) {
+        // At the end of the options syn would point at the whole attribute;
+        // the option itself is the useful place.
+        let span = if input.is_empty() {
+            keyword
+        } else {
+            input.span()
+        };
+        return Err(syn::Error::new(
+            span,
+            format!("`{option}` needs a string value, e.g. `{example}`"),
+        ));
+    }
     input.parse::<Token![=]>()?;
     let value: Expr = input.parse()?;
     match value {
@@ -240,7 +261,7 @@ fn parse_string_value(input: ParseStream<'_>, option: &str) -> syn::Result<LitSt
         }
         other => Err(syn::Error::new_spanned(
             other,
-            format!("`{option}` expects a string literal, e.g. `{option} = \"fetch_candidates\"`"),
+            format!("`{option}` expects a string literal, e.g. `{example}`"),
         )),
     }
 }

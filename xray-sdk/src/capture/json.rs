@@ -207,7 +207,7 @@ pub(crate) fn write_truncated(out: &mut String, limit: usize, preview_source: &s
         .nth(PREVIEW_CHARS)
         .map_or(preview_source.len(), |(i, _)| i);
     out.push_str("{\"_xray_truncated\":true,\"limit\":");
-    let _ = push_ascii_limited(out, usize::MAX, Digits::u64(usize_to_u64(limit)).bytes());
+    let _ = push_integer(out, usize::MAX, usize_to_u64(limit), false);
     out.push_str(",\"preview\":");
     // Unlimited: the marker is small by construction.
     let _ = push_str_literal(out, usize::MAX, &preview_source[..cut]);
@@ -369,46 +369,63 @@ fn usize_to_u64(v: usize) -> u64 {
 }
 
 /// `"00"`, `"01"`, … `"99"`: integers are formatted two digits per division.
-static DIGIT_PAIRS: [u8; 200] = {
-    let mut table = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        table[2 * i] = b'0' + (i / 10) as u8;
-        table[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    table
-};
+const DIGIT_PAIRS: &str = "0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+    5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 
-/// An integer formatted in decimal on the stack (no allocation, no `fmt`
-/// machinery: integers are the most common captured scalar).
+/// Appends `v` in decimal, preceded by `-` when `negative`.
+///
+/// The digits are split into base-100 pairs first and then appended most
+/// significant first straight from [`DIGIT_PAIRS`]: formatting into a stack
+/// buffer and copying that measured twice as slow (the copy reads bytes that
+/// were just stored one by one, which stalls the CPU), and integers are the
+/// most common captured scalar.
+fn push_integer(out: &mut String, limit: usize, v: u64, negative: bool) -> Result<(), TooLarge> {
+    let mut pairs = [0u8; 10];
+    let mut count = 0;
+    let mut head = v;
+    while head >= 100 {
+        // Below 100, so the cast cannot truncate.
+        pairs[count] = (head % 100) as u8;
+        head /= 100;
+        count += 1;
+    }
+    let head_len = if head >= 10 { 2 } else { 1 };
+    let len = usize::from(negative) + head_len + 2 * count;
+    if len > limit.saturating_sub(out.len()) {
+        let digits = if negative {
+            Digits::i128(-i128::from(v))
+        } else {
+            Digits::u128(v.into())
+        };
+        return push_ascii_limited(out, limit, digits.bytes());
+    }
+    out.reserve(len);
+    if negative {
+        out.push('-');
+    }
+    // `head` is below 100 here.
+    let h = head as usize * 2;
+    out.push_str(&DIGIT_PAIRS[h + 2 - head_len..h + 2]);
+    for &pair in pairs[..count].iter().rev() {
+        let p = usize::from(pair) * 2;
+        out.push_str(&DIGIT_PAIRS[p..p + 2]);
+    }
+    Ok(())
+}
+
+/// A 128-bit integer formatted in decimal on the stack (rare: the simple
+/// digit loop is good enough).
 struct Digits {
     buf: [u8; 40],
     start: usize,
 }
 
 impl Digits {
-    fn u64(v: u64) -> Self {
-        let mut d = Digits {
-            buf: [0; 40],
-            start: 40,
-        };
-        d.prepend_u64(v);
-        d
-    }
-
-    fn i64(v: i64) -> Self {
-        let mut d = Digits::u64(v.unsigned_abs());
-        if v < 0 {
-            d.prepend_minus();
-        }
-        d
-    }
-
     fn i128(v: i128) -> Self {
         let mut d = Digits::u128(v.unsigned_abs());
         if v < 0 {
-            d.prepend_minus();
+            d.start -= 1;
+            d.buf[d.start] = b'-';
         }
         d
     }
@@ -418,48 +435,15 @@ impl Digits {
             buf: [0; 40],
             start: 40,
         };
-        // 128-bit division is slow: peel off 19-digit chunks, then use the
-        // 64-bit path for each.
-        const CHUNK: u128 = 10_000_000_000_000_000_000;
-        while v >= CHUNK {
-            let low = (v % CHUNK) as u64;
-            v /= CHUNK;
-            let end = d.start;
-            d.prepend_u64(low);
-            // Zero-pad the chunk to its full 19 digits.
-            while d.start > end - 19 {
-                d.start -= 1;
-                d.buf[d.start] = b'0';
+        loop {
+            d.start -= 1;
+            // Below 10, so the cast cannot truncate.
+            d.buf[d.start] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                return d;
             }
         }
-        d.prepend_u64(v as u64);
-        d
-    }
-
-    fn prepend_u64(&mut self, mut v: u64) {
-        let mut i = self.start;
-        while v >= 100 {
-            let pair = (v % 100) as usize * 2;
-            v /= 100;
-            i -= 2;
-            self.buf[i] = DIGIT_PAIRS[pair];
-            self.buf[i + 1] = DIGIT_PAIRS[pair + 1];
-        }
-        if v >= 10 {
-            let pair = v as usize * 2;
-            i -= 2;
-            self.buf[i] = DIGIT_PAIRS[pair];
-            self.buf[i + 1] = DIGIT_PAIRS[pair + 1];
-        } else {
-            i -= 1;
-            self.buf[i] = b'0' + v as u8;
-        }
-        self.start = i;
-    }
-
-    fn prepend_minus(&mut self) {
-        self.start -= 1;
-        self.buf[self.start] = b'-';
     }
 
     fn bytes(&self) -> &[u8] {
@@ -604,11 +588,12 @@ impl<'a> State<'a> {
     }
 
     fn write_u64(&mut self, v: u64) -> Result<(), Error> {
-        self.push_ascii(Digits::u64(v).bytes())
+        push_integer(self.out, self.limit, v, false).map_err(|TooLarge| self.overflowed())
     }
 
     fn write_i64(&mut self, v: i64) -> Result<(), Error> {
-        self.push_ascii(Digits::i64(v).bytes())
+        push_integer(self.out, self.limit, v.unsigned_abs(), v < 0)
+            .map_err(|TooLarge| self.overflowed())
     }
 
     fn write_u128(&mut self, v: u128) -> Result<(), Error> {
@@ -1184,7 +1169,20 @@ struct KeySer<'b, 'a> {
 }
 
 impl KeySer<'_, '_> {
-    fn quoted(self, ascii: &[u8]) -> Result<(), Error> {
+    fn quoted(self, text: &str) -> Result<(), Error> {
+        self.st.push("\"")?;
+        self.st.push(text)?;
+        self.st.push("\"")
+    }
+
+    fn quoted_integer(self, v: u64, negative: bool) -> Result<(), Error> {
+        self.st.push("\"")?;
+        push_integer(self.st.out, self.st.limit, v, negative)
+            .map_err(|TooLarge| self.st.overflowed())?;
+        self.st.push("\"")
+    }
+
+    fn quoted_ascii(self, ascii: &[u8]) -> Result<(), Error> {
         self.st.push("\"")?;
         self.st.push_ascii(ascii)?;
         self.st.push("\"")
@@ -1223,7 +1221,7 @@ impl ser::Serializer for KeySer<'_, '_> {
     }
 
     fn serialize_bool(self, v: bool) -> Result<(), Error> {
-        self.quoted(if v { b"true" } else { b"false" })
+        self.quoted(if v { "true" } else { "false" })
     }
 
     fn serialize_i8(self, v: i8) -> Result<(), Error> {
@@ -1239,11 +1237,11 @@ impl ser::Serializer for KeySer<'_, '_> {
     }
 
     fn serialize_i64(self, v: i64) -> Result<(), Error> {
-        self.quoted(Digits::i64(v).bytes())
+        self.quoted_integer(v.unsigned_abs(), v < 0)
     }
 
     fn serialize_i128(self, v: i128) -> Result<(), Error> {
-        self.quoted(Digits::i128(v).bytes())
+        self.quoted_ascii(Digits::i128(v).bytes())
     }
 
     fn serialize_u8(self, v: u8) -> Result<(), Error> {
@@ -1259,11 +1257,11 @@ impl ser::Serializer for KeySer<'_, '_> {
     }
 
     fn serialize_u64(self, v: u64) -> Result<(), Error> {
-        self.quoted(Digits::u64(v).bytes())
+        self.quoted_integer(v, false)
     }
 
     fn serialize_u128(self, v: u128) -> Result<(), Error> {
-        self.quoted(Digits::u128(v).bytes())
+        self.quoted_ascii(Digits::u128(v).bytes())
     }
 
     fn serialize_f32(self, _v: f32) -> Result<(), Error> {

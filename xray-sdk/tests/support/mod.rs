@@ -35,7 +35,9 @@ pub struct Row {
 }
 
 fn json(text: Option<String>) -> Option<Value> {
-    text.map(|t| serde_json::from_str(&t).unwrap_or_else(|e| panic!("outbox holds invalid JSON {t:?}: {e}")))
+    text.map(|t| {
+        serde_json::from_str(&t).unwrap_or_else(|e| panic!("outbox holds invalid JSON {t:?}: {e}"))
+    })
 }
 
 /// Every row of the outbox, in `seq` order.
@@ -82,7 +84,10 @@ pub fn rows(path: &Path) -> Vec<Row> {
 /// Rows merged by `(record_type, id)`, the latest `seq` winning.
 pub fn merged(path: &Path, record_type: &str) -> Vec<Row> {
     let mut by_id: BTreeMap<String, Row> = BTreeMap::new();
-    for row in rows(path).into_iter().filter(|r| r.record_type == record_type) {
+    for row in rows(path)
+        .into_iter()
+        .filter(|r| r.record_type == record_type)
+    {
         match by_id.get(&row.id) {
             Some(existing) if existing.phase == "end" && row.phase == "start" => {}
             _ => {
@@ -106,7 +111,11 @@ pub fn executions(path: &Path) -> Vec<Row> {
 /// The single merged step called `name`; panics unless exactly one.
 pub fn step(path: &Path, name: &str) -> Row {
     let found: Vec<Row> = steps(path).into_iter().filter(|s| s.name == name).collect();
-    assert_eq!(found.len(), 1, "expected one step {name:?}, found {found:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one step {name:?}, found {found:#?}"
+    );
     found.into_iter().next().unwrap()
 }
 

@@ -20,4 +20,9 @@ fn kind_without_value(id: u32) -> u32 {
     id
 }
 
+#[xray::step(name "fetch")]
+fn name_without_equals(id: u32) -> u32 {
+    id
+}
+
 fn main() {}
