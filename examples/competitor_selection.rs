@@ -34,16 +34,64 @@ fn product(asin: &str, title: &str, price: f64, rating: f32, category: &str) -> 
 
 fn catalogue() -> Vec<Product> {
     vec![
-        product("B01STAND", "Aluminium laptop stand, adjustable", 39.99, 4.6, "office"),
-        product("B02STAND", "Bamboo laptop stand with drawer", 54.00, 4.4, "office"),
-        product("B03RISER", "Monitor riser, steel mesh", 24.50, 4.1, "office"),
-        product("B07XPRO", "Pro laptop stand, carbon fibre", 79.99, 4.8, "office"),
+        product(
+            "B01STAND",
+            "Aluminium laptop stand, adjustable",
+            39.99,
+            4.6,
+            "office",
+        ),
+        product(
+            "B02STAND",
+            "Bamboo laptop stand with drawer",
+            54.00,
+            4.4,
+            "office",
+        ),
+        product(
+            "B03RISER",
+            "Monitor riser, steel mesh",
+            24.50,
+            4.1,
+            "office",
+        ),
+        product(
+            "B07XPRO",
+            "Pro laptop stand, carbon fibre",
+            79.99,
+            4.8,
+            "office",
+        ),
         product("B04CHEAP", "Plastic laptop stand", 9.99, 3.2, "office"),
         product("B05TRAY", "Lap desk tray with cushion", 29.99, 4.3, "home"),
-        product("B06STAND", "Foldable laptop stand, portable", 19.99, 4.5, "office"),
-        product("B08COOL", "Cooling pad laptop stand with fans", 34.99, 4.0, "electronics"),
-        product("B09ERGO", "Ergonomic vertical laptop stand", 44.00, 4.7, "office"),
-        product("B10MUG", "Coffee mug 'I love laptops'", 12.00, 4.9, "kitchen"),
+        product(
+            "B06STAND",
+            "Foldable laptop stand, portable",
+            19.99,
+            4.5,
+            "office",
+        ),
+        product(
+            "B08COOL",
+            "Cooling pad laptop stand with fans",
+            34.99,
+            4.0,
+            "electronics",
+        ),
+        product(
+            "B09ERGO",
+            "Ergonomic vertical laptop stand",
+            44.00,
+            4.7,
+            "office",
+        ),
+        product(
+            "B10MUG",
+            "Coffee mug 'I love laptops'",
+            12.00,
+            4.9,
+            "kitchen",
+        ),
     ]
 }
 
@@ -65,7 +113,11 @@ fn generate_keywords(title: &str) -> Vec<String> {
         .collect();
     let mut keywords = vec![words.join(" ")];
     keywords.extend(words.iter().filter(|w| *w != "with").cloned());
-    xray::llm_usage("keyword-model-v1", 42 + title.len() as u64 / 4, 3 * keywords.len() as u64);
+    xray::llm_usage(
+        "keyword-model-v1",
+        42 + title.len() as u64 / 4,
+        3 * keywords.len() as u64,
+    );
     xray::reason(format!("split the title into {} keywords", keywords.len()));
     keywords
 }
@@ -89,11 +141,23 @@ fn filter_candidates(candidates: &[Product], criteria: &Criteria) -> Vec<Product
     let mut kept = Vec::new();
     for c in candidates {
         if c.price > criteria.max_price {
-            xray::reject(&c.asin, "price", format!("{} > max {}", c.price, criteria.max_price));
+            xray::reject(
+                &c.asin,
+                "price",
+                format!("{} > max {}", c.price, criteria.max_price),
+            );
         } else if c.rating < criteria.min_rating {
-            xray::reject(&c.asin, "rating", format!("{} < min {}", c.rating, criteria.min_rating));
+            xray::reject(
+                &c.asin,
+                "rating",
+                format!("{} < min {}", c.rating, criteria.min_rating),
+            );
         } else if c.category != criteria.category {
-            xray::reject(&c.asin, "category", format!("{} is not {}", c.category, criteria.category));
+            xray::reject(
+                &c.asin,
+                "category",
+                format!("{} is not {}", c.category, criteria.category),
+            );
         } else {
             xray::accept(&c.asin, "all", "within price, rating and category");
             kept.push(c.clone());
@@ -105,16 +169,29 @@ fn filter_candidates(candidates: &[Product], criteria: &Criteria) -> Vec<Product
 /// LLM-style relevance: word overlap with the seller's title, deterministic.
 #[xray::step(kind = "llm")]
 fn score_relevance(seller: &Product, candidates: &[Product]) -> Vec<(String, f64)> {
-    let seller_words: Vec<String> = seller.title.to_lowercase().split_whitespace().map(str::to_owned).collect();
+    let seller_words: Vec<String> = seller
+        .title
+        .to_lowercase()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
     let mut scores = Vec::new();
     for c in candidates {
         let title = c.title.to_lowercase();
-        let overlap = seller_words.iter().filter(|w| title.contains(w.as_str())).count();
-        let score = overlap as f64 / seller_words.len() as f64 * 0.7 + f64::from(c.rating) / 5.0 * 0.3;
+        let overlap = seller_words
+            .iter()
+            .filter(|w| title.contains(w.as_str()))
+            .count();
+        let score =
+            overlap as f64 / seller_words.len() as f64 * 0.7 + f64::from(c.rating) / 5.0 * 0.3;
         xray::score(&c.asin, score);
         scores.push((c.asin.clone(), (score * 1000.0).round() / 1000.0));
     }
-    xray::llm_usage("relevance-model-v1", 80 * candidates.len() as u64, 5 * candidates.len() as u64);
+    xray::llm_usage(
+        "relevance-model-v1",
+        80 * candidates.len() as u64,
+        5 * candidates.len() as u64,
+    );
     scores
 }
 
@@ -146,10 +223,17 @@ fn pipeline(seller: &Product) -> Option<String> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = xray::Config::from_env().project("shop");
-    let outbox = std::env::var_os("XRAY_OUTBOX").map_or_else(|| PathBuf::from(".xray/outbox.db"), PathBuf::from);
+    let outbox = std::env::var_os("XRAY_OUTBOX")
+        .map_or_else(|| PathBuf::from(".xray/outbox.db"), PathBuf::from);
     let guard = config.init()?;
 
-    let seller = product("B00SELLER", "Adjustable aluminium laptop stand", 45.0, 4.5, "office");
+    let seller = product(
+        "B00SELLER",
+        "Adjustable aluminium laptop stand",
+        45.0,
+        4.5,
+        "office",
+    );
     let (chosen, execution_id) = xray::execution("competitor_selection")
         .metadata("seller_asin", &seller.asin)
         .run(|| (pipeline(&seller), xray::current_execution_id()));
@@ -178,11 +262,33 @@ fn print_trace(outbox: &std::path::Path, execution_id: &str) -> rusqlite::Result
          FROM xray_outbox WHERE execution_id = ?1 AND record_type = 'step'
          ORDER BY seq",
     )?;
-    type StepRow = (String, Option<String>, String, Option<String>, String, Option<i64>, Option<String>, Option<String>, Option<String>, Option<String>);
+    type StepRow = (
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        String,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let mut steps: BTreeMap<String, StepRow> = BTreeMap::new();
     let mut order = Vec::new();
     for row in stmt.query_map([execution_id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+        ))
     })? {
         let row: StepRow = row?;
         if !steps.contains_key(&row.0) {
@@ -194,10 +300,28 @@ fn print_trace(outbox: &std::path::Path, execution_id: &str) -> rusqlite::Result
     fn print(id: &str, depth: usize, steps: &BTreeMap<String, StepRow>, order: &[String]) {
         let (_, _, name, kind, status, duration, input, output, error, decisions) = &steps[id];
         let indent = "  ".repeat(depth);
-        let kind = kind.as_deref().map(|k| format!(" [{k}]")).unwrap_or_default();
-        let ms = duration.map(|d| format!("{:.2} ms", d as f64 / 1000.0)).unwrap_or_default();
+        let kind = kind
+            .as_deref()
+            .map(|k| format!(" [{k}]"))
+            .unwrap_or_default();
+        let ms = duration
+            .map(|d| format!("{:.2} ms", d as f64 / 1000.0))
+            .unwrap_or_default();
         println!("{indent}├─ {name}{kind} {status} {ms}");
-        let preview = |s: &str| if s.len() > 100 { format!("{}…", &s[..s.char_indices().take_while(|(i, _)| *i < 100).last().map_or(0, |(i, c)| i + c.len_utf8())]) } else { s.to_owned() };
+        let preview = |s: &str| {
+            if s.len() > 100 {
+                format!(
+                    "{}…",
+                    &s[..s
+                        .char_indices()
+                        .take_while(|(i, _)| *i < 100)
+                        .last()
+                        .map_or(0, |(i, c)| i + c.len_utf8())]
+                )
+            } else {
+                s.to_owned()
+            }
+        };
         if let Some(i) = input {
             println!("{indent}│    in:  {}", preview(i));
         }
@@ -219,7 +343,10 @@ fn print_trace(outbox: &std::path::Path, execution_id: &str) -> rusqlite::Result
                     None => {}
                 }
             }
-            for d in decisions.iter().filter(|d| d["accepted"] == serde_json::json!(false)) {
+            for d in decisions
+                .iter()
+                .filter(|d| d["accepted"] == serde_json::json!(false))
+            {
                 println!(
                     "{indent}│    ✗ {} rejected by {}: {}",
                     d["candidate_id"].as_str().unwrap_or("?"),
@@ -227,7 +354,10 @@ fn print_trace(outbox: &std::path::Path, execution_id: &str) -> rusqlite::Result
                     d["reason"].as_str().unwrap_or("")
                 );
             }
-            for d in decisions.iter().filter(|d| d["accepted"] == serde_json::json!(true)) {
+            for d in decisions
+                .iter()
+                .filter(|d| d["accepted"] == serde_json::json!(true))
+            {
                 println!(
                     "{indent}│    ✓ {} accepted by {}: {}",
                     d["candidate_id"].as_str().unwrap_or("?"),

@@ -55,7 +55,11 @@ struct Ranker {
 
 impl Ranker {
     #[xray::step(kind = "rank")]
-    fn rank<'a, T: Serialize + Clone>(&mut self, items: &'a [T], (lo, hi): (usize, usize)) -> Option<&'a T>
+    fn rank<'a, T: Serialize + Clone>(
+        &mut self,
+        items: &'a [T],
+        (lo, hi): (usize, usize),
+    ) -> Option<&'a T>
     where
         T: std::fmt::Debug,
     {
@@ -92,15 +96,24 @@ fn a_program_written_from_the_contract_runs_every_case_without_losing_a_step() {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox.db");
     std::env::set_var("XRAY_OUTBOX", &outbox);
-    let (layer, guard) = xray::Config::from_env().project("contract").build().unwrap();
+    let (layer, guard) = xray::Config::from_env()
+        .project("contract")
+        .build()
+        .unwrap();
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_test_writer())
         .with(layer)
         .init();
 
     let products = vec![
-        Product { asin: "B01".into(), price: 10.0 },
-        Product { asin: "B07X".into(), price: 79.99 },
+        Product {
+            asin: "B01".into(),
+            price: 10.0,
+        },
+        Product {
+            asin: "B07X".into(),
+            price: 79.99,
+        },
     ];
     let kept = xray::execution("competitor_selection")
         .metadata("seller_asin", "B0SELLER")
@@ -116,7 +129,8 @@ fn a_program_written_from_the_contract_runs_every_case_without_losing_a_step() {
     assert_eq!(kept.unwrap().asin, "B01");
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let score = rt.block_on(xray::execution("async_run").run_async(relevance(&Client, "k", &products[0])));
+    let score =
+        rt.block_on(xray::execution("async_run").run_async(relevance(&Client, "k", &products[0])));
     assert_eq!(score.unwrap(), 0.5);
     let err = rt.block_on(relevance(&Client, "", &products[0]));
     assert!(err.is_err());
@@ -124,7 +138,11 @@ fn a_program_written_from_the_contract_runs_every_case_without_losing_a_step() {
     guard.flush().unwrap();
     let stats = xray::stats();
     // filter, rank, summary, total, legacy_helper, relevance ×2
-    assert_eq!((stats.captured, stats.written, stats.dropped), (7, 7, 0), "{stats:?}");
+    assert_eq!(
+        (stats.captured, stats.written, stats.dropped),
+        (7, 7, 0),
+        "{stats:?}"
+    );
     assert_eq!(ended_steps(&outbox), 7);
 }
 

@@ -117,7 +117,11 @@ impl Config {
         if let Some(v) = lookup("XRAY_DISABLED") {
             match parse_bool(&v) {
                 Some(b) => config.disabled = b,
-                None => note(bad("XRAY_DISABLED", &v, "expected 1/0, true/false, yes/no or on/off")),
+                None => note(bad(
+                    "XRAY_DISABLED",
+                    &v,
+                    "expected 1/0, true/false, yes/no or on/off",
+                )),
             }
         }
         if let Some(v) = lookup("XRAY_SAMPLE_RATE") {
@@ -129,19 +133,33 @@ impl Config {
         if let Some(v) = lookup("XRAY_MAX_PAYLOAD_BYTES") {
             match parse_count(&v) {
                 Some(n) if n >= 256 => config.max_payload_bytes = n as usize,
-                _ => note(bad("XRAY_MAX_PAYLOAD_BYTES", &v, "expected a whole number of bytes, at least 256")),
+                _ => note(bad(
+                    "XRAY_MAX_PAYLOAD_BYTES",
+                    &v,
+                    "expected a whole number of bytes, at least 256",
+                )),
             }
         }
         if let Some(v) = lookup("XRAY_QUEUE_CAPACITY") {
             match parse_count(&v) {
                 Some(n) if n >= 1 => config.queue_capacity = n as usize,
-                _ => note(bad("XRAY_QUEUE_CAPACITY", &v, "expected a whole number of records, at least 1")),
+                _ => note(bad(
+                    "XRAY_QUEUE_CAPACITY",
+                    &v,
+                    "expected a whole number of records, at least 1",
+                )),
             }
         }
         if let Some(v) = lookup("XRAY_FLUSH_INTERVAL_MS") {
             match parse_count(&v) {
-                Some(n) if (1..=60_000).contains(&n) => config.flush_interval = Duration::from_millis(n),
-                _ => note(bad("XRAY_FLUSH_INTERVAL_MS", &v, "expected milliseconds from 1 to 60000")),
+                Some(n) if (1..=60_000).contains(&n) => {
+                    config.flush_interval = Duration::from_millis(n)
+                }
+                _ => note(bad(
+                    "XRAY_FLUSH_INTERVAL_MS",
+                    &v,
+                    "expected milliseconds from 1 to 60000",
+                )),
             }
         }
         if let Some(v) = lookup("XRAY_WHEN_FULL") {
@@ -153,7 +171,11 @@ impl Config {
         if let Some(v) = lookup("XRAY_OUTBOX_MAX_BYTES") {
             match parse_count(&v) {
                 Some(n) if n >= 64 * 1024 => config.outbox_max_bytes = n,
-                _ => note(bad("XRAY_OUTBOX_MAX_BYTES", &v, "expected a whole number of bytes, at least 65536")),
+                _ => note(bad(
+                    "XRAY_OUTBOX_MAX_BYTES",
+                    &v,
+                    "expected a whole number of bytes, at least 65536",
+                )),
             }
         }
         config.env_error = first_error;
@@ -325,8 +347,13 @@ mod tests {
     use super::*;
 
     fn with(vars: &[(&str, &str)]) -> Config {
-        let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Config::from_lookup(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(move |name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
     }
 
     #[test]
@@ -375,7 +402,10 @@ mod tests {
             let err = with(&[(var, value)]).validate().unwrap_err();
             let text = err.to_string();
             assert!(text.contains(var), "{var}={value:?} gave {text}");
-            assert!(text.contains(&format!("{value:?}")), "{var}={value:?} gave {text}");
+            assert!(
+                text.contains(&format!("{value:?}")),
+                "{var}={value:?} gave {text}"
+            );
         }
     }
 

@@ -40,14 +40,20 @@ pub struct Execution {
 
 impl std::fmt::Debug for Execution {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Execution").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Execution")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
 impl Execution {
     /// Attaches a key and value to the execution (stored as JSON; secret
     /// keys are redacted). Costs nothing when X-Ray is not active.
-    pub fn metadata<T: Serialize + ?Sized>(mut self, key: impl Into<Cow<'static, str>>, value: &T) -> Self {
+    pub fn metadata<T: Serialize + ?Sized>(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        value: &T,
+    ) -> Self {
         if crate::pipeline::is_active() {
             let redactor = crate::pipeline::latest_redactor();
             let mut payload = Payload::new();
@@ -61,7 +67,9 @@ impl Execution {
             } else {
                 payload.value(limits).serialize(value);
             }
-            let json = payload.finish(limits.max_bytes).unwrap_or_else(|| "null".to_owned());
+            let json = payload
+                .finish(limits.max_bytes)
+                .unwrap_or_else(|| "null".to_owned());
             self.metadata.push((key, json));
         }
         self
@@ -108,7 +116,10 @@ impl Execution {
                 value
             }
             Err(payload) => {
-                cell.finish(Some(format!("panicked: {}", panic_message(payload.as_ref()))));
+                cell.finish(Some(format!(
+                    "panicked: {}",
+                    panic_message(payload.as_ref())
+                )));
                 resume_unwind(payload)
             }
         }
@@ -158,7 +169,10 @@ impl<F: Future> Future for ExecutionFuture<F> {
             Ok(Poll::Pending) => Poll::Pending,
             Err(payload) => {
                 if let Some(cell) = this.cell.take() {
-                    cell.finish(Some(format!("panicked: {}", panic_message(payload.as_ref()))));
+                    cell.finish(Some(format!(
+                        "panicked: {}",
+                        panic_message(payload.as_ref())
+                    )));
                 }
                 resume_unwind(payload)
             }

@@ -35,8 +35,8 @@ use uuid::Uuid;
 use crate::capture::{push_json_str, Flags, Payload};
 use crate::pipeline::Shared;
 use crate::record::{
-    new_id, now_us, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase, Record, StepRecord,
-    StepStatus,
+    new_id, now_us, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase, Record,
+    StepRecord, StepStatus,
 };
 
 /// The name of the span `xray::execution(..)` opens.
@@ -98,8 +98,15 @@ impl ExecCell {
         self.state.lock().metadata.push((key, json));
     }
 
-    fn record(&self, phase: Phase, status: ExecutionStatus, outcome: Option<String>, error: Option<String>) -> Record {
-        let ended_at_us = (phase == Phase::End).then(|| self.started_at_us + self.start.elapsed().as_micros() as i64);
+    fn record(
+        &self,
+        phase: Phase,
+        status: ExecutionStatus,
+        outcome: Option<String>,
+        error: Option<String>,
+    ) -> Record {
+        let ended_at_us = (phase == Phase::End)
+            .then(|| self.started_at_us + self.start.elapsed().as_micros() as i64);
         Record::Execution(Box::new(ExecutionRecord {
             phase,
             id: self.id,
@@ -211,10 +218,16 @@ impl StepCell {
                 attributes.push((Cow::Borrowed("reasons"), json_string_array(&data.reasons)));
             }
             if !data.events.is_empty() {
-                attributes.push((Cow::Borrowed("events"), format!("[{}]", data.events.join(","))));
+                attributes.push((
+                    Cow::Borrowed("events"),
+                    format!("[{}]", data.events.join(",")),
+                ));
             }
             if data.events_dropped > 0 {
-                attributes.push((Cow::Borrowed("events_dropped"), data.events_dropped.to_string()));
+                attributes.push((
+                    Cow::Borrowed("events_dropped"),
+                    data.events_dropped.to_string(),
+                ));
             }
             (
                 data.output.take(),
@@ -293,7 +306,9 @@ impl StepCell {
             if status != StepStatus::Ok {
                 exec.failed_steps.fetch_add(1, Ordering::Relaxed);
             }
-            if status == StepStatus::Panicked || (self.parent_id.is_none() && status != StepStatus::Ok) {
+            if status == StepStatus::Panicked
+                || (self.parent_id.is_none() && status != StepStatus::Ok)
+            {
                 exec.failed.store(true, Ordering::Relaxed);
             }
             self.record(Phase::End, status, &mut data)
@@ -428,7 +443,9 @@ pub struct XRayLayer {
 
 impl std::fmt::Debug for XRayLayer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("XRayLayer").field("enabled", &self.shared.is_some()).finish()
+        f.debug_struct("XRayLayer")
+            .field("enabled", &self.shared.is_some())
+            .finish()
     }
 }
 
@@ -484,7 +501,10 @@ where
                     let name = name.0.map(Cow::Owned).unwrap_or(Cow::Borrowed("execution"));
                     SpanState::Execution(ExecCell::new(name, shared.clone()))
                 } else {
-                    shared.counters.unsampled_executions.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .counters
+                        .unsampled_executions
+                        .fetch_add(1, Ordering::Relaxed);
                     SpanState::Unsampled
                 }
             }
@@ -492,16 +512,24 @@ where
             (role, Some(SpanState::Execution(exec))) => {
                 SpanState::Step(new_step(meta, attrs, role, None, exec, false))
             }
-            (role, Some(SpanState::Step(parent))) => {
-                SpanState::Step(new_step(meta, attrs, role, Some(parent.id), parent.exec.clone(), false))
-            }
+            (role, Some(SpanState::Step(parent))) => SpanState::Step(new_step(
+                meta,
+                attrs,
+                role,
+                Some(parent.id),
+                parent.exec.clone(),
+                false,
+            )),
             (SpanRole::Step, None) => {
                 if shared.sample() {
                     let exec = ExecCell::new(Cow::Borrowed(meta.name()), shared.clone());
                     exec.begin();
                     SpanState::Step(new_step(meta, attrs, SpanRole::Step, None, exec, true))
                 } else {
-                    shared.counters.unsampled_executions.fetch_add(1, Ordering::Relaxed);
+                    shared
+                        .counters
+                        .unsampled_executions
+                        .fetch_add(1, Ordering::Relaxed);
                     SpanState::Unsampled
                 }
             }
@@ -542,7 +570,13 @@ where
             }
             text.push('}');
             let error = (*meta.level() == tracing::Level::ERROR)
-                .then(|| fields.out.iter().find(|(k, _)| k == "error").map(|(_, v)| v.clone()))
+                .then(|| {
+                    fields
+                        .out
+                        .iter()
+                        .find(|(k, _)| k == "error")
+                        .map(|(_, v)| v.clone())
+                })
                 .flatten();
             cell.with_data(|d| {
                 if d.events.len() < MAX_EVENTS {
@@ -568,10 +602,10 @@ where
         let popped = CURRENT
             .try_with(|stack| {
                 let mut stack = stack.borrow_mut();
-                match stack.iter().rposition(|(entered, _)| entered == id) {
-                    Some(at) => Some(stack.remove(at).1),
-                    None => None,
-                }
+                stack
+                    .iter()
+                    .rposition(|(entered, _)| entered == id)
+                    .map(|at| stack.remove(at).1)
             })
             .ok()
             .flatten();
@@ -628,7 +662,9 @@ fn new_step(
         // once its inputs are captured.
         let mut fields = FieldsToJson::new(&cell.exec.shared);
         attrs.record(&mut fields);
-        fields.out.push((Cow::Borrowed("tracing.target"), json_str(meta.target())));
+        fields
+            .out
+            .push((Cow::Borrowed("tracing.target"), json_str(meta.target())));
         let record = {
             let mut data = cell.data.lock();
             data.kind = Some("span");
@@ -680,7 +716,11 @@ impl<'a> FieldsToJson<'a> {
         }
     }
 
-    fn push(&mut self, field: &tracing::field::Field, write: impl FnOnce(&mut crate::capture::ValueSink<'_>)) {
+    fn push(
+        &mut self,
+        field: &tracing::field::Field,
+        write: impl FnOnce(&mut crate::capture::ValueSink<'_>),
+    ) {
         let name = field.name();
         if name == STEP_FIELD || name == EXECUTION_FIELD {
             return;
@@ -721,7 +761,11 @@ impl tracing::field::Visit for FieldsToJson<'_> {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         self.push(field, |s| s.serialize(value));
     }
-    fn record_error(&mut self, field: &tracing::field::Field, value: &(dyn std::error::Error + 'static)) {
+    fn record_error(
+        &mut self,
+        field: &tracing::field::Field,
+        value: &(dyn std::error::Error + 'static),
+    ) {
         let text = value.to_string();
         self.push(field, |s| s.serialize(&text));
     }

@@ -213,7 +213,8 @@ impl Config {
             return Ok(Guard::disabled());
         };
         let subscriber = tracing_subscriber::registry().with(XRayLayer::new(Some(shared.clone())));
-        tracing::subscriber::set_global_default(subscriber).map_err(|_| Error::AlreadyInitialized)?;
+        tracing::subscriber::set_global_default(subscriber)
+            .map_err(|_| Error::AlreadyInitialized)?;
         pipeline::publish(&shared);
         Ok(guard)
     }
@@ -233,12 +234,20 @@ impl Config {
 }
 
 /// Records that `candidate` passed `filter`, and why. A no-op outside a step.
-pub fn accept(candidate: impl std::fmt::Display, filter: impl std::fmt::Display, reason: impl std::fmt::Display) {
+pub fn accept(
+    candidate: impl std::fmt::Display,
+    filter: impl std::fmt::Display,
+    reason: impl std::fmt::Display,
+) {
     decide(candidate, Some(true), filter, reason);
 }
 
 /// Records that `filter` rejected `candidate`, and why. A no-op outside a step.
-pub fn reject(candidate: impl std::fmt::Display, filter: impl std::fmt::Display, reason: impl std::fmt::Display) {
+pub fn reject(
+    candidate: impl std::fmt::Display,
+    filter: impl std::fmt::Display,
+    reason: impl std::fmt::Display,
+) {
     decide(candidate, Some(false), filter, reason);
 }
 

@@ -120,10 +120,15 @@ impl Shared {
         let step_end = record.is_step_end();
         if step_end {
             self.counters.captured.fetch_add(1, Ordering::Relaxed);
-        } else if record.is_start() && self.config.when_full == WhenFull::Drop && self.tx.len() * 2 > self.capacity {
+        } else if record.is_start()
+            && self.config.when_full == WhenFull::Drop
+            && self.tx.len() * 2 > self.capacity
+        {
             // Start records only make unfinished work visible; when the queue
             // is filling up, keep its room for the records that carry results.
-            self.counters.other_records_dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .other_records_dropped
+                .fetch_add(1, Ordering::Relaxed);
             return;
         }
         let lost = match self.config.when_full {
@@ -131,13 +136,17 @@ impl Shared {
                 Ok(()) => false,
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => true,
             },
-            WhenFull::Block => match self.tx.send_timeout(Message::Record(record), self.config.block_timeout) {
+            WhenFull::Block => match self
+                .tx
+                .send_timeout(Message::Record(record), self.config.block_timeout)
+            {
                 Ok(()) => false,
                 Err(SendTimeoutError::Timeout(_)) | Err(SendTimeoutError::Disconnected(_)) => true,
             },
         };
         if lost {
-            self.counters.count_lost(step_end, &self.counters.dropped_queue_full);
+            self.counters
+                .count_lost(step_end, &self.counters.dropped_queue_full);
         }
     }
 
@@ -165,7 +174,9 @@ struct GuardInner {
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("active", &self.inner.is_some()).finish()
+        f.debug_struct("Guard")
+            .field("active", &self.inner.is_some())
+            .finish()
     }
 }
 

@@ -75,7 +75,11 @@ impl Step {
     /// Starts a step in `span` and captures its arguments through `inputs`,
     /// unless the step is not recorded (no X-Ray layer on this thread's
     /// subscriber, or its execution was not sampled).
-    pub fn start(site: &'static StepSite, span: tracing::Span, inputs: impl FnOnce(&mut Inputs)) -> Step {
+    pub fn start(
+        site: &'static StepSite,
+        span: tracing::Span,
+        inputs: impl FnOnce(&mut Inputs),
+    ) -> Step {
         let cell = match state_of(&span) {
             Some(SpanState::Step(cell)) => Some(cell),
             _ => None,
@@ -109,16 +113,16 @@ impl Step {
     /// Runs a future inside the step's span (entered on every poll).
     #[inline]
     pub fn call_async<F: Future>(&self, future: F) -> StepFuture<'_, F> {
-        StepFuture {
-            step: self,
-            future,
-        }
+        StepFuture { step: self, future }
     }
 
     /// Captures the step's result, if the step is recorded.
     #[inline]
     pub fn output(&self, capture: impl FnOnce(&mut Output)) {
-        if let Some(Active { cell: Some(cell), .. }) = &self.active {
+        if let Some(Active {
+            cell: Some(cell), ..
+        }) = &self.active
+        {
             let shared = &cell.exec.shared;
             let mut out = Output {
                 payload: Payload::new(),
@@ -150,7 +154,10 @@ impl Active {
             Ok(value) => value,
             Err(payload) => {
                 if let Some(cell) = &self.cell {
-                    cell.finish(Some((StepStatus::Panicked, panic_message(payload.as_ref()))));
+                    cell.finish(Some((
+                        StepStatus::Panicked,
+                        panic_message(payload.as_ref()),
+                    )));
                 }
                 resume_unwind(payload)
             }
@@ -160,7 +167,10 @@ impl Active {
 
 impl Drop for Step {
     fn drop(&mut self) {
-        if let Some(Active { cell: Some(cell), .. }) = &self.active {
+        if let Some(Active {
+            cell: Some(cell), ..
+        }) = &self.active
+        {
             // Reached only when `end` did not run: the body panicked (already
             // recorded with its message) or the future was dropped early.
             if std::thread::panicking() {
@@ -357,7 +367,10 @@ pub trait ErrorDisplay {
 }
 impl<E: Display + ?Sized> ErrorDisplay for &&CaptureError<'_, E> {
     fn xray_capture_error(&self, out: &mut Output<'_>) {
-        let text = bounded_format(format_args!("{:#}", self.0), out.shared.config.max_payload_bytes);
+        let text = bounded_format(
+            format_args!("{:#}", self.0),
+            out.shared.config.max_payload_bytes,
+        );
         out.set_error(text);
     }
 }
@@ -368,7 +381,10 @@ pub trait ErrorDebug {
 }
 impl<E: Debug + ?Sized> ErrorDebug for &CaptureError<'_, E> {
     fn xray_capture_error(&self, out: &mut Output<'_>) {
-        let text = bounded_format(format_args!("{:?}", self.0), out.shared.config.max_payload_bytes);
+        let text = bounded_format(
+            format_args!("{:?}", self.0),
+            out.shared.config.max_payload_bytes,
+        );
         out.set_error(text);
     }
 }

@@ -18,8 +18,14 @@ struct Product {
 
 fn products() -> Vec<Product> {
     vec![
-        Product { asin: "B01".into(), price: 20.0 },
-        Product { asin: "B07X".into(), price: 79.99 },
+        Product {
+            asin: "B01".into(),
+            price: 20.0,
+        },
+        Product {
+            asin: "B07X".into(),
+            price: 79.99,
+        },
     ]
 }
 
@@ -42,11 +48,14 @@ fn filter_by_price(candidates: &[Product], max_price: f64) -> Vec<Product> {
 #[test]
 fn step_records_inputs_output_decisions_and_attributes() {
     let (_dir, path) = outbox();
-    let (kept, stats) = capture(xray::Config::default().outbox(&path).project("shop"), || {
-        xray::execution("competitor_selection")
-            .metadata("seller_asin", "B0SELLER")
-            .run(|| filter_by_price(&products(), 50.0))
-    });
+    let (kept, stats) = capture(
+        xray::Config::default().outbox(&path).project("shop"),
+        || {
+            xray::execution("competitor_selection")
+                .metadata("seller_asin", "B0SELLER")
+                .run(|| filter_by_price(&products(), 50.0))
+        },
+    );
     assert_eq!(kept, vec![products()[0].clone()]);
     assert_eq!((stats.captured, stats.written, stats.dropped), (1, 1, 0));
 
@@ -57,7 +66,9 @@ fn step_records_inputs_output_decisions_and_attributes() {
     assert_eq!(s.parent_id, None, "a top-level step has no parent");
     assert_eq!(
         s.input,
-        Some(json!({"candidates": [{"asin": "B01", "price": 20.0}, {"asin": "B07X", "price": 79.99}], "max_price": 50.0}))
+        Some(
+            json!({"candidates": [{"asin": "B01", "price": 20.0}, {"asin": "B07X", "price": 79.99}], "max_price": 50.0})
+        )
     );
     assert_eq!(s.output, Some(json!([{"asin": "B01", "price": 20.0}])));
     assert_eq!(
@@ -84,6 +95,7 @@ fn step_records_inputs_output_decisions_and_attributes() {
 fn relevance(client: &Client, api_key: &str, query: &str) -> f32 {
     xray::llm_usage("gpt-4o-mini", 120, 7);
     xray::score(query, 0.75);
+    assert!(api_key.starts_with("sk-"));
     client.factor
 }
 
@@ -100,14 +112,17 @@ fn name_kind_skip_and_redact_options_apply() {
     assert_eq!(r, 0.5);
     let s = step(&path, "llm_relevance");
     assert_eq!(s.kind.as_deref(), Some("llm"));
-    assert_eq!(s.input, Some(json!({"api_key": "[redacted]", "query": "laptop stand"})));
+    assert_eq!(
+        s.input,
+        Some(json!({"api_key": "[redacted]", "query": "laptop stand"}))
+    );
     assert_eq!(s.output, Some(json!(0.5)));
     assert_eq!(
         s.llm_usage,
         Some(json!([{"model": "gpt-4o-mini", "prompt_tokens": 120, "completion_tokens": 7}]))
     );
     assert_eq!(s.decisions.unwrap()[0]["score"], json!(0.75));
-    let text = std::fs::read(&path).unwrap();
+    let text = support::raw_bytes(&path);
     assert!(
         !text.windows(11).any(|w| w == b"sk-live-123"),
         "a redacted value reached the outbox file"
@@ -139,7 +154,7 @@ struct Db;
 impl Db {
     #[xray::step]
     fn login(&self, account: &Account, password: &str, token: String) -> bool {
-        !account.user.is_empty() && !password.is_empty() && !token.is_empty()
+        account.password == password && !account.user.is_empty() && !token.is_empty()
     }
 
     #[xray::step(capture_self)]
@@ -157,7 +172,10 @@ impl fmt::Debug for Db {
 #[test]
 fn default_secret_names_are_redacted_and_self_is_not_captured_unless_asked() {
     let (_dir, path) = outbox();
-    let account = Account { user: "ann".into(), password: "hunter2".into() };
+    let account = Account {
+        user: "ann".into(),
+        password: "hunter2".into(),
+    };
     let (ok, _) = capture(xray::Config::default().outbox(&path), || {
         let ok = Db.login(&account, "hunter2", "tok-1".into());
         let _ = Db.describe();
@@ -168,11 +186,22 @@ fn default_secret_names_are_redacted_and_self_is_not_captured_unless_asked() {
     let input = s.input.unwrap();
     assert_eq!(input["password"], json!("[redacted]"));
     assert_eq!(input["token"], json!("[redacted]"));
-    assert!(input.get("self").is_none(), "self must not be captured by default");
-    let debug = input["account"].as_str().expect("Debug-only type captured as text");
-    assert!(debug.contains("ann") && !debug.contains("hunter2"), "got {debug}");
+    assert!(
+        input.get("self").is_none(),
+        "self must not be captured by default"
+    );
+    let debug = input["account"]
+        .as_str()
+        .expect("Debug-only type captured as text");
+    assert!(
+        debug.contains("ann") && !debug.contains("hunter2"),
+        "got {debug}"
+    );
     let d = step(&path, "describe");
-    assert_eq!(d.input.unwrap()["self"], json!("Db(postgres://user:hunter2@host)"));
+    assert_eq!(
+        d.input.unwrap()["self"],
+        json!("Db(postgres://user:hunter2@host)")
+    );
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +214,9 @@ struct SearchError {
 #[xray::step]
 fn search(query: &str) -> Result<Vec<String>, SearchError> {
     if query.is_empty() {
-        Err(SearchError { source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out") })
+        Err(SearchError {
+            source: std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"),
+        })
     } else {
         Ok(vec![format!("{query}-1")])
     }
@@ -204,10 +235,19 @@ fn result_err_is_an_error_with_its_source_chain_and_fails_a_top_level_execution(
     assert_eq!(all[0].output, Some(json!(["desk-1"])));
     assert_eq!(all[1].status, "error");
     assert_eq!(all[1].output, None);
-    assert_eq!(all[1].error.as_deref(), Some("catalogue unavailable\ncaused by: connect timed out"));
+    assert_eq!(
+        all[1].error.as_deref(),
+        Some("catalogue unavailable\ncaused by: connect timed out")
+    );
     let e = executions(&path);
-    let status: BTreeMap<_, _> = e.iter().map(|e| (e.name.as_str(), e.status.as_str())).collect();
-    assert_eq!(status, BTreeMap::from([("ok_run", "ok"), ("failed_run", "error")]));
+    let status: BTreeMap<_, _> = e
+        .iter()
+        .map(|e| (e.name.as_str(), e.status.as_str()))
+        .collect();
+    assert_eq!(
+        status,
+        BTreeMap::from([("ok_run", "ok"), ("failed_run", "error")])
+    );
 }
 
 #[xray::step]
@@ -225,7 +265,10 @@ fn a_panicking_step_is_recorded_with_its_message_and_the_panic_continues_unchang
         std::panic::catch_unwind(|| xray::execution("run").run(|| explode(3)))
     });
     let payload = caught.expect_err("the panic must reach the caller");
-    assert_eq!(payload.downcast_ref::<String>().map(String::as_str), Some("boom at 3"));
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("boom at 3")
+    );
     let s = step(&path, "explode");
     assert_eq!(s.status, "panicked");
     assert_eq!(s.error.as_deref(), Some("boom at 3"));
@@ -248,7 +291,10 @@ fn a_panic_in_the_execution_closure_makes_the_execution_an_error() {
     assert_eq!(step(&path, "explode").status, "ok");
     let e = executions(&path);
     assert_eq!(e[0].status, "error");
-    assert_eq!(e[0].outcome.as_ref().unwrap()["error"], json!("panicked: after the step"));
+    assert_eq!(
+        e[0].outcome.as_ref().unwrap()["error"],
+        json!("panicked: after the step")
+    );
 }
 
 #[xray::step]
@@ -338,7 +384,10 @@ fn bad_values_are_stored_in_flagged_form_without_harming_the_step() {
         ratio: f64::NAN,
         by_pair: BTreeMap::from([((1, 2), "a")]),
         nested: Nested {
-            deeper: BTreeMap::from([("headers", BTreeMap::from([("Authorization", "Bearer abc")]))]),
+            deeper: BTreeMap::from([(
+                "headers",
+                BTreeMap::from([("Authorization", "Bearer abc")]),
+            )]),
         },
         api_key: "sk-1",
     };
@@ -348,12 +397,18 @@ fn bad_values_are_stored_in_flagged_form_without_harming_the_step() {
     let input = s.input.unwrap();
     assert_eq!(input["value"]["ratio"], json!({"_xray_non_finite": "NaN"}));
     assert_eq!(input["value"]["by_pair"], json!({"[1,2]": "a"}));
-    assert_eq!(input["value"]["nested"]["deeper"]["headers"]["Authorization"], json!("[redacted]"));
+    assert_eq!(
+        input["value"]["nested"]["deeper"]["headers"]["Authorization"],
+        json!("[redacted]")
+    );
     assert_eq!(input["value"]["api_key"], json!("[redacted]"));
     assert_eq!(s.output, Some(json!({"_xray_non_finite": "NaN"})));
     let flags = s.attributes.unwrap()["_xray_flags"].clone();
     for flag in ["non_finite", "non_string_keys", "redacted"] {
-        assert!(flags.as_array().unwrap().contains(&json!(flag)), "{flag} missing from {flags}");
+        assert!(
+            flags.as_array().unwrap().contains(&json!(flag)),
+            "{flag} missing from {flags}"
+        );
     }
 }
 
@@ -366,15 +421,26 @@ fn big(blob: String) -> usize {
 fn oversize_payloads_are_truncated_with_a_preview() {
     let (_dir, path) = outbox();
     let blob = "x".repeat(10_000);
-    let (n, _) = capture(xray::Config::default().outbox(&path).max_payload_bytes(1024), || big(blob));
+    let (n, _) = capture(
+        xray::Config::default()
+            .outbox(&path)
+            .max_payload_bytes(1024),
+        || big(blob),
+    );
     assert_eq!(n, 10_000);
     let s = step(&path, "big");
     let input = s.input.unwrap();
     assert_eq!(input["_xray_truncated"], json!(true));
     assert_eq!(input["limit"], json!(1024));
-    assert!(input["preview"].as_str().unwrap().starts_with("{\"blob\":\"xxx"));
+    assert!(input["preview"]
+        .as_str()
+        .unwrap()
+        .starts_with("{\"blob\":\"xxx"));
     assert_eq!(s.output, Some(json!(10_000)));
-    assert!(s.attributes.unwrap()["_xray_flags"].as_array().unwrap().contains(&json!("truncated")));
+    assert!(s.attributes.unwrap()["_xray_flags"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("truncated")));
 }
 
 enum Tree {
@@ -412,7 +478,11 @@ fn deep_nesting_is_cut_at_the_depth_limit() {
     assert!(r);
     let s = step(&path, "deep");
     let text = s.input.unwrap().to_string();
-    assert!(text.contains("_xray_depth_limited"), "{}", &text[..200.min(text.len())]);
+    assert!(
+        text.contains("_xray_depth_limited"),
+        "{}",
+        &text[..200.min(text.len())]
+    );
     // Drop the tree iteratively: the default recursive drop would overflow.
     let mut node = tree;
     while let Tree::Node(child) = node {
@@ -430,7 +500,9 @@ fn takes_neither(value: Neither, n: u8) -> Neither {
 #[test]
 fn a_value_with_neither_serialize_nor_debug_is_opaque() {
     let (_dir, path) = outbox();
-    let (r, _) = capture(xray::Config::default().outbox(&path), || takes_neither(Neither(1), 2));
+    let (r, _) = capture(xray::Config::default().outbox(&path), || {
+        takes_neither(Neither(1), 2)
+    });
     assert_eq!(r.0, 3);
     let s = step(&path, "takes_neither");
     assert_eq!(s.input, Some(json!({"value": "<opaque>", "n": 2})));
@@ -440,22 +512,28 @@ fn a_value_with_neither_serialize_nor_debug_is_opaque() {
 #[test]
 fn sampling_rate_zero_records_nothing_and_one_records_everything() {
     let (_dir, path) = outbox();
-    let (_, stats) = capture(xray::Config::default().outbox(&path).sample_rate(0.0), || {
-        for i in 0..50 {
-            xray::execution("never").run(|| inner(i));
-            inner(i);
-        }
-    });
+    let (_, stats) = capture(
+        xray::Config::default().outbox(&path).sample_rate(0.0),
+        || {
+            for i in 0..50 {
+                xray::execution("never").run(|| inner(i));
+                inner(i);
+            }
+        },
+    );
     assert_eq!(stats.captured, 0);
     assert_eq!(stats.unsampled_executions, 100);
     assert!(support::rows(&path).is_empty());
 
     let (_dir2, path2) = outbox();
-    let (_, stats) = capture(xray::Config::default().outbox(&path2).sample_rate(1.0), || {
-        for i in 0..50 {
-            xray::execution("always").run(|| inner(i));
-        }
-    });
+    let (_, stats) = capture(
+        xray::Config::default().outbox(&path2).sample_rate(1.0),
+        || {
+            for i in 0..50 {
+                xray::execution("always").run(|| inner(i));
+            }
+        },
+    );
     assert_eq!((stats.captured, stats.written), (50, 50));
     assert_eq!(executions(&path2).len(), 50);
 }
@@ -463,15 +541,18 @@ fn sampling_rate_zero_records_nothing_and_one_records_everything() {
 #[test]
 fn sampling_decides_once_per_execution() {
     let (_dir, path) = outbox();
-    capture(xray::Config::default().outbox(&path).sample_rate(0.5), || {
-        for i in 0..400 {
-            xray::execution("half").run(|| {
-                inner(i);
-                inner(i + 1);
-                outer(i);
-            });
-        }
-    });
+    capture(
+        xray::Config::default().outbox(&path).sample_rate(0.5),
+        || {
+            for i in 0..400 {
+                xray::execution("half").run(|| {
+                    inner(i);
+                    inner(i + 1);
+                    outer(i);
+                });
+            }
+        },
+    );
     let e = executions(&path);
     // A fair coin 400 times lands outside 120..280 with probability < 1e-15.
     assert!((120..280).contains(&e.len()), "{} of 400 sampled", e.len());
@@ -483,7 +564,9 @@ fn sampling_decides_once_per_execution() {
 #[test]
 fn disabled_records_nothing_and_creates_no_outbox() {
     let (_dir, path) = outbox();
-    let (r, stats) = capture(xray::Config::default().outbox(&path).disabled(true), || inner(2));
+    let (r, stats) = capture(xray::Config::default().outbox(&path).disabled(true), || {
+        inner(2)
+    });
     assert_eq!(r, 4);
     assert_eq!(stats, xray::Stats::default());
     assert!(!path.exists());
@@ -494,4 +577,43 @@ fn steps_run_unchanged_and_record_nothing_without_xray() {
     assert_eq!(inner(21), 42);
     assert_eq!(search("a").unwrap(), vec!["a-1".to_string()]);
     assert!(std::panic::catch_unwind(|| explode(1)).is_err());
+}
+
+#[derive(Serialize)]
+struct Session {
+    user: &'static str,
+    cookie: &'static str,
+}
+
+#[xray::step]
+fn open_session(user: &'static str) -> Session {
+    xray::attr("authorization", &"Bearer zzz");
+    xray::attr("headers", &BTreeMap::from([("X-Api-Key", "k-1"), ("accept", "json")]));
+    Session { user, cookie: "c-42" }
+}
+
+#[test]
+fn secrets_are_redacted_in_outputs_metadata_and_attributes_too() {
+    let (_dir, path) = outbox();
+    capture(xray::Config::default().outbox(&path).redact_keys(["seller_pin"]), || {
+        xray::execution("login")
+            .metadata("db_password", "p@ss")
+            .metadata("seller_pin", &1234)
+            .metadata("request", &json!({"auth": {"access_token": "t-9"}, "page": 2}))
+            .run(|| open_session("ann"))
+    });
+    let s = step(&path, "open_session");
+    assert_eq!(s.output, Some(json!({"user": "ann", "cookie": "[redacted]"})));
+    let attrs = s.attributes.unwrap();
+    assert_eq!(attrs["authorization"], json!("[redacted]"));
+    assert_eq!(attrs["headers"], json!({"X-Api-Key": "[redacted]", "accept": "json"}));
+    let e = executions(&path);
+    assert_eq!(
+        e[0].metadata,
+        Some(json!({"db_password": "[redacted]", "seller_pin": "[redacted]", "request": {"auth": {"access_token": "[redacted]"}, "page": 2}}))
+    );
+    let bytes = support::raw_bytes(&path);
+    for secret in ["p@ss", "t-9", "c-42", "k-1", "zzz"] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} reached the outbox");
+    }
 }

@@ -28,10 +28,21 @@ async fn watched_async(input: Watched) -> Result<Watched, String> {
 #[test]
 fn steps_serialize_nothing_and_record_nothing_when_xray_is_not_initialised() {
     assert_eq!(watched(Watched(1)).0, 2);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     assert_eq!(rt.block_on(watched_async(Watched(4))).unwrap().0, 8);
-    assert_eq!(xray::execution("nothing").metadata("k", &Watched(0)).run(|| watched(Watched(5)).0), 6);
-    assert_eq!(SERIALIZED.load(Ordering::SeqCst), 0, "a value was serialized without X-Ray");
+    assert_eq!(
+        xray::execution("nothing")
+            .metadata("k", &Watched(0))
+            .run(|| watched(Watched(5)).0),
+        6
+    );
+    assert_eq!(
+        SERIALIZED.load(Ordering::SeqCst),
+        0,
+        "a value was serialized without X-Ray"
+    );
     assert_eq!(xray::stats(), xray::Stats::default());
     assert_eq!(xray::current_execution_id(), None);
 }

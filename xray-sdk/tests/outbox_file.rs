@@ -38,17 +38,27 @@ fn an_outbox_under_a_regular_file_is_a_clear_error() {
 #[test]
 fn a_file_that_is_not_sqlite_is_a_clear_error_and_is_left_alone() {
     let (_dir, path) = support::outbox();
-    std::fs::write(&path, b"this is not a database, just some bytes that happen to be here").unwrap();
+    std::fs::write(
+        &path,
+        b"this is not a database, just some bytes that happen to be here",
+    )
+    .unwrap();
     let err = build_error(xray::Config::default().outbox(&path));
     assert!(err.contains("outbox.db"), "{err}");
     assert!(err.to_lowercase().contains("not a database"), "{err}");
-    assert_eq!(std::fs::read(&path).unwrap(), b"this is not a database, just some bytes that happen to be here");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        b"this is not a database, just some bytes that happen to be here"
+    );
 }
 
 #[test]
 fn another_sqlite_database_is_refused() {
     let (_dir, path) = support::outbox();
-    rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE mine (x)").unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE mine (x)")
+        .unwrap();
     let err = build_error(xray::Config::default().outbox(&path));
     assert!(err.contains("not an X-Ray outbox"), "{err}");
 }
@@ -57,18 +67,36 @@ fn another_sqlite_database_is_refused() {
 fn an_outbox_of_a_future_format_version_is_refused_with_both_versions() {
     let (_dir, path) = support::outbox();
     drop(xray::Config::default().outbox(&path).build().unwrap());
-    rusqlite::Connection::open(&path).unwrap().execute_batch("PRAGMA user_version = 7").unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 7")
+        .unwrap();
     match xray::Config::default().outbox(&path).build() {
-        Err(xray::Error::OutboxVersion { found: 7, supported: 1, .. }) => {}
+        Err(xray::Error::OutboxVersion {
+            found: 7,
+            supported: 1,
+            ..
+        }) => {}
         other => panic!("expected OutboxVersion, got {other:?}"),
     }
 }
 
 #[test]
 fn malformed_environment_values_fail_init_naming_the_variable() {
-    let config = xray::Config::from_lookup(|name| (name == "XRAY_WHEN_FULL").then(|| "sometimes".to_owned()));
+    let config = xray::Config::from_lookup(|name| {
+        (name == "XRAY_WHEN_FULL").then(|| "sometimes".to_owned())
+    });
     let err = config.init().unwrap_err();
-    assert!(matches!(err, xray::Error::Config { variable: "XRAY_WHEN_FULL", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            xray::Error::Config {
+                variable: "XRAY_WHEN_FULL",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("\"sometimes\""), "{err}");
 }
 
@@ -114,7 +142,9 @@ fn child_main(role: &str, outbox: &Path) {
         "writer" => {
             let pid = std::process::id();
             for i in 0..500 {
-                xray::execution("shared_file").metadata("pid", &pid).run(|| child_step(i));
+                xray::execution("shared_file")
+                    .metadata("pid", &pid)
+                    .run(|| child_step(i));
             }
             guard.flush().unwrap();
             println!("done");
@@ -153,7 +183,11 @@ fn sigkill_keeps_everything_flushed_and_unfinished_steps_show_as_running() {
         return child_main(&role, Path::new(&std::env::var(CHILD_OUTBOX).unwrap()));
     }
     let (_dir, path) = support::outbox();
-    let mut child = spawn_child("sigkill_keeps_everything_flushed_and_unfinished_steps_show_as_running", "killed", &path);
+    let mut child = spawn_child(
+        "sigkill_keeps_everything_flushed_and_unfinished_steps_show_as_running",
+        "killed",
+        &path,
+    );
     wait_for_line(&mut child, "flushed 100");
     wait_for_line(&mut child, "inside 7");
     // SIGKILL: no destructor, no flush on drop.
@@ -169,7 +203,14 @@ fn sigkill_keeps_everything_flushed_and_unfinished_steps_show_as_running() {
     assert_eq!(running.phase, "start");
     assert_eq!(running.input.as_ref().unwrap()["i"], 7);
     let execs = support::executions(&path);
-    let status = |name: &str| execs.iter().find(|e| e.name == name).unwrap().status.clone();
+    let status = |name: &str| {
+        execs
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+            .status
+            .clone()
+    };
     assert_eq!(status("before_kill"), "ok");
     assert_eq!(status("killed_mid_run"), "running");
 }

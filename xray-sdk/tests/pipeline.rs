@@ -45,18 +45,26 @@ fn eight_threads_many_executions_exact_counts() {
     run_threads(&dispatch, 8, 250, 4);
     guard.flush().unwrap();
     let stats = guard.stats();
-    assert_eq!((stats.captured, stats.written, stats.dropped), (8000, 8000, 0));
+    assert_eq!(
+        (stats.captured, stats.written, stats.dropped),
+        (8000, 8000, 0)
+    );
     assert_eq!(stats.executions, 2000);
     let steps = support::steps(&path);
     assert_eq!(steps.len(), 8000);
     assert!(steps.iter().all(|s| s.status == "ok" && s.phase == "end"));
-    let mut outputs: Vec<u64> = steps.iter().map(|s| s.output.as_ref().unwrap().as_u64().unwrap()).collect();
+    let mut outputs: Vec<u64> = steps
+        .iter()
+        .map(|s| s.output.as_ref().unwrap().as_u64().unwrap())
+        .collect();
     outputs.sort_unstable();
     outputs.dedup();
     assert_eq!(outputs.len(), 8000, "every step exactly once");
     let execs = support::executions(&path);
     assert_eq!(execs.len(), 2000);
-    assert!(execs.iter().all(|e| e.status == "ok" && e.outcome.as_ref().unwrap()["steps"] == 4));
+    assert!(execs
+        .iter()
+        .all(|e| e.status == "ok" && e.outcome.as_ref().unwrap()["steps"] == 4));
 }
 
 #[test]
@@ -75,15 +83,25 @@ fn a_full_queue_drops_and_counts_under_the_drop_policy_without_harming_the_appli
             sum += u64::from(work(0, i));
         }
     });
-    assert_eq!(sum, (0..5_000u64).sum::<u64>(), "the application's results are unchanged");
+    assert_eq!(
+        sum,
+        (0..5_000u64).sum::<u64>(),
+        "the application's results are unchanged"
+    );
     guard.flush().unwrap();
     let stats = guard.stats();
     assert_eq!(stats.captured, 5_000);
-    assert!(stats.dropped > 0, "a 4-record queue cannot keep up: {stats:?}");
+    assert!(
+        stats.dropped > 0,
+        "a 4-record queue cannot keep up: {stats:?}"
+    );
     assert_eq!(stats.dropped, stats.dropped_queue_full);
     assert_eq!(stats.captured, stats.written + stats.dropped, "{stats:?}");
     // A step whose end record was dropped may still show its start (running).
-    let ended = support::steps(&path).iter().filter(|s| s.phase == "end").count();
+    let ended = support::steps(&path)
+        .iter()
+        .filter(|s| s.phase == "end")
+        .count();
     assert_eq!(ended as u64, stats.written);
 }
 
@@ -100,7 +118,10 @@ fn the_block_policy_loses_nothing_with_a_tiny_queue() {
     run_threads(&dispatch, 4, 50, 5);
     guard.flush().unwrap();
     let stats = guard.stats();
-    assert_eq!((stats.captured, stats.written, stats.dropped), (1000, 1000, 0));
+    assert_eq!(
+        (stats.captured, stats.written, stats.dropped),
+        (1000, 1000, 0)
+    );
     assert_eq!(support::steps(&path).len(), 1000);
 }
 

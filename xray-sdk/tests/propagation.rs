@@ -36,7 +36,9 @@ async fn fan_out(pages: Vec<u32>) -> Vec<u32> {
     // tokio tasks: the span must be passed explicitly.
     let mut handles = Vec::new();
     for page in pages {
-        handles.push(tokio::spawn(fetch(page).instrument(tracing::Span::current())));
+        handles.push(tokio::spawn(
+            fetch(page).instrument(tracing::Span::current()),
+        ));
     }
     let mut all = Vec::new();
     for h in handles {
@@ -44,8 +46,9 @@ async fn fan_out(pages: Vec<u32>) -> Vec<u32> {
     }
     // a plain thread: the span entered with in_scope.
     let span = tracing::Span::current();
-    let ranked = std::thread::spawn(move || span.in_scope(|| rank(all))).join().unwrap();
-    ranked
+    std::thread::spawn(move || span.in_scope(|| rank(all)))
+        .join()
+        .unwrap()
 }
 
 #[test]
@@ -56,7 +59,11 @@ fn async_steps_and_propagation_across_tasks_and_threads() {
         xray::Config::default().outbox(&path).init(),
         Err(xray::Error::AlreadyInitialized)
     ));
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
 
     let ranked = rt.block_on(xray::execution("fanout").run_async(fan_out(vec![1, 2, 3])));
     assert_eq!(ranked, vec![31, 30, 21, 20, 11, 10]);
@@ -64,9 +71,10 @@ fn async_steps_and_propagation_across_tasks_and_threads() {
     let err = rt.block_on(xray::execution("missing").run_async(fetch(99)));
     assert!(err.is_err());
 
-    let timed_out = rt.block_on(xray::execution("impatient").run_async(async {
-        tokio::time::timeout(Duration::from_millis(20), slow(10_000)).await
-    }));
+    let timed_out =
+        rt.block_on(xray::execution("impatient").run_async(async {
+            tokio::time::timeout(Duration::from_millis(20), slow(10_000)).await
+        }));
     assert!(timed_out.is_err());
 
     guard.flush().unwrap();
@@ -76,23 +84,44 @@ fn async_steps_and_propagation_across_tasks_and_threads() {
 
     let steps = support::steps(&path);
     let execs = support::executions(&path);
-    let exec_id = |name: &str| execs.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("{name}")).id.clone();
+    let exec_id = |name: &str| {
+        execs
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .id
+            .clone()
+    };
 
     let fan = support::step(&path, "fan_out");
     assert_eq!(fan.execution_id, exec_id("fanout"));
     assert_eq!(fan.output, Some(json!([31, 30, 21, 20, 11, 10])));
-    let fetched: Vec<_> = steps.iter().filter(|s| s.name == "fetch" && s.execution_id == exec_id("fanout")).collect();
+    let fetched: Vec<_> = steps
+        .iter()
+        .filter(|s| s.name == "fetch" && s.execution_id == exec_id("fanout"))
+        .collect();
     assert_eq!(fetched.len(), 3);
     for f in &fetched {
-        assert_eq!(f.parent_id.as_deref(), Some(fan.id.as_str()), "task lost its parent: {f:#?}");
+        assert_eq!(
+            f.parent_id.as_deref(),
+            Some(fan.id.as_str()),
+            "task lost its parent: {f:#?}"
+        );
         assert_eq!(f.status, "ok");
         assert_eq!(f.kind.as_deref(), Some("search"));
     }
     let r = support::step(&path, "rank");
-    assert_eq!(r.parent_id.as_deref(), Some(fan.id.as_str()), "thread lost its parent");
+    assert_eq!(
+        r.parent_id.as_deref(),
+        Some(fan.id.as_str()),
+        "thread lost its parent"
+    );
     assert_eq!(r.execution_id, exec_id("fanout"));
 
-    let missing = steps.iter().find(|s| s.execution_id == exec_id("missing")).unwrap();
+    let missing = steps
+        .iter()
+        .find(|s| s.execution_id == exec_id("missing"))
+        .unwrap();
     assert_eq!(missing.status, "error");
     assert_eq!(missing.error.as_deref(), Some("page 99 does not exist"));
 
@@ -101,7 +130,14 @@ fn async_steps_and_propagation_across_tasks_and_threads() {
     assert_eq!(cancelled.execution_id, exec_id("impatient"));
     assert_eq!(cancelled.input, Some(json!({"ms": 10_000})));
 
-    let status = |name: &str| execs.iter().find(|e| e.name == name).unwrap().status.clone();
+    let status = |name: &str| {
+        execs
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+            .status
+            .clone()
+    };
     assert_eq!(status("fanout"), "ok");
     assert_eq!(status("missing"), "error");
     // A step cancelled under a timeout that the pipeline handled is not a

@@ -451,33 +451,16 @@ impl Digits {
     }
 }
 
-/// A fixed-size `io::Write` sink, so floats can be formatted by `serde_json`
-/// itself (shortest round-trip form, identical to its output) without a heap
-/// buffer.
-struct FloatBuf {
-    buf: [u8; 40],
-    len: usize,
-}
+/// `io::Write` appending to a `String`, so that floats are formatted by
+/// `serde_json` itself (its shortest round-trip form, hence identical output)
+/// straight into the output.
+struct StringSink<'s>(&'s mut String);
 
-impl FloatBuf {
-    fn new() -> Self {
-        FloatBuf {
-            buf: [0; 40],
-            len: 0,
-        }
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl io::Write for FloatBuf {
+impl io::Write for StringSink<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = data.len().min(self.buf.len() - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&data[..n]);
-        self.len += n;
-        Ok(n)
+        let text = std::str::from_utf8(data).map_err(|_| io::ErrorKind::InvalidData)?;
+        self.0.push_str(text);
+        Ok(data.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -576,6 +559,23 @@ impl<'a> State<'a> {
         push_str_literal(self.out, self.limit, s).map_err(|TooLarge| self.overflowed())
     }
 
+    /// Writes `"name":`. Field names are short and almost never need
+    /// escaping, so the common case is one reservation and three copies.
+    #[inline]
+    fn write_field_name(&mut self, name: &str) -> Result<(), Error> {
+        if name.len() + 3 <= self.limit.saturating_sub(self.out.len())
+            && name.bytes().all(|b| ESCAPE[usize::from(b)] == 0)
+        {
+            self.out.reserve(name.len() + 3);
+            self.out.push('"');
+            self.out.push_str(name);
+            self.out.push_str("\":");
+            return Ok(());
+        }
+        self.write_str_literal(name)?;
+        self.push(":")
+    }
+
     #[cold]
     fn overflowed(&mut self) -> Error {
         self.too_large = true;
@@ -608,24 +608,30 @@ impl<'a> State<'a> {
         if !v.is_finite() {
             return self.write_non_finite(v.is_nan(), v > 0.0);
         }
-        let mut buf = FloatBuf::new();
-        if serde_json::to_writer(&mut buf, &v).is_err() || buf.len == 0 {
-            // Unreachable in practice (the buffer fits any float); keep the
-            // value rather than fail.
-            return self.push(&format!("{v:?}"));
-        }
-        self.push_ascii(buf.bytes())
+        self.write_finite_float(&v)
     }
 
     fn write_f32(&mut self, v: f32) -> Result<(), Error> {
         if !v.is_finite() {
             return self.write_non_finite(v.is_nan(), v > 0.0);
         }
-        let mut buf = FloatBuf::new();
-        if serde_json::to_writer(&mut buf, &v).is_err() || buf.len == 0 {
+        self.write_finite_float(&v)
+    }
+
+    fn write_finite_float<F: Serialize + fmt::Debug>(&mut self, v: &F) -> Result<(), Error> {
+        let start = self.out.len();
+        if serde_json::to_writer(StringSink(self.out), v).is_err() {
+            // Unreachable for a finite float; keep the value rather than fail.
+            self.out.truncate(start);
             return self.push(&format!("{v:?}"));
         }
-        self.push_ascii(buf.bytes())
+        // A float is a few dozen ASCII bytes: checking after the fact costs
+        // at most that much, and spares a check for every normal write.
+        if self.out.len() > self.limit {
+            self.out.truncate(self.limit.max(start));
+            return Err(self.overflowed());
+        }
+        Ok(())
     }
 
     fn write_non_finite(&mut self, nan: bool, positive: bool) -> Result<(), Error> {
@@ -991,8 +997,7 @@ impl Compound<'_, '_> {
             return Ok(());
         }
         self.separator()?;
-        self.st.write_str_literal(name)?;
-        self.st.push(":")?;
+        self.st.write_field_name(name)?;
         if self.st.redactor.is_secret(name) {
             self.st.write_redacted()
         } else {
@@ -1493,6 +1498,8 @@ mod tests {
         same_as_serde_json(&());
         same_as_serde_json("");
         same_as_serde_json(&'\u{1}');
+        let every_ascii: String = (0u8..=127).map(char::from).collect();
+        same_as_serde_json(&every_ascii);
         same_as_serde_json(&vec![Vec::<u8>::new(); 2]);
         same_as_serde_json(&std::time::Duration::from_millis(1500));
         same_as_serde_json(&std::net::Ipv4Addr::new(127, 0, 0, 1));
@@ -1853,6 +1860,19 @@ mod tests {
         let mut out = String::from("123456");
         assert_eq!(write_json(&mut out, &"ab", &opts, &mut flags), Ok(()));
         assert_eq!(out, "123456\"ab\"");
+
+        // Numbers are cut at the limit too, never written past it.
+        for (value, prefix) in [(123_456i64, "123"), (-98_765, "-98")] {
+            let (result, out, _) = write_with(&value, 8, 3);
+            assert_eq!(result, Err(TooLarge));
+            assert_eq!(out, prefix);
+        }
+        let (result, out, _) = write_with(&0.123_456_f64, 8, 3);
+        assert_eq!(result, Err(TooLarge));
+        assert_eq!(out, "0.1");
+        let (result, out, _) = write_with(&u128::MAX, 8, 5);
+        assert_eq!(result, Err(TooLarge));
+        assert_eq!(out, "34028");
 
         // Multi-byte text is never cut inside a character.
         let (result, out, _) = write_with(&"é".repeat(100), 8, 20);

@@ -558,6 +558,34 @@ mod tests {
     }
 
     #[test]
+    fn every_prefix_of_debug_text_is_handled() {
+        // Debug output cut at the size limit must still not leak, nor panic.
+        let r = Redactor::default();
+        let value = Outer {
+            name: "n".to_owned(),
+            api_key: "SECRET-A, }".to_owned(),
+            inner: Inner {
+                token: Some("SECRET-B".to_owned()),
+                label: "l",
+            },
+            list: vec![],
+            secret: Inner {
+                token: None,
+                label: "SECRET-C",
+            },
+            letter: '\'',
+        };
+        for text in [format!("{value:?}"), format!("{value:#?}")] {
+            for (cut, _) in text.char_indices() {
+                let prefix = &text[..cut];
+                let redacted = r.redact_debug_text(prefix);
+                let shown = redacted.as_deref().unwrap_or(prefix);
+                assert!(!shown.contains("SECRET"), "{shown}");
+            }
+        }
+    }
+
+    #[test]
     fn already_redacted_value_is_not_a_change() {
         let r = Redactor::default();
         assert_eq!(r.redact_debug_text("A { token: \"[redacted]\" }"), None);

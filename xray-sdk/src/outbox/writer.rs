@@ -59,18 +59,28 @@ impl OutboxWriter {
     /// Opens (creating if needed) the outbox at `path` and checks its format.
     pub fn open(path: &Path, max_bytes: u64) -> Result<OutboxWriter, Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| outbox_error(path, format!("cannot create the directory {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                outbox_error(
+                    path,
+                    format!("cannot create the directory {}: {e}", dir.display()),
+                )
+            })?;
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let conn = Connection::open_with_flags(path, flags).map_err(|e| outbox_error(path, e))?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| outbox_error(path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| outbox_error(path, e))?;
         let setup = || -> Result<(), Error> {
             let mode: String = conn
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
                 .map_err(|e| outbox_error(path, e))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(outbox_error(path, format!("cannot switch to WAL mode (got {mode})")));
+                return Err(outbox_error(
+                    path,
+                    format!("cannot switch to WAL mode (got {mode})"),
+                ));
             }
             conn.execute_batch("PRAGMA synchronous = NORMAL")
                 .map_err(|e| outbox_error(path, e))?;
@@ -108,11 +118,12 @@ impl OutboxWriter {
                 Ok(m) => m,
                 Err(_) => break,
             };
-            let take = |m: Message, batch: &mut Vec<Record>, acks: &mut Vec<_>, stop: &mut bool| match m {
-                Message::Record(r) => batch.push(r),
-                Message::Flush(ack) => acks.push(ack),
-                Message::Stop => *stop = true,
-            };
+            let take =
+                |m: Message, batch: &mut Vec<Record>, acks: &mut Vec<_>, stop: &mut bool| match m {
+                    Message::Record(r) => batch.push(r),
+                    Message::Flush(ack) => acks.push(ack),
+                    Message::Stop => *stop = true,
+                };
             take(first, &mut batch, &mut acks, &mut stop);
             let deadline = Instant::now() + interval;
             while batch.len() < MAX_BATCH && acks.is_empty() && !stop {
@@ -135,7 +146,12 @@ impl OutboxWriter {
         }
     }
 
-    fn commit_with_retries(&mut self, batch: &mut Vec<Record>, sync: bool, counters: &Counters) -> Result<(), Error> {
+    fn commit_with_retries(
+        &mut self,
+        batch: &mut Vec<Record>,
+        sync: bool,
+        counters: &Counters,
+    ) -> Result<(), Error> {
         if batch.is_empty() {
             return Ok(());
         }
@@ -150,7 +166,9 @@ impl OutboxWriter {
             match self.commit(batch, sync) {
                 Ok(steps) => {
                     counters.written.fetch_add(steps, Ordering::Relaxed);
-                    counters.records_written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    counters
+                        .records_written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     counters.batches.fetch_add(1, Ordering::Relaxed);
                     batch.clear();
                     return Ok(());
@@ -162,7 +180,9 @@ impl OutboxWriter {
                 }
             }
         }
-        let error = last_error.map(|e| outbox_error(&self.path, e)).unwrap_or(Error::WriterStopped);
+        let error = last_error
+            .map(|e| outbox_error(&self.path, e))
+            .unwrap_or(Error::WriterStopped);
         eprintln!("xray: dropping {} records: {error}", batch.len());
         for r in batch.drain(..) {
             counters.count_lost(r.is_step_end(), &counters.dropped_write_failed);
@@ -196,7 +216,9 @@ impl OutboxWriter {
         if sync {
             self.conn.execute_batch("PRAGMA synchronous = FULL")?;
         }
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let written_at = now_us();
         let mut steps = 0;
         {
@@ -233,8 +255,12 @@ fn check_or_create(conn: &Connection, path: &Path) -> Result<(), Error> {
     let err = |e: rusqlite::Error| outbox_error(path, e);
     conn.execute_batch("BEGIN IMMEDIATE").map_err(err)?;
     let result = (|| {
-        let app_id: i64 = conn.query_row("PRAGMA application_id", [], |r| r.get(0)).map_err(err)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(err)?;
+        let app_id: i64 = conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
         let tables: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
             .map_err(err)?;

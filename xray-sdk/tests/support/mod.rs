@@ -137,3 +137,14 @@ pub fn capture<R>(config: xray::Config, f: impl FnOnce() -> R) -> (R, xray::Stat
     let stats = guard.stats();
     (value, stats)
 }
+
+/// The raw bytes of the outbox and its WAL file, to prove a secret never
+/// reached the disk in any form.
+pub fn raw_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap_or_default();
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    bytes.extend(std::fs::read(PathBuf::from(wal)).unwrap_or_default());
+    assert!(!bytes.is_empty(), "no outbox at {}", path.display());
+    bytes
+}
