@@ -136,7 +136,7 @@ impl Parse for StepArgs {
 }
 
 /// What the function offers that the options may refer to.
-pub(crate) struct Signature<'a> {
+pub(crate) struct FunctionShape<'a> {
     /// The function's name, for messages.
     pub(crate) fn_name: &'a Ident,
     /// Whether it takes `self` in any form.
@@ -148,29 +148,29 @@ pub(crate) struct Signature<'a> {
 impl StepArgs {
     /// Checks the options that refer to the function: `skip`/`redact` must
     /// name parameters it has, `capture_self` needs a receiver.
-    pub(crate) fn check_against(&self, signature: &Signature<'_>) -> syn::Result<()> {
+    pub(crate) fn check_against(&self, shape: &FunctionShape<'_>) -> syn::Result<()> {
         for (option, list) in [("skip", &self.skip), ("redact", &self.redact)] {
             let Some(list) = list else { continue };
             for name in &list.names {
-                let exists = signature
+                let exists = shape
                     .bindings
                     .iter()
                     .any(|binding| binding.unraw() == name.unraw());
                 if !exists {
                     return Err(syn::Error::new_spanned(
                         name,
-                        unknown_parameter_message(option, name, signature),
+                        unknown_parameter_message(option, name, shape),
                     ));
                 }
             }
         }
         if let Some(keyword) = &self.capture_self {
-            if !signature.has_receiver {
+            if !shape.has_receiver {
                 return Err(syn::Error::new_spanned(
                     keyword,
                     format!(
                         "`capture_self` needs a method that takes `self`, but `{}` has no `self` parameter",
-                        signature.fn_name.unraw()
+                        shape.fn_name.unraw()
                     ),
                 ));
             }
@@ -179,13 +179,13 @@ impl StepArgs {
     }
 }
 
-fn unknown_parameter_message(option: &str, name: &Ident, signature: &Signature<'_>) -> String {
-    let fn_name = signature.fn_name.unraw();
+fn unknown_parameter_message(option: &str, name: &Ident, shape: &FunctionShape<'_>) -> String {
+    let fn_name = shape.fn_name.unraw();
     let name = name.unraw();
-    if signature.bindings.is_empty() {
+    if shape.bindings.is_empty() {
         return format!("`{option}({name})`: `{fn_name}` has no parameter named `{name}` (it has no parameters to {option})");
     }
-    let known = signature
+    let known = shape
         .bindings
         .iter()
         .map(|binding| format!("`{}`", binding.unraw()))

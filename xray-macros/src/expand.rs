@@ -30,7 +30,7 @@ pub(crate) fn step(args: TokenStream, item: TokenStream) -> syn::Result<TokenStr
         ));
     }
     let bindings = parameter_bindings(&function.sig);
-    args.check_against(&attr::Signature {
+    args.check_against(&attr::FunctionShape {
         fn_name: &function.sig.ident,
         has_receiver: function.sig.receiver().is_some(),
         bindings: &bindings,
@@ -71,21 +71,16 @@ fn parse_function(item: TokenStream) -> syn::Result<StepFn> {
         if method.default.is_none() {
             return Err(syn::Error::new_spanned(
                 &method.sig,
-                "`#[xray::step]` needs a function body to wrap: put it on the implementations of this \
-                 method, or give the method a default body",
+                "`#[xray::step]` needs a function body to wrap, and this declaration has none: put the \
+                 attribute on the implementations of this method, or give it a default body",
             ));
         }
     }
     match syn::parse2::<NotAFunction>(item) {
-        Ok(NotAFunction { head, what }) => Err(syn::Error::new_spanned(
+        Ok(NotAFunction { head, what, hint }) => Err(syn::Error::new_spanned(
             head,
             format!(
-                "`#[xray::step]` can only be applied to a function (`fn` or `async fn`), not to {what}{}",
-                if what.starts_with("an `impl`") {
-                    "; to record methods, put `#[xray::step]` on each method"
-                } else {
-                    ""
-                }
+                "`#[xray::step]` can only be applied to a function (`fn` or `async fn`), not to {what}{hint}"
             ),
         )),
         // Neither a function nor any other item syn knows: syn's own message
@@ -94,11 +89,12 @@ fn parse_function(item: TokenStream) -> syn::Result<StepFn> {
     }
 }
 
-/// Any item other than a function: its leading tokens (for the error span)
-/// and a description.
+/// Any item other than a function: its leading tokens (for the error span),
+/// what it is, and what to do instead when there is a likely intent.
 struct NotAFunction {
     head: TokenStream,
     what: &'static str,
+    hint: &'static str,
 }
 
 impl Parse for NotAFunction {
@@ -122,7 +118,13 @@ impl Parse for NotAFunction {
             Item::Macro(item) => (item.mac.path.to_token_stream(), "a macro invocation"),
             other => (other.to_token_stream(), "this item"),
         };
-        Ok(NotAFunction { head, what })
+        let hint = match item {
+            Item::Impl(_) | Item::Trait(_) => {
+                "; to record methods, put `#[xray::step]` on each method"
+            }
+            _ => "",
+        };
+        Ok(NotAFunction { head, what, hint })
     }
 }
 
@@ -192,6 +194,8 @@ fn gen_function(args: &StepArgs, function: StepFn, bindings: &[Ident]) -> TokenS
         gen_async_body(args, &sig.output, block)
     } else if returns_future(&sig.output) {
         gen_future_returning_body(args, block)
+    } else if returns_never(&sig.output) {
+        gen_diverging_body(block)
     } else {
         gen_sync_body(args, &sig.output, block)
     };
@@ -286,6 +290,15 @@ fn gen_input_capture(args: &StepArgs, bindings: &[Ident]) -> TokenStream {
     }
 }
 
+/// The body of a synchronous function returning `!`: it can only panic
+/// (recorded by `Step::call`) or leave the process, so there is no output
+/// to capture and no normal end.
+fn gen_diverging_body(block: Block) -> TokenStream {
+    quote! {
+        __xray_step.call(move || -> ! #block)
+    }
+}
+
 /// The body of a plain synchronous function.
 fn gen_sync_body(args: &StepArgs, output: &ReturnType, block: Block) -> TokenStream {
     let fake_return_edge = gen_fake_return_edge(output);
@@ -376,8 +389,9 @@ fn gen_finish(args: &StepArgs) -> TokenStream {
 fn gen_fake_return_edge(output: &ReturnType) -> TokenStream {
     let (return_type, span) = match output {
         ReturnType::Default => (quote!(()), Span::call_site()),
-        // `!` cannot be written as a `let` type on stable Rust.
-        ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)) => return TokenStream::new(),
+        // `!` cannot be written as a `let` type on stable Rust; a diverging
+        // `async fn` has nothing to infer anyway.
+        _ if returns_never(output) => return TokenStream::new(),
         ReturnType::Type(_, ty) => {
             let mut ty = (**ty).clone();
             ImplTraitEraser.visit_type_mut(&mut ty);
@@ -415,6 +429,11 @@ impl VisitMut for ImplTraitEraser {
             syn::visit_mut::visit_type_mut(self, ty);
         }
     }
+}
+
+/// Whether the declared return type is `!`.
+fn returns_never(output: &ReturnType) -> bool {
+    matches!(output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)))
 }
 
 /// Whether the declared return type is `impl Future<…>` (with any path to

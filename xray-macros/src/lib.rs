@@ -49,7 +49,8 @@
 //! called and ends when the future completes); generics, `where` clauses,
 //! lifetimes, `impl Trait` parameters and return types; patterns as
 //! parameters, whose every bound name is recorded; `unsafe fn` and
-//! `extern "…" fn`. Attributes, doc comments and visibility are kept.
+//! `extern "…" fn`; functions returning `!` (recorded as `panicked` when
+//! they panic). Attributes, doc comments and visibility are kept.
 //!
 //! ```ignore
 //! impl Ranker {

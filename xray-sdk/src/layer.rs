@@ -104,10 +104,10 @@ impl ExecCell {
         status: ExecutionStatus,
         outcome: Option<String>,
         error: Option<String>,
-    ) -> Record {
+    ) -> ExecutionRecord {
         let ended_at_us = (phase == Phase::End)
             .then(|| self.started_at_us + self.start.elapsed().as_micros() as i64);
-        Record::Execution(Box::new(ExecutionRecord {
+        ExecutionRecord {
             phase,
             id: self.id,
             project: self.shared.config.project.clone(),
@@ -118,13 +118,22 @@ impl ExecCell {
             error,
             started_at_us: self.started_at_us,
             ended_at_us,
-        }))
+        }
     }
 
-    /// Queues the `start` record.
-    pub fn begin(&self) {
-        self.shared
-            .send(self.record(Phase::Start, ExecutionStatus::Running, None, None));
+    /// Queues the `start` record. Only a reference travels: the writer
+    /// builds the row, off the application's thread.
+    pub fn begin(self: &Arc<Self>) {
+        self.shared.send(Record::ExecutionStart(self.clone()));
+    }
+
+    /// The `start` row, built by the writer; `None` once the execution has
+    /// finished (its `end` row says everything).
+    pub(crate) fn start_record(&self) -> Option<ExecutionRecord> {
+        if self.state.lock().finished {
+            return None;
+        }
+        Some(self.record(Phase::Start, ExecutionStatus::Running, None, None))
     }
 
     /// Queues the `end` record, once. `error` is the reason the execution
@@ -154,8 +163,8 @@ impl ExecCell {
             push_json_str(&mut outcome, e);
         }
         outcome.push('}');
-        self.shared
-            .send(self.record(Phase::End, status, Some(outcome), error));
+        let record = self.record(Phase::End, status, Some(outcome), error);
+        self.shared.send(Record::Execution(Box::new(record)));
     }
 }
 
@@ -211,7 +220,7 @@ impl StepCell {
         })
     }
 
-    fn record(&self, phase: Phase, status: StepStatus, data: &mut StepData) -> Record {
+    fn record(&self, phase: Phase, status: StepStatus, data: &mut StepData) -> StepRecord {
         let (output, error, attributes, decisions, llm_usage) = if phase == Phase::End {
             let mut attributes = std::mem::take(&mut data.attributes);
             if !data.reasons.is_empty() {
@@ -239,7 +248,7 @@ impl StepCell {
         } else {
             (None, None, data.attributes.clone(), Vec::new(), Vec::new())
         };
-        Record::Step(Box::new(StepRecord {
+        StepRecord {
             phase,
             id: self.id,
             execution_id: self.exec.id,
@@ -257,19 +266,34 @@ impl StepCell {
             flags: data.flags,
             started_at_us: self.started_at_us,
             duration_us: (phase == Phase::End).then(|| self.start.elapsed().as_micros() as i64),
-        }))
+        }
     }
 
-    /// Records the step's kind and inputs and queues its `start` record.
-    pub fn begin(&self, kind: Option<&'static str>, input: Option<String>, flags: Flags) {
-        let record = {
+    /// Records the step's kind and inputs and queues its `start` record
+    /// (only a reference travels; the writer builds the row).
+    pub fn begin(
+        self: &Arc<Self>,
+        kind: Option<&'static str>,
+        input: Option<String>,
+        flags: Flags,
+    ) {
+        {
             let mut data = self.data.lock();
             data.kind = kind;
             data.input = input.map(Arc::from);
             data.flags.merge(flags);
-            self.record(Phase::Start, StepStatus::Running, &mut data)
-        };
-        self.exec.shared.send(record);
+        }
+        self.exec.shared.send(Record::StepStart(self.clone()));
+    }
+
+    /// The `start` row, built by the writer; `None` once the step has
+    /// finished (its `end` row says everything).
+    pub(crate) fn start_record(&self) -> Option<StepRecord> {
+        let mut data = self.data.lock();
+        if data.finished {
+            return None;
+        }
+        Some(self.record(Phase::Start, StepStatus::Running, &mut data))
     }
 
     /// Records the step's output, or its error (an `Err` return).
@@ -313,7 +337,7 @@ impl StepCell {
             }
             self.record(Phase::End, status, &mut data)
         };
-        self.exec.shared.send(record);
+        self.exec.shared.send(Record::Step(Box::new(record)));
         if self.owns_execution {
             self.exec.finish(None);
         }
@@ -665,14 +689,13 @@ fn new_step(
         fields
             .out
             .push((Cow::Borrowed("tracing.target"), json_str(meta.target())));
-        let record = {
+        {
             let mut data = cell.data.lock();
             data.kind = Some("span");
             data.flags.merge(fields.flags);
             data.attributes = fields.out;
-            cell.record(Phase::Start, StepStatus::Running, &mut data)
-        };
-        cell.exec.shared.send(record);
+        }
+        cell.exec.shared.send(Record::StepStart(cell.clone()));
     }
     cell
 }

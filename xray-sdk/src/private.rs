@@ -87,7 +87,7 @@ impl Step {
         if let Some(cell) = &cell {
             let shared = &cell.exec.shared;
             let mut args = Inputs {
-                payload: Payload::new(),
+                payload: Payload::with_capacity(512),
                 shared,
             };
             inputs(&mut args);
@@ -118,21 +118,12 @@ impl Step {
 
     /// Captures the step's result, if the step is recorded.
     #[inline]
-    pub fn output(&self, capture: impl FnOnce(&mut Output)) {
+    pub fn output(&self, capture: impl FnOnce(&mut Output<'_>)) {
         if let Some(Active {
             cell: Some(cell), ..
         }) = &self.active
         {
-            let shared = &cell.exec.shared;
-            let mut out = Output {
-                payload: Payload::new(),
-                error: None,
-                shared,
-            };
-            capture(&mut out);
-            let flags = out.payload.flags;
-            let value = out.payload.finish(shared.config.max_payload_bytes);
-            cell.set_output(value, out.error, flags);
+            capture_output(cell, capture);
         }
     }
 
@@ -145,6 +136,22 @@ impl Step {
             }
         }
     }
+}
+
+// Kept out of line so that the expansion's not-recording path stays a few
+// instructions with a small stack frame.
+#[inline(never)]
+fn capture_output(cell: &StepCell, capture: impl FnOnce(&mut Output<'_>)) {
+    let shared = &cell.exec.shared;
+    let mut out = Output {
+        payload: Payload::with_capacity(128),
+        error: None,
+        shared,
+    };
+    capture(&mut out);
+    let flags = out.payload.flags;
+    let value = out.payload.finish(shared.config.max_payload_bytes);
+    cell.set_output(value, out.error, flags);
 }
 
 impl Active {
@@ -166,7 +173,17 @@ impl Active {
 }
 
 impl Drop for Step {
+    #[inline]
     fn drop(&mut self) {
+        if self.active.is_some() {
+            self.drop_unfinished();
+        }
+    }
+}
+
+impl Step {
+    #[cold]
+    fn drop_unfinished(&mut self) {
         if let Some(Active {
             cell: Some(cell), ..
         }) = &self.active

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::capture::Flags;
+use crate::layer::{ExecCell, StepCell};
 
 /// Whether a record opens or closes its step or execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,25 +140,27 @@ pub(crate) struct ExecutionRecord {
     pub ended_at_us: Option<i64>,
 }
 
-/// What travels through the queue to the writer.
-#[derive(Debug)]
+/// What travels through the queue to the writer. A start travels as a
+/// reference to its live cell, so the application's thread does not build a
+/// row the writer will usually skip (its end is in the same batch).
 pub(crate) enum Record {
+    StepStart(Arc<StepCell>),
+    ExecutionStart(Arc<ExecCell>),
+    /// A step's end.
     Step(Box<StepRecord>),
+    /// An execution's end.
     Execution(Box<ExecutionRecord>),
 }
 
 impl Record {
     /// Whether this record, if lost, loses a step (as counted in `Stats`).
     pub fn is_step_end(&self) -> bool {
-        matches!(self, Record::Step(s) if s.phase == Phase::End)
+        matches!(self, Record::Step(_))
     }
 
     /// Whether this is a `start` record (of a step or an execution).
     pub fn is_start(&self) -> bool {
-        match self {
-            Record::Step(s) => s.phase == Phase::Start,
-            Record::Execution(e) => e.phase == Phase::Start,
-        }
+        matches!(self, Record::StepStart(_) | Record::ExecutionStart(_))
     }
 }
 

@@ -588,32 +588,57 @@ struct Session {
 #[xray::step]
 fn open_session(user: &'static str) -> Session {
     xray::attr("authorization", &"Bearer zzz");
-    xray::attr("headers", &BTreeMap::from([("X-Api-Key", "k-1"), ("accept", "json")]));
-    Session { user, cookie: "c-42" }
+    xray::attr(
+        "headers",
+        &BTreeMap::from([("X-Api-Key", "k-1"), ("accept", "json")]),
+    );
+    Session {
+        user,
+        cookie: "c-42",
+    }
 }
 
 #[test]
 fn secrets_are_redacted_in_outputs_metadata_and_attributes_too() {
     let (_dir, path) = outbox();
-    capture(xray::Config::default().outbox(&path).redact_keys(["seller_pin"]), || {
-        xray::execution("login")
-            .metadata("db_password", "p@ss")
-            .metadata("seller_pin", &1234)
-            .metadata("request", &json!({"auth": {"access_token": "t-9"}, "page": 2}))
-            .run(|| open_session("ann"))
-    });
+    capture(
+        xray::Config::default()
+            .outbox(&path)
+            .redact_keys(["seller_pin"]),
+        || {
+            xray::execution("login")
+                .metadata("db_password", "p@ss")
+                .metadata("seller_pin", &1234)
+                .metadata(
+                    "request",
+                    &json!({"auth": {"access_token": "t-9"}, "page": 2}),
+                )
+                .run(|| open_session("ann"))
+        },
+    );
     let s = step(&path, "open_session");
-    assert_eq!(s.output, Some(json!({"user": "ann", "cookie": "[redacted]"})));
+    assert_eq!(
+        s.output,
+        Some(json!({"user": "ann", "cookie": "[redacted]"}))
+    );
     let attrs = s.attributes.unwrap();
     assert_eq!(attrs["authorization"], json!("[redacted]"));
-    assert_eq!(attrs["headers"], json!({"X-Api-Key": "[redacted]", "accept": "json"}));
+    assert_eq!(
+        attrs["headers"],
+        json!({"X-Api-Key": "[redacted]", "accept": "json"})
+    );
     let e = executions(&path);
     assert_eq!(
         e[0].metadata,
-        Some(json!({"db_password": "[redacted]", "seller_pin": "[redacted]", "request": {"auth": {"access_token": "[redacted]"}, "page": 2}}))
+        Some(
+            json!({"db_password": "[redacted]", "seller_pin": "[redacted]", "request": {"auth": {"access_token": "[redacted]"}, "page": 2}})
+        )
     );
     let bytes = support::raw_bytes(&path);
     for secret in ["p@ss", "t-9", "c-42", "k-1", "zzz"] {
-        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "{secret} reached the outbox");
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{secret} reached the outbox"
+        );
     }
 }

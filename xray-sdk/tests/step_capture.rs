@@ -84,6 +84,7 @@ fn raw_identifiers_are_recorded_without_their_prefix() {
 
 #[derive(Debug)]
 struct DebugOnly {
+    #[allow(dead_code)] // read only through `Debug`, which is the point
     id: u32,
 }
 
@@ -346,4 +347,27 @@ fn dropped_step_futures_are_recorded_as_cancelled() {
     });
     assert_eq!(step(&path, "slow").status, "cancelled");
     assert_eq!(step(&path, "quote").status, "cancelled");
+}
+
+#[xray::step]
+fn give_up(reason: &str) -> ! {
+    panic!("giving up: {reason}")
+}
+
+#[test]
+fn a_diverging_step_is_recorded_as_panicked_with_its_message() {
+    let (_dir, path) = outbox();
+    capture(xray::Config::default().outbox(&path), || {
+        assert!(std::panic::catch_unwind(|| give_up("no candidates")).is_err());
+    });
+    let s = step(&path, "give_up");
+    assert_eq!(s.status, "panicked");
+    assert_eq!(s.input, Some(json!({"reason": "no candidates"})));
+    assert!(
+        s.error
+            .as_deref()
+            .is_some_and(|e| e.contains("giving up: no candidates")),
+        "{:?}",
+        s.error
+    );
 }

@@ -327,6 +327,11 @@ fn panics(message: &str) -> u32 {
     panic!("{message}")
 }
 
+#[xray::step]
+fn diverges(message: &str) -> ! {
+    panic!("{message}")
+}
+
 // ---------------------------------------------------------------------------
 // Methods: every receiver, associated functions, traits.
 // ---------------------------------------------------------------------------
@@ -764,6 +769,11 @@ fn a_panicking_step_panics_with_the_original_message() {
     assert_eq!(
         payload.downcast_ref::<String>().map(String::as_str),
         Some("boom")
+    );
+    let payload = std::panic::catch_unwind(|| diverges("never returns")).unwrap_err();
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("never returns")
     );
 }
 

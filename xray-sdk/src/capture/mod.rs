@@ -134,8 +134,14 @@ pub(crate) struct Payload {
 
 impl Payload {
     pub fn new() -> Self {
+        Payload::with_capacity(0)
+    }
+
+    /// A payload whose buffer starts with room for `bytes`, sparing the
+    /// reallocations of growing from nothing on the capture path.
+    pub fn with_capacity(bytes: usize) -> Self {
         Payload {
-            buf: String::new(),
+            buf: String::with_capacity(bytes),
             flags: Flags::default(),
             overflowed: false,
             members: None,

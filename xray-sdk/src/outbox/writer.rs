@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 
 use super::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};
 use crate::pipeline::{Counters, Message};
-use crate::record::{now_us, Attribute, ExecutionRecord, Phase, Record, StepRecord};
+use crate::record::{now_us, Attribute, ExecutionRecord, Record, StepRecord};
 use crate::Error;
 
 /// Most records committed in one transaction.
@@ -208,8 +208,8 @@ impl OutboxWriter {
         let ended: HashSet<uuid::Uuid> = batch
             .iter()
             .filter_map(|r| match r {
-                Record::Step(s) if s.phase == Phase::End => Some(s.id),
-                Record::Execution(e) if e.phase == Phase::End => Some(e.id),
+                Record::Step(s) => Some(s.id),
+                Record::Execution(e) => Some(e.id),
                 _ => None,
             })
             .collect();
@@ -225,19 +225,27 @@ impl OutboxWriter {
             let mut insert = tx.prepare_cached(INSERT)?;
             for record in batch {
                 match record {
-                    Record::Step(s) => {
-                        if s.phase == Phase::Start && ended.contains(&s.id) {
+                    Record::StepStart(cell) => {
+                        if ended.contains(&cell.id) {
                             continue;
                         }
-                        if s.phase == Phase::End {
-                            steps += 1;
+                        if let Some(start) = cell.start_record() {
+                            insert_step(&mut insert, &start, self.pid, written_at)?;
                         }
+                    }
+                    Record::ExecutionStart(cell) => {
+                        if ended.contains(&cell.id) {
+                            continue;
+                        }
+                        if let Some(start) = cell.start_record() {
+                            insert_execution(&mut insert, &start, self.pid, written_at)?;
+                        }
+                    }
+                    Record::Step(s) => {
+                        steps += 1;
                         insert_step(&mut insert, s, self.pid, written_at)?;
                     }
                     Record::Execution(e) => {
-                        if e.phase == Phase::Start && ended.contains(&e.id) {
-                            continue;
-                        }
                         insert_execution(&mut insert, e, self.pid, written_at)?;
                     }
                 }
