@@ -55,13 +55,13 @@ struct Ranker {
 
 impl Ranker {
     #[xray::step(kind = "rank")]
-    fn rank<'a, T: Serialize + Clone>(
+    fn rank<'a, T: Serialize + Clone + std::fmt::Debug>(
         &mut self,
         items: &'a [T],
         (lo, hi): (usize, usize),
     ) -> Option<&'a T>
     where
-        T: std::fmt::Debug,
+        Self: Sized,
     {
         self.seen += items.len();
         xray::reason("first in range");
