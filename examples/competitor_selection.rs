@@ -333,37 +333,39 @@ fn print_trace(outbox: &std::path::Path, execution_id: &str) -> rusqlite::Result
         }
         if let Some(d) = decisions {
             let decisions: Vec<serde_json::Value> = serde_json::from_str(d).unwrap_or_default();
-            let mut by_filter: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-            for d in &decisions {
-                let filter = d["filter"].as_str().unwrap_or("score").to_owned();
-                let entry = by_filter.entry(filter).or_default();
-                match d["accepted"].as_bool() {
-                    Some(true) => entry.0 += 1,
-                    Some(false) => entry.1 += 1,
-                    None => {}
+            let mut rejected_by: BTreeMap<&str, usize> = BTreeMap::new();
+            let accepted = decisions.iter().filter(|d| d["accepted"] == true).count();
+            for d in decisions.iter().filter(|d| d["accepted"] == false) {
+                *rejected_by
+                    .entry(d["filter"].as_str().unwrap_or("?"))
+                    .or_default() += 1;
+            }
+            if accepted + rejected_by.values().sum::<usize>() > 0 {
+                let by: Vec<String> = rejected_by
+                    .iter()
+                    .map(|(f, n)| format!("{n} by {f}"))
+                    .collect();
+                println!(
+                    "{indent}│    decisions: {accepted} accepted, rejected {}",
+                    if by.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        by.join(", ")
+                    }
+                );
+            }
+            // Rejections first: they are what a reader usually asks about.
+            for wanted in [false, true] {
+                for d in decisions.iter().filter(|d| d["accepted"] == wanted) {
+                    println!(
+                        "{indent}│    {} {} {} by {}: {}",
+                        if wanted { "✓" } else { "✗" },
+                        d["candidate_id"].as_str().unwrap_or("?"),
+                        if wanted { "accepted" } else { "rejected" },
+                        d["filter"].as_str().unwrap_or("?"),
+                        d["reason"].as_str().unwrap_or("")
+                    );
                 }
-            }
-            for d in decisions
-                .iter()
-                .filter(|d| d["accepted"] == serde_json::json!(false))
-            {
-                println!(
-                    "{indent}│    ✗ {} rejected by {}: {}",
-                    d["candidate_id"].as_str().unwrap_or("?"),
-                    d["filter"].as_str().unwrap_or("?"),
-                    d["reason"].as_str().unwrap_or("")
-                );
-            }
-            for d in decisions
-                .iter()
-                .filter(|d| d["accepted"] == serde_json::json!(true))
-            {
-                println!(
-                    "{indent}│    ✓ {} accepted by {}: {}",
-                    d["candidate_id"].as_str().unwrap_or("?"),
-                    d["filter"].as_str().unwrap_or("?"),
-                    d["reason"].as_str().unwrap_or("")
-                );
             }
         }
         for child in order.iter().filter(|c| steps[*c].1.as_deref() == Some(id)) {

@@ -202,15 +202,7 @@ fn sigkill_keeps_everything_flushed_and_unfinished_steps_show_as_running() {
     assert_eq!(running.status, "running");
     assert_eq!(running.phase, "start");
     assert_eq!(running.input.as_ref().unwrap()["i"], 7);
-    let execs = support::executions(&path);
-    let status = |name: &str| {
-        execs
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap()
-            .status
-            .clone()
-    };
+    let status = |name: &str| support::execution(&path, name).status;
     assert_eq!(status("before_kill"), "ok");
     assert_eq!(status("killed_mid_run"), "running");
 }

@@ -83,15 +83,7 @@ fn async_steps_and_propagation_across_tasks_and_threads() {
     assert_eq!(stats.dropped, 0);
 
     let steps = support::steps(&path);
-    let execs = support::executions(&path);
-    let exec_id = |name: &str| {
-        execs
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap_or_else(|| panic!("{name}"))
-            .id
-            .clone()
-    };
+    let exec_id = |name: &str| support::execution(&path, name).id;
 
     let fan = support::step(&path, "fan_out");
     assert_eq!(fan.execution_id, exec_id("fanout"));
@@ -130,14 +122,7 @@ fn async_steps_and_propagation_across_tasks_and_threads() {
     assert_eq!(cancelled.execution_id, exec_id("impatient"));
     assert_eq!(cancelled.input, Some(json!({"ms": 10_000})));
 
-    let status = |name: &str| {
-        execs
-            .iter()
-            .find(|e| e.name == name)
-            .unwrap()
-            .status
-            .clone()
-    };
+    let status = |name: &str| support::execution(&path, name).status;
     assert_eq!(status("fanout"), "ok");
     assert_eq!(status("missing"), "error");
     // A step cancelled under a timeout that the pipeline handled is not a

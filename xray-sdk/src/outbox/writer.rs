@@ -46,6 +46,9 @@ pub(crate) struct OutboxWriter {
     path: PathBuf,
     max_bytes: u64,
     pid: i64,
+    /// Whether commits were made with `synchronous = NORMAL` since the last
+    /// synced one: a flush must then sync even with nothing new to write.
+    unsynced: bool,
 }
 
 fn outbox_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -92,6 +95,7 @@ impl OutboxWriter {
             path: path.to_path_buf(),
             max_bytes,
             pid: i64::from(std::process::id()),
+            unsynced: false,
         })
     }
 
@@ -153,6 +157,9 @@ impl OutboxWriter {
         counters: &Counters,
     ) -> Result<(), Error> {
         if batch.is_empty() {
+            if sync && self.unsynced {
+                return self.sync_now().map_err(|e| outbox_error(&self.path, e));
+            }
             return Ok(());
         }
         if self.is_full() {
@@ -165,6 +172,7 @@ impl OutboxWriter {
         for attempt in 0..WRITE_ATTEMPTS {
             match self.commit(batch, sync) {
                 Ok(steps) => {
+                    self.unsynced = !sync;
                     counters.written.fetch_add(steps, Ordering::Relaxed);
                     counters
                         .records_written
@@ -200,6 +208,20 @@ impl OutboxWriter {
             |r| Ok(r.get::<_, i64>(0)? * r.get::<_, i64>(1)?),
         );
         matches!(used, Ok(bytes) if bytes as u64 >= self.max_bytes)
+    }
+
+    /// Makes earlier `synchronous = NORMAL` commits durable: a synced commit
+    /// of a no-op write syncs the whole WAL, those commits included.
+    fn sync_now(&mut self) -> rusqlite::Result<()> {
+        self.conn.execute_batch(
+            "PRAGMA synchronous = FULL;
+             BEGIN IMMEDIATE;
+             UPDATE xray_outbox_meta SET value = value WHERE key = 'format_version';
+             COMMIT;
+             PRAGMA synchronous = NORMAL;",
+        )?;
+        self.unsynced = false;
+        Ok(())
     }
 
     /// Writes the batch in one transaction; returns how many step ends it held.

@@ -119,6 +119,20 @@ pub fn step(path: &Path, name: &str) -> Row {
     found.into_iter().next().unwrap()
 }
 
+/// The single merged execution called `name`; panics unless exactly one.
+pub fn execution(path: &Path, name: &str) -> Row {
+    let found: Vec<Row> = executions(path)
+        .into_iter()
+        .filter(|e| e.name == name)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "expected one execution {name:?}, found {found:#?}"
+    );
+    found.into_iter().next().unwrap()
+}
+
 /// A fresh outbox path in its own temporary directory.
 pub fn outbox() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
