@@ -184,7 +184,7 @@ pub(crate) struct StepCell {
 #[derive(Default)]
 struct StepData {
     kind: Option<&'static str>,
-    input: Option<Arc<str>>,
+    input: Option<String>,
     output: Option<String>,
     error: Option<String>,
     /// Set by an ERROR event carrying an `error` field (`#[instrument(err)]`).
@@ -257,7 +257,14 @@ impl StepCell {
             name: self.name.clone(),
             kind: data.kind,
             status,
-            input: data.input.clone(),
+            // The end row is the last use of the input (a start row is no
+            // longer built once the step has finished), so it moves out;
+            // a start row, built on the writer's thread, copies it there.
+            input: if phase == Phase::End {
+                data.input.take()
+            } else {
+                data.input.clone()
+            },
             output,
             error,
             attributes,
@@ -280,7 +287,7 @@ impl StepCell {
         {
             let mut data = self.data.lock();
             data.kind = kind;
-            data.input = input.map(Arc::from);
+            data.input = input;
             data.flags.merge(flags);
         }
         self.exec.shared.send(Record::StepStart(self.clone()));

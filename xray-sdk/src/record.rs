@@ -113,7 +113,7 @@ pub(crate) struct StepRecord {
     pub name: Cow<'static, str>,
     pub kind: Option<&'static str>,
     pub status: StepStatus,
-    pub input: Option<Arc<str>>,
+    pub input: Option<String>,
     pub output: Option<String>,
     pub error: Option<String>,
     pub attributes: Vec<Attribute>,
