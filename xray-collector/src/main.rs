@@ -1,17 +1,230 @@
-//! `xray-collector`: ships X-Ray outboxes to PostgreSQL or the embedded
-//! store, and reads traces back.
-//!
-//! Not built yet: shipping, migrations and the query commands arrive with
-//! their own issues. Until then the binary says so instead of pretending.
+//! `xray-collector`: ships X-Ray outboxes to PostgreSQL (with a database
+//! URL) or the embedded SQLite store (without), and manages the schema.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::sync::watch;
+use xray_collector::ship::{Fault, Metrics, ShipConfig, Shipper};
+use xray_collector::store::{redact_url, AnyStore};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "xray-collector",
+    version,
+    about = "Ships X-Ray outboxes to a backend and reads traces back"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Backend {
+    /// PostgreSQL URL; without it, the embedded store at XRAY_STORE is used.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// The embedded store's file (when no database URL is given).
+    #[arg(long, env = "XRAY_STORE", default_value = ".xray/xray.db")]
+    store: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Ship outboxes to the backend (until SIGINT/SIGTERM, or once).
+    Run {
+        /// An outbox to ship (repeatable); default XRAY_OUTBOX or .xray/outbox.db.
+        #[arg(long = "outbox")]
+        outboxes: Vec<PathBuf>,
+        #[command(flatten)]
+        backend: Backend,
+        /// Ship everything in the outboxes at start, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Serve /healthz and /metrics on this address (e.g. 127.0.0.1:9464).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Do not apply pending migrations at start.
+        #[arg(long)]
+        no_migrate: bool,
+        /// Most rows per batch.
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        batch_rows: u32,
+    },
+    /// Apply, revert or list schema migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+        #[command(flatten)]
+        backend: Backend,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone, Copy)]
+enum MigrateAction {
+    /// Apply every pending migration (the default).
+    Up,
+    /// Revert the last N applied migrations (default 1).
+    Down {
+        /// How many.
+        #[arg(default_value_t = 1)]
+        n: usize,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
 
 fn main() -> ExitCode {
-    eprintln!(
-        "xray-collector {}: shipping and query commands are not implemented yet.\n\
-         The SDK writes its outbox (XRAY_OUTBOX, default .xray/outbox.db); its format is\n\
-         documented in xray-sdk/src/outbox/mod.rs.",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("xray-collector: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // Errors may quote a database URL: never print its password.
+            eprintln!("xray-collector: {}", scrub(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn scrub(text: &str) -> String {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() && text.contains(&url) => text.replace(&url, &redact_url(&url)),
+        _ => text.to_owned(),
+    }
+}
+
+async fn open(backend: &Backend) -> anyhow::Result<AnyStore> {
+    match &backend.database_url {
+        Some(url) => AnyStore::postgres(url)
+            .await
+            .with_context(|| format!("cannot connect to {}", redact_url(url))),
+        None => AnyStore::sqlite(&backend.store)
+            .await
+            .with_context(|| format!("cannot open the store {}", backend.store.display())),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Migrate { action, backend } => {
+            let store = open(&backend).await?;
+            match action.unwrap_or(MigrateAction::Up) {
+                MigrateAction::Up => {
+                    let applied = store.migrate_up().await?;
+                    if applied.is_empty() {
+                        println!("schema is up to date");
+                    }
+                    for v in applied {
+                        println!("applied {v}");
+                    }
+                }
+                MigrateAction::Down { n } => {
+                    for v in store.migrate_down(n).await? {
+                        println!("reverted {v}");
+                    }
+                }
+                MigrateAction::Status => {
+                    for m in store.migrate_status().await? {
+                        println!(
+                            "{:>4} {:<24} {}",
+                            m.version,
+                            m.name,
+                            if m.applied { "applied" } else { "pending" }
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            outboxes,
+            backend,
+            once,
+            listen,
+            no_migrate,
+            batch_rows,
+        } => {
+            let store = open(&backend).await?;
+            if !no_migrate {
+                store.migrate_up().await?;
+            }
+            let outboxes = if outboxes.is_empty() {
+                vec![std::env::var_os("XRAY_OUTBOX")
+                    .map_or_else(|| PathBuf::from(".xray/outbox.db"), PathBuf::from)]
+            } else {
+                outboxes
+            };
+            let metrics = Arc::new(Metrics::default());
+            if let Some(addr) = listen {
+                let bound = xray_collector::http::serve(addr, metrics.clone())
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                eprintln!("xray-collector: serving /healthz and /metrics on http://{bound}");
+            }
+            let (stop_tx, stop_rx) = watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                eprintln!("xray-collector: stopping after the batch in hand");
+                let _ = stop_tx.send(true);
+            });
+            let config = ShipConfig {
+                outboxes,
+                once,
+                batch_rows: batch_rows as usize,
+                fault: Fault::from_env(),
+                ..ShipConfig::default()
+            };
+            let shipper = Shipper::new(Arc::new(store), config, metrics);
+            let summary = shipper.run(stop_rx).await;
+            eprintln!(
+                "xray-collector: shipped {} rows in {} batches ({} dead-lettered)",
+                summary.rows, summary.batches, summary.dead_letters
+            );
+            Ok(if summary.unreadable_outboxes > 0 && once {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

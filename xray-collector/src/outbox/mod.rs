@@ -1,0 +1,19 @@
+//! Reading outboxes (the format is documented in `xray::outbox`).
+//!
+//! # What the reader relies on and guarantees
+//!
+//! - Rows become visible in `seq` order, so reading the lowest `seq` first
+//!   and deleting through the highest `seq` shipped never skips a row.
+//! - The reader deletes only rows whose batch the backend has committed; a
+//!   crash before the delete means the rows are read and shipped again,
+//!   which the backend's idempotent upserts make harmless. Several
+//!   collectors may read one outbox: each ships and deletes the same rows
+//!   at worst twice, with the same effect as once.
+//! - A file of another format version, a file that is not an outbox, or a
+//!   corrupt file is reported with its path and not touched; a row that
+//!   cannot be parsed is handed back as [`RowProblem`] (the shipper
+//!   dead-letters it), never silently skipped.
+
+mod reader;
+
+pub use reader::{OutboxError, OutboxReader, ReadBatch, RowProblem};

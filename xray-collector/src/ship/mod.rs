@@ -1,0 +1,407 @@
+//! The shipping loop: outbox → backend, exactly once in effect.
+//!
+//! # Order of operations, and why nothing is lost
+//!
+//! For each outbox, in turn:
+//!
+//! 1. read the oldest rows, bounded by rows and bytes ([`ShipConfig`]);
+//! 2. rows that do not parse go to the dead-letter table with the reason;
+//! 3. the parsed records are written in **one transaction** of idempotent
+//!    upserts ([`crate::store::Store::write`]);
+//! 4. only after that commit are the rows deleted from the outbox.
+//!
+//! A crash between 3 and 4 re-ships the rows; the upserts make that
+//! harmless. A retriable backend error (unreachable, restarting) is retried
+//! with capped exponential backoff and jitter, forever, holding the batch:
+//! nothing is dropped, and the outbox keeps growing in the application
+//! meanwhile. A record the backend *rejects* is found by bisecting the
+//! batch (each half written on its own, recursively) and moved to the
+//! dead-letter table, so it never blocks the rows behind it.
+//!
+//! An outbox that cannot be read (unknown format version, not an outbox,
+//! corrupt) is reported — in the log and in `/healthz` — and checked again
+//! only after [`ShipConfig::recheck_failed`]; the other outboxes keep
+//! shipping. A missing outbox is waited for.
+//!
+//! Shutdown (SIGINT/SIGTERM) lets the batch in hand finish — its commit and
+//! its delete — and then stops; during an outage it stops without deleting
+//! anything.
+
+mod backoff;
+mod metrics;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+pub use backoff::Backoff;
+pub use metrics::Metrics;
+
+use crate::model::ShipRecord;
+use crate::outbox::{OutboxError, OutboxReader, ReadBatch};
+use crate::store::{DeadLetter, Store, StoreError};
+
+/// A fault to inject, for the crash tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Fault {
+    /// No fault.
+    #[default]
+    None,
+    /// Abort the process right after the `n`-th batch commits, before its
+    /// rows are deleted from the outbox.
+    CrashAfterCommit(u64),
+}
+
+impl Fault {
+    /// Reads `XRAY_COLLECTOR_FAULT` (`crash-after-commit:N`); for tests.
+    pub fn from_env() -> Fault {
+        match std::env::var("XRAY_COLLECTOR_FAULT") {
+            Ok(v) => match v
+                .strip_prefix("crash-after-commit:")
+                .and_then(|n| n.parse().ok())
+            {
+                Some(n) => Fault::CrashAfterCommit(n),
+                None => Fault::None,
+            },
+            Err(_) => Fault::None,
+        }
+    }
+}
+
+/// How the shipper runs.
+#[derive(Debug, Clone)]
+pub struct ShipConfig {
+    /// The outboxes to ship.
+    pub outboxes: Vec<PathBuf>,
+    /// Most rows per batch.
+    pub batch_rows: usize,
+    /// Most payload bytes per batch (a single larger row still ships alone).
+    pub batch_bytes: usize,
+    /// Ship what is there, then return.
+    pub once: bool,
+    /// How long to wait when every outbox is empty.
+    pub poll_interval: Duration,
+    /// Backoff between retries of a batch the backend could not take.
+    pub backoff: Backoff,
+    /// How long an unreadable outbox is left alone before being checked again.
+    pub recheck_failed: Duration,
+    /// Injected fault (tests).
+    pub fault: Fault,
+}
+
+impl Default for ShipConfig {
+    fn default() -> Self {
+        ShipConfig {
+            outboxes: vec![PathBuf::from(".xray/outbox.db")],
+            batch_rows: 2000,
+            batch_bytes: 8 << 20,
+            once: false,
+            poll_interval: Duration::from_millis(100),
+            backoff: Backoff::default(),
+            recheck_failed: Duration::from_secs(30),
+            fault: Fault::None,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShipSummary {
+    /// Outbox rows delivered (committed and deleted).
+    pub rows: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Rows moved to the dead-letter table.
+    pub dead_letters: u64,
+    /// Outboxes that could not be read.
+    pub unreadable_outboxes: u64,
+}
+
+struct OutboxState {
+    path: PathBuf,
+    label: String,
+    reader: Option<OutboxReader>,
+    failed_at: Option<Instant>,
+    waiting_logged: bool,
+}
+
+/// Ships outboxes into a [`Store`].
+pub struct Shipper<S> {
+    store: Arc<S>,
+    config: ShipConfig,
+    metrics: Arc<Metrics>,
+}
+
+/// The shutdown signal arrived while waiting for the backend.
+struct Interrupted;
+
+impl<S: Store> Shipper<S> {
+    /// A shipper writing into `store`.
+    pub fn new(store: Arc<S>, config: ShipConfig, metrics: Arc<Metrics>) -> Self {
+        Shipper {
+            store,
+            config,
+            metrics,
+        }
+    }
+
+    /// Ships until `shutdown` turns true (or, with `once`, until every
+    /// outbox is empty, missing or unreadable).
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> ShipSummary {
+        let mut states: Vec<OutboxState> = self
+            .config
+            .outboxes
+            .iter()
+            .map(|p| OutboxState {
+                path: p.clone(),
+                label: p.display().to_string(),
+                reader: None,
+                failed_at: None,
+                waiting_logged: false,
+            })
+            .collect();
+        let mut summary = ShipSummary::default();
+        'outer: loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            let mut shipped_any = false;
+            for state in &mut states {
+                if *shutdown.borrow() {
+                    break 'outer;
+                }
+                let Some(batch) = self.next_batch(state, &mut summary) else {
+                    continue;
+                };
+                if batch.is_empty() {
+                    continue;
+                }
+                shipped_any = true;
+                match self
+                    .deliver(state, batch, &mut shutdown, &mut summary)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(Interrupted) => break 'outer,
+                }
+            }
+            if !shipped_any {
+                if self.config.once {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+        summary
+    }
+
+    /// Opens the outbox if needed and reads its next batch; `None` when it
+    /// is missing or unreadable right now.
+    fn next_batch(&self, state: &mut OutboxState, summary: &mut ShipSummary) -> Option<ReadBatch> {
+        if state.reader.is_none() {
+            if let Some(at) = state.failed_at {
+                if at.elapsed() < self.config.recheck_failed {
+                    return None;
+                }
+            }
+            match OutboxReader::open(&state.path) {
+                Ok(reader) => {
+                    eprintln!("xray-collector: shipping {}", state.label);
+                    self.metrics.clear_outbox_problem(&state.label);
+                    state.reader = Some(reader);
+                    state.failed_at = None;
+                }
+                Err(OutboxError::Missing(_)) => {
+                    if !state.waiting_logged {
+                        eprintln!("xray-collector: waiting for {} to appear", state.label);
+                        state.waiting_logged = true;
+                    }
+                    return None;
+                }
+                Err(e) => return self.outbox_failed(state, e, summary),
+            }
+        }
+        let reader = state.reader.as_ref()?;
+        match reader.backlog() {
+            Ok((rows, oldest)) => self.metrics.set_backlog(&state.label, rows, oldest),
+            Err(e) => return self.outbox_failed(state, e, summary),
+        }
+        match reader.read_batch(self.config.batch_rows, self.config.batch_bytes) {
+            Ok(batch) => Some(batch),
+            Err(e) => self.outbox_failed(state, e, summary),
+        }
+    }
+
+    fn outbox_failed(
+        &self,
+        state: &mut OutboxState,
+        e: OutboxError,
+        summary: &mut ShipSummary,
+    ) -> Option<ReadBatch> {
+        if e.is_retriable() {
+            eprintln!("xray-collector: {e}; will retry");
+        } else {
+            eprintln!(
+                "xray-collector: {e}; leaving it alone for {:?}, other outboxes keep shipping",
+                self.config.recheck_failed
+            );
+            summary.unreadable_outboxes += 1;
+            self.metrics.set_outbox_problem(&state.label, e.to_string());
+        }
+        state.reader = None;
+        state.failed_at = Some(Instant::now());
+        None
+    }
+
+    /// Writes one batch (dead-lettering what must be), then deletes it.
+    async fn deliver(
+        &self,
+        state: &mut OutboxState,
+        batch: ReadBatch,
+        shutdown: &mut watch::Receiver<bool>,
+        summary: &mut ShipSummary,
+    ) -> Result<(), Interrupted> {
+        let rows = (batch.records.len() + batch.problems.len()) as u64;
+        if !batch.problems.is_empty() {
+            let letters: Vec<DeadLetter> = batch
+                .problems
+                .iter()
+                .map(|p| DeadLetter {
+                    outbox: state.label.clone(),
+                    seq: p.seq,
+                    record: p.raw.clone(),
+                    reason: format!("unreadable outbox row: {}", p.reason),
+                })
+                .collect();
+            self.dead_letter(&letters, shutdown).await?;
+            summary.dead_letters += letters.len() as u64;
+        }
+        if !batch.records.is_empty() {
+            summary.dead_letters += self.write(&state.label, &batch.records, shutdown).await?;
+        }
+        self.metrics.batch_committed(rows);
+        summary.batches += 1;
+        summary.rows += rows;
+        if let Fault::CrashAfterCommit(n) = self.config.fault {
+            if summary.batches >= n {
+                eprintln!(
+                    "xray-collector: injected fault: aborting after commit {}, before delete",
+                    summary.batches
+                );
+                std::process::abort();
+            }
+        }
+        if let Some(reader) = &state.reader {
+            if let Err(e) = reader.delete_through(batch.last_seq) {
+                // The rows stay and will be shipped again: harmless.
+                eprintln!("xray-collector: could not delete shipped rows: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `records`, retrying while the backend is unavailable and
+    /// bisecting around records it rejects; returns how many were
+    /// dead-lettered.
+    async fn write(
+        &self,
+        outbox: &str,
+        records: &[ShipRecord],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<u64, Interrupted> {
+        let mut attempt = 0u32;
+        loop {
+            match self.store.write(records).await {
+                Ok(()) => {
+                    self.metrics.backend_ok();
+                    return Ok(0);
+                }
+                Err(e) if e.is_retriable() => {
+                    self.retry_wait(&e, attempt, shutdown).await?;
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(e) => return Box::pin(self.isolate(outbox, records, e, shutdown)).await,
+            }
+        }
+    }
+
+    /// A batch was rejected: a single record goes to the dead-letter table;
+    /// a larger batch is split in two and each half written on its own.
+    async fn isolate(
+        &self,
+        outbox: &str,
+        records: &[ShipRecord],
+        error: StoreError,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<u64, Interrupted> {
+        if let [record] = records {
+            eprintln!(
+                "xray-collector: dead-lettering {outbox} seq {}: {error}",
+                record.seq()
+            );
+            let letter = DeadLetter {
+                outbox: outbox.to_owned(),
+                seq: record.seq(),
+                record: record.to_json(),
+                reason: error.to_string(),
+            };
+            self.dead_letter(std::slice::from_ref(&letter), shutdown)
+                .await?;
+            return Ok(1);
+        }
+        let (left, right) = records.split_at(records.len() / 2);
+        let a = self.write(outbox, left, shutdown).await?;
+        let b = self.write(outbox, right, shutdown).await?;
+        Ok(a + b)
+    }
+
+    async fn dead_letter(
+        &self,
+        letters: &[DeadLetter],
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
+        let mut attempt = 0u32;
+        loop {
+            match self.store.dead_letter(letters).await {
+                Ok(()) => {
+                    self.metrics.dead_lettered(letters.len() as u64);
+                    return Ok(());
+                }
+                Err(e) => {
+                    // Even a "rejected" dead letter is retried: dropping it
+                    // would lose the record.
+                    self.retry_wait(&e, attempt, shutdown).await?;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    async fn retry_wait(
+        &self,
+        error: &StoreError,
+        attempt: u32,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), Interrupted> {
+        let wait = self.config.backoff.delay(attempt);
+        if attempt == 0 || attempt.is_power_of_two() {
+            eprintln!(
+                "xray-collector: {error}; retrying in {wait:?} (attempt {})",
+                attempt + 1
+            );
+        }
+        self.metrics.backend_failed(error.to_string());
+        if *shutdown.borrow() {
+            return Err(Interrupted);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Ok(()),
+            _ = shutdown.changed() => Err(Interrupted),
+        }
+    }
+}

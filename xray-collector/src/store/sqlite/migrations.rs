@@ -1,0 +1,170 @@
+//! The embedded store's schema migrations, applied with the shared logic
+//! of [`crate::migrate`].
+//!
+//! SQLite has no advisory locks; the migration lock is a `BEGIN EXCLUSIVE`
+//! transaction around the whole run — check, apply, record — so two
+//! processes opening a fresh store at once apply each migration once (the
+//! second waits, up to the busy timeout, then finds nothing pending). As
+//! the lock is itself a transaction, the pending migrations of one run
+//! apply together: if one fails, the schema stays where it was.
+//! `schema_migrations` records `applied_at_us`, microseconds since the
+//! Unix epoch, like every timestamp in this store.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::SqliteStore;
+use crate::migrate::{self, Applied, MigrateError, Migration, MigrationStatus};
+
+/// The embedded store's migrations, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    up: include_str!("migrations/0001_init.up.sql"),
+    down: include_str!("migrations/0001_init.down.sql"),
+}];
+
+const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version       INTEGER NOT NULL PRIMARY KEY,
+    name          TEXT    NOT NULL,
+    checksum      TEXT    NOT NULL,
+    applied_at_us INTEGER NOT NULL
+) STRICT";
+
+impl SqliteStore {
+    /// Applies the pending migrations under the migration lock and returns
+    /// their versions (empty when the schema is current). Refuses a store
+    /// whose schema is newer than this binary, or whose applied migration
+    /// was edited since.
+    pub async fn migrate_up(&self) -> Result<Vec<i64>, MigrateError> {
+        self.with_connection(|conn| up(conn, MIGRATIONS))
+            .await
+            .map_err(worker_failed)?
+    }
+
+    /// Reverts the `n` most recently applied migrations, newest first,
+    /// and returns their versions. Refuses, like
+    /// [`migrate_up`](Self::migrate_up), a schema this binary does not know.
+    pub async fn migrate_down(&self, n: usize) -> Result<Vec<i64>, MigrateError> {
+        self.with_connection(move |conn| down(conn, MIGRATIONS, n))
+            .await
+            .map_err(worker_failed)?
+    }
+
+    /// Every known migration and whether it is applied. Changes nothing
+    /// (a store never migrated has no `schema_migrations` table and reports
+    /// nothing applied).
+    pub async fn migrate_status(&self) -> Result<Vec<MigrationStatus>, MigrateError> {
+        self.with_connection(|conn| status(conn, MIGRATIONS))
+            .await
+            .map_err(worker_failed)?
+    }
+}
+
+fn worker_failed(e: tokio::task::JoinError) -> MigrateError {
+    MigrateError::Backend(format!("the embedded store's worker thread failed: {e}"))
+}
+
+fn backend(e: rusqlite::Error) -> MigrateError {
+    MigrateError::Backend(e.to_string())
+}
+
+/// Applies what is pending of `known`; see the module docs for the lock.
+pub(crate) fn up(conn: &mut Connection, known: &[Migration]) -> Result<Vec<i64>, MigrateError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(backend)?;
+    tx.execute_batch(CREATE_MIGRATIONS_TABLE).map_err(backend)?;
+    let applied = read_applied(&tx)?;
+    migrate::verify(known, &applied)?;
+    let mut done = Vec::new();
+    for m in migrate::pending(known, &applied) {
+        tx.execute_batch(m.up).map_err(|e| {
+            MigrateError::Backend(format!("migration {} ({}) failed: {e}", m.version, m.name))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, checksum, applied_at_us)
+             VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![m.version, m.name, m.checksum(), now_us()],
+        )
+        .map_err(backend)?;
+        done.push(m.version);
+    }
+    tx.commit().map_err(backend)?;
+    Ok(done)
+}
+
+/// Reverts the `n` newest applied migrations of `known`.
+pub(crate) fn down(
+    conn: &mut Connection,
+    known: &[Migration],
+    n: usize,
+) -> Result<Vec<i64>, MigrateError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(backend)?;
+    tx.execute_batch(CREATE_MIGRATIONS_TABLE).map_err(backend)?;
+    let applied = read_applied(&tx)?;
+    migrate::verify(known, &applied)?;
+    let mut done = Vec::new();
+    for m in migrate::to_revert(known, &applied, n) {
+        tx.execute_batch(m.down).map_err(|e| {
+            MigrateError::Backend(format!(
+                "reverting migration {} ({}) failed: {e}",
+                m.version, m.name
+            ))
+        })?;
+        tx.execute(
+            "DELETE FROM schema_migrations WHERE version = ?1",
+            [m.version],
+        )
+        .map_err(backend)?;
+        done.push(m.version);
+    }
+    tx.commit().map_err(backend)?;
+    Ok(done)
+}
+
+/// Reports `known` against what is applied, without writing.
+pub(crate) fn status(
+    conn: &mut Connection,
+    known: &[Migration],
+) -> Result<Vec<MigrationStatus>, MigrateError> {
+    let tx = conn.transaction().map_err(backend)?;
+    let exists: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(backend)?;
+    let applied = if exists {
+        read_applied(&tx)?
+    } else {
+        Vec::new()
+    };
+    migrate::verify(known, &applied)?;
+    Ok(migrate::status(known, &applied))
+}
+
+fn read_applied(conn: &Connection) -> Result<Vec<Applied>, MigrateError> {
+    let mut stmt = conn
+        .prepare("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+        .map_err(backend)?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(Applied {
+                version: r.get(0)?,
+                name: r.get(1)?,
+                checksum: r.get(2)?,
+            })
+        })
+        .map_err(backend)?;
+    rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+}
+
+pub(crate) fn now_us() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX)
+}

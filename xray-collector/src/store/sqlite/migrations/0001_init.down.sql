@@ -1,0 +1,9 @@
+DROP TRIGGER steps_fts_after_update;
+DROP TRIGGER steps_fts_after_delete;
+DROP TRIGGER steps_fts_after_insert;
+DROP TABLE steps_fts;
+DROP TABLE dead_letters;
+DROP TABLE llm_usage;
+DROP TABLE decisions;
+DROP TABLE steps;
+DROP TABLE executions;
