@@ -48,7 +48,9 @@ fn store_outputs(store: &Path) -> Vec<u64> {
         return Vec::new();
     }
     let conn = rusqlite::Connection::open(store).unwrap();
-    let mut stmt = conn.prepare("SELECT output FROM steps ORDER BY output").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT output FROM steps ORDER BY output")
+        .unwrap();
     let mut out: Vec<u64> = stmt
         .query_map([], |r| r.get::<_, String>(0))
         .unwrap()
@@ -71,7 +73,11 @@ async fn ship_all(store: &SqliteStore, outbox: &Path, batch_rows: usize) {
         once: true,
         ..ShipConfig::default()
     };
-    let shipper = Shipper::new(Arc::new(store.clone()), config, Arc::new(Metrics::default()));
+    let shipper = Shipper::new(
+        Arc::new(store.clone()),
+        config,
+        Arc::new(Metrics::default()),
+    );
     let (_tx, rx) = watch::channel(false);
     let summary = shipper.run(rx).await;
     assert_eq!(summary.dead_letters, 0);
@@ -81,7 +87,10 @@ fn run_case(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox.db");
     let store_path = dir.path().join("xray.db");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut store = open_store(&store_path).await;
         let mut written: BTreeSet<u64> = BTreeSet::new();
@@ -102,7 +111,9 @@ fn run_case(ops: Vec<Op>) {
                     }
                 }
                 Op::CrashAfterCommit(rows) | Op::CrashBeforeCommit(rows) => {
-                    let Ok(reader) = OutboxReader::open(&outbox) else { continue };
+                    let Ok(reader) = OutboxReader::open(&outbox) else {
+                        continue;
+                    };
                     let batch = reader.read_batch(usize::from(rows), usize::MAX).unwrap();
                     if matches!(op, Op::CrashAfterCommit(_)) {
                         store.write(&batch.records).await.unwrap();
@@ -115,7 +126,10 @@ fn run_case(ops: Vec<Op>) {
                 }
             }
             let held: BTreeSet<u64> = store_outputs(&store_path).into_iter().collect();
-            assert!(held.is_subset(&written), "the store holds a step never written");
+            assert!(
+                held.is_subset(&written),
+                "the store holds a step never written"
+            );
             let mut outputs = store_outputs(&store_path);
             let total = outputs.len();
             outputs.dedup();

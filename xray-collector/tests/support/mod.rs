@@ -6,3 +6,4 @@
 
 pub mod outbox;
 pub mod pg;
+pub mod target;

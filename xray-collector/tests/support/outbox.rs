@@ -153,21 +153,6 @@ pub fn dead_letter_reasons(store: &Path) -> Vec<String> {
     rows.map(Result::unwrap).collect()
 }
 
-/// Asserts the store holds exactly one step per expected output value.
-pub fn assert_each_step_once(store: &Path, expected: impl IntoIterator<Item = u64>) {
-    let conn = rusqlite::Connection::open(store).unwrap();
-    let mut stmt = conn.prepare("SELECT output FROM steps").unwrap();
-    let mut got: Vec<u64> = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(|o| o.unwrap().parse::<u64>().expect("numeric output"))
-        .collect();
-    got.sort_unstable();
-    let mut want: Vec<u64> = expected.into_iter().collect();
-    want.sort_unstable();
-    assert_eq!(got, want);
-}
-
 /// A plain HTTP/1.1 GET; returns the whole response.
 pub fn http_get(addr: &str, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();

@@ -76,9 +76,7 @@ impl OutboxWriter {
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(|e| outbox_error(path, e))?;
         let setup = || -> Result<(), Error> {
-            let mode: String = conn
-                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-                .map_err(|e| outbox_error(path, e))?;
+            let mode = switch_to_wal(&conn).map_err(|e| outbox_error(path, e))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(outbox_error(
                     path,
@@ -278,6 +276,29 @@ impl OutboxWriter {
             self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         }
         Ok(steps)
+    }
+}
+
+/// Switches the file to WAL mode. Several processes creating one outbox at
+/// once contend for the lock this takes, and SQLite's busy handler does not
+/// cover it, so a busy answer is retried for up to [`BUSY_TIMEOUT`].
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0)) {
+            Err(e)
+                if Instant::now() < deadline
+                    && matches!(
+                        e.sqlite_error_code(),
+                        Some(
+                            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                        )
+                    ) =>
+            {
+                std::thread::sleep(Duration::from_millis(5 + fastrand::u64(0..20)));
+            }
+            other => return other,
+        }
     }
 }
 

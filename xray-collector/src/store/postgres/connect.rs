@@ -3,19 +3,21 @@
 //!
 //! # TLS
 //!
-//! `sslmode` follows libpq as far as tokio-postgres lets it:
+//! `sslmode` follows libpq:
 //!
 //! - `disable`: plain TCP.
-//! - `require`: TLS or no connection. The server certificate is verified
-//!   against the Mozilla roots (`webpki-roots`) and the host name — stricter
-//!   than libpq's `require`, which encrypts without verifying; a server
-//!   whose certificate comes from a private CA cannot be reached this way
-//!   yet.
-//! - `prefer` (the default): TLS when the server offers it *and* its
-//!   certificate verifies; when the TLS handshake fails, one more attempt
-//!   without TLS (what libpq's `prefer` does), so a stock server with a
-//!   self-signed certificate keeps working. If both fail, the error names
-//!   both reasons.
+//! - `prefer` (the default): TLS when the server offers it, else plain TCP.
+//! - `require`: TLS or no connection. As in libpq, the server certificate is
+//!   not verified: the traffic is encrypted, which is what a managed
+//!   database with its provider's private CA needs to work out of the box.
+//! - `verify-ca` / `verify-full`: TLS with the server certificate verified
+//!   against the Mozilla roots (`webpki-roots`) and the host name (both are
+//!   treated as `verify-full`). tokio-postgres does not know these two
+//!   values, so the URL it parses says `require` and the verifying TLS
+//!   client is chosen here.
+//!
+//! When a TLS handshake fails under `prefer`, one more attempt is made
+//! without TLS (what libpq does); if both fail, the error names both reasons.
 //!
 //! # Passwords
 //!
@@ -252,7 +254,8 @@ impl Target {
     /// has no variant for configuration errors), password hidden.
     pub(crate) fn parse(url: &str) -> Result<Target, StoreError> {
         let shown = redact_url(url);
-        let parsed = url.parse::<Config>();
+        let (url_for_parser, verify) = take_verify_mode(url);
+        let parsed = url_for_parser.parse::<Config>();
         let redactor = Redactor::for_url(url, parsed.as_ref().ok());
         let mut config = parsed.map_err(|e| {
             redactor.error(StoreError::Schema(format!(
@@ -271,7 +274,7 @@ impl Target {
         }
         let tls = match config.get_ssl_mode() {
             SslMode::Disable => None,
-            _ => Some(tls_connector().map_err(|e| redactor.error(e))?),
+            _ => Some(tls_connector(verify).map_err(|e| redactor.error(e))?),
         };
         Ok(Target {
             config,
@@ -344,19 +347,91 @@ fn is_tls_handshake_failure(e: &tokio_postgres::Error) -> bool {
     e.as_db_error().is_none() && e.to_string() == "error performing TLS handshake"
 }
 
-/// A rustls client verifying servers against the Mozilla roots, with the
-/// `ring` provider chosen explicitly (no process-wide default needed).
-fn tls_connector() -> Result<MakeRustlsConnect, StoreError> {
+/// `sslmode=verify-ca|verify-full` in `url` becomes `require` for
+/// tokio-postgres (which knows only disable/prefer/require), with `true`
+/// returned: the TLS client must then verify the server.
+fn take_verify_mode(url: &str) -> (String, bool) {
+    let mut out = url.to_string();
+    let mut verify = false;
+    for mode in ["sslmode=verify-full", "sslmode=verify-ca"] {
+        if out.contains(mode) {
+            out = out.replace(mode, "sslmode=require");
+            verify = true;
+        }
+    }
+    (out, verify)
+}
+
+/// A rustls client with the `ring` provider chosen explicitly (no
+/// process-wide default needed): verifying servers against the Mozilla
+/// roots when `verify`, else accepting any server certificate (libpq's
+/// `require`/`prefer`) while still checking the handshake's signatures.
+fn tls_connector(verify: bool) -> Result<MakeRustlsConnect, StoreError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Other(format!("cannot set up TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .map_err(|e| StoreError::Other(format!("cannot set up TLS: {e}")))?;
+    let config = if verify {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth()
+    };
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// libpq's `sslmode=require`: encrypt, without checking who the server is.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The shipping guarantees against the embedded store, through the real
-//! `xray-collector` binary and outboxes written by the real SDK.
+//! The shipping guarantees, through the real `xray-collector` binary and
+//! outboxes written by the real SDK, against both backends: every scenario
+//! runs once on the embedded store and once on a real PostgreSQL.
 
 mod support;
 
@@ -8,9 +9,26 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::outbox::{
-    count, outbox_rows, spawn_writer_child, write_steps, writer_child_main, StoreCounts,
-    WRITER_ROLE,
+    outbox_rows, spawn_writer_child, write_steps, writer_child_main, StoreCounts, WRITER_ROLE,
 };
+use support::target::Target;
+
+/// Declares a module `<name>` with tests `embedded` and `postgres`, each
+/// running `body(target)`.
+macro_rules! on_both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn embedded() {
+                super::$body(super::Target::embedded());
+            }
+            #[test]
+            fn postgres() {
+                super::$body(super::Target::postgres());
+            }
+        }
+    };
+}
 
 fn collector() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xray-collector"));
@@ -19,9 +37,10 @@ fn collector() -> Command {
     cmd
 }
 
-fn run_once(store: &Path, outboxes: &[&Path], extra: &[&str]) -> Output {
+fn run_once(target: &Target, outboxes: &[&Path], extra: &[&str]) -> Output {
     let mut cmd = collector();
-    cmd.arg("run").arg("--once").env("XRAY_STORE", store);
+    cmd.arg("run").arg("--once");
+    target.configure(&mut cmd);
     for o in outboxes {
         cmd.arg("--outbox").arg(o);
     }
@@ -32,41 +51,47 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+fn dirs() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox.db");
-    let store = dir.path().join("store/xray.db");
-    (dir, outbox, store)
+    (dir, outbox)
 }
 
-#[test]
-fn run_once_ships_everything_and_empties_the_outbox() {
-    let (_dir, outbox, store) = dirs();
+on_both_backends!(
+    run_once_ships_everything_and_empties_the_outbox,
+    ships_everything
+);
+fn ships_everything(store: Target) {
+    let (_dir, outbox) = dirs();
     write_steps(&outbox, 0, 300);
     let out = run_once(&store, &[&outbox], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(count(&store), StoreCounts::for_steps(300));
+    assert_eq!(store.counts(), StoreCounts::for_steps(300));
     assert_eq!(outbox_rows(&outbox), 0, "shipped rows must be deleted");
     // Shipping again (nothing left) changes nothing.
     let out = run_once(&store, &[&outbox], &[]);
     assert!(out.status.success());
-    assert_eq!(count(&store), StoreCounts::for_steps(300));
+    assert_eq!(store.counts(), StoreCounts::for_steps(300));
 }
 
-#[test]
-fn a_crash_between_commit_and_delete_reships_without_duplicates() {
-    let (_dir, outbox, store) = dirs();
+on_both_backends!(
+    a_crash_between_commit_and_delete_reships_without_duplicates,
+    crash_between_commit_and_delete
+);
+fn crash_between_commit_and_delete(store: Target) {
+    let (_dir, outbox) = dirs();
     write_steps(&outbox, 0, 500);
     let before = outbox_rows(&outbox);
-    let out = collector()
-        .args(["run", "--once", "--batch-rows", "100", "--outbox"])
-        .arg(&outbox)
-        .env("XRAY_STORE", &store)
+    let mut cmd = collector();
+    cmd.args(["run", "--once", "--batch-rows", "100", "--outbox"])
+        .arg(&outbox);
+    store.configure(&mut cmd);
+    let out = cmd
         .env("XRAY_COLLECTOR_FAULT", "crash-after-commit:2")
         .output()
         .unwrap();
     assert!(!out.status.success(), "the fault must abort the collector");
-    let shipped = count(&store);
+    let shipped = store.counts();
     assert!(
         shipped.steps > 0,
         "two batches were committed before the crash"
@@ -78,28 +103,31 @@ fn a_crash_between_commit_and_delete_reships_without_duplicates() {
     );
     let out = run_once(&store, &[&outbox], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(count(&store), StoreCounts::for_steps(500));
+    assert_eq!(store.counts(), StoreCounts::for_steps(500));
     assert_eq!(outbox_rows(&outbox), 0);
 }
 
-#[test]
-fn a_row_the_store_rejects_is_dead_lettered_and_the_rows_behind_it_ship() {
-    let (_dir, outbox, store) = dirs();
+on_both_backends!(
+    a_row_the_store_rejects_is_dead_lettered_and_the_rows_behind_it_ship,
+    poison_row
+);
+fn poison_row(store: Target) {
+    let (_dir, outbox) = dirs();
     write_steps(&outbox, 0, 50);
-    support::outbox::append_raw_step(&outbox, "", "ok", "{\"x\":1}"); // empty name: refused by the store
+    store.append_poison_row(&outbox); // refused by the backend
     support::outbox::append_raw_step(&outbox, "garbled", "ok", "{not json"); // unreadable row
     write_steps(&outbox, 50, 50);
     let out = run_once(&store, &[&outbox], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        count(&store),
+        store.counts(),
         StoreCounts {
             dead_letters: 2,
             ..StoreCounts::for_steps(100)
         }
     );
     assert_eq!(outbox_rows(&outbox), 0);
-    let reasons = support::outbox::dead_letter_reasons(&store);
+    let reasons = store.dead_letter_reasons();
     assert!(
         reasons.iter().any(|r| r.contains("not valid JSON")),
         "{reasons:?}"
@@ -110,9 +138,12 @@ fn a_row_the_store_rejects_is_dead_lettered_and_the_rows_behind_it_ship() {
     );
 }
 
-#[test]
-fn unreadable_outboxes_are_named_and_the_others_keep_shipping() {
-    let (dir, outbox, store) = dirs();
+on_both_backends!(
+    unreadable_outboxes_are_named_and_the_others_keep_shipping,
+    unreadable_outboxes
+);
+fn unreadable_outboxes(store: Target) {
+    let (dir, outbox) = dirs();
     write_steps(&outbox, 0, 20);
     let future = dir.path().join("future.db");
     write_steps(&future, 0, 1);
@@ -130,7 +161,7 @@ fn unreadable_outboxes_are_named_and_the_others_keep_shipping() {
         "{err}"
     );
     assert!(err.contains("garbage.db"), "{err}");
-    assert_eq!(count(&store), StoreCounts::for_steps(20));
+    assert_eq!(store.counts(), StoreCounts::for_steps(20));
     assert_eq!(
         std::fs::read(&garbage).unwrap(),
         vec![0x5a; 8192],
@@ -146,16 +177,11 @@ fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn daemon(store: &Path, outbox: &Path, extra: &[&str]) -> Child {
-    collector()
-        .arg("run")
-        .arg("--outbox")
-        .arg(outbox)
-        .args(extra)
-        .env("XRAY_STORE", store)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+fn daemon(target: &Target, outbox: &Path, extra: &[&str]) -> Child {
+    let mut cmd = collector();
+    cmd.arg("run").arg("--outbox").arg(outbox).args(extra);
+    target.configure(&mut cmd);
+    cmd.stderr(Stdio::null()).spawn().unwrap()
 }
 
 fn sigterm(child: &mut Child) -> std::process::ExitStatus {
@@ -167,23 +193,29 @@ fn sigterm(child: &mut Child) -> std::process::ExitStatus {
     child.wait().unwrap()
 }
 
-#[test]
-fn the_daemon_waits_for_an_outbox_that_does_not_exist_yet_and_stops_cleanly_on_sigterm() {
-    let (_dir, outbox, store) = dirs();
+on_both_backends!(
+    the_daemon_waits_for_an_outbox_that_does_not_exist_yet_and_stops_cleanly_on_sigterm,
+    waits_for_outbox
+);
+fn waits_for_outbox(store: Target) {
+    let (_dir, outbox) = dirs();
     let mut child = daemon(&store, &outbox, &[]);
     std::thread::sleep(Duration::from_millis(300));
     write_steps(&outbox, 0, 40);
     wait_until("the steps to arrive", Duration::from_secs(30), || {
-        count(&store).steps == 40
+        store.counts().steps == 40
     });
     let status = sigterm(&mut child);
     assert!(status.success(), "SIGTERM must exit 0, got {status}");
-    assert_eq!(count(&store), StoreCounts::for_steps(40));
+    assert_eq!(store.counts(), StoreCounts::for_steps(40));
 }
 
-#[test]
-fn two_collectors_on_one_outbox_ship_every_step_exactly_once() {
-    let (_dir, outbox, store) = dirs();
+on_both_backends!(
+    two_collectors_on_one_outbox_ship_every_step_exactly_once,
+    two_collectors
+);
+fn two_collectors(store: Target) {
+    let (_dir, outbox) = dirs();
     write_steps(&outbox, 0, 1);
     let mut a = daemon(&store, &outbox, &["--batch-rows", "37"]);
     let mut b = daemon(&store, &outbox, &["--batch-rows", "53"]);
@@ -191,22 +223,31 @@ fn two_collectors_on_one_outbox_ship_every_step_exactly_once() {
         write_steps(&outbox, 1 + round * 100, 100);
     }
     wait_until("every step to arrive", Duration::from_secs(60), || {
-        count(&store).steps == 1001
+        store.counts().steps == 1001
     });
     assert!(sigterm(&mut a).success());
     assert!(sigterm(&mut b).success());
     let out = run_once(&store, &[&outbox], &[]);
     assert!(out.status.success());
-    assert_eq!(count(&store), StoreCounts::for_steps(1001));
+    assert_eq!(store.counts(), StoreCounts::for_steps(1001));
 }
 
 #[test]
-fn sigkill_repeatedly_while_several_processes_write_loses_and_duplicates_nothing() {
+fn writer_child() {
+    // Not a test of its own: the body of the writer processes that the
+    // SIGKILL scenario re-executes this binary as; a no-op otherwise.
     if std::env::var(WRITER_ROLE).is_ok() {
-        return writer_child_main();
+        writer_child_main();
     }
-    let (_dir, outbox, store) = dirs();
-    let name = "sigkill_repeatedly_while_several_processes_write_loses_and_duplicates_nothing";
+}
+
+on_both_backends!(
+    sigkill_repeatedly_while_several_processes_write_loses_and_duplicates_nothing,
+    sigkill_repeatedly
+);
+fn sigkill_repeatedly(store: Target) {
+    let (_dir, outbox) = dirs();
+    let name = "writer_child";
     let writers: Vec<Child> = (0..3)
         .map(|i| spawn_writer_child(name, &outbox, i * 100_000, 400))
         .collect();
@@ -227,19 +268,23 @@ fn sigkill_repeatedly_while_several_processes_write_loses_and_duplicates_nothing
     let out = run_once(&store, &[&outbox], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
-        count(&store),
+        store.counts(),
         StoreCounts::for_steps(1200),
         "after {kills} kills"
     );
-    support::outbox::assert_each_step_once(
-        &store,
-        (0..3).flat_map(|i| (i * 100_000)..(i * 100_000 + 400)),
-    );
+    let mut want: Vec<u64> = (0..3)
+        .flat_map(|i| (i * 100_000)..(i * 100_000 + 400))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(store.outputs(), want, "each step exactly once");
 }
 
-#[test]
-fn healthz_and_metrics_report_the_daemon_state() {
-    let (_dir, outbox, store) = dirs();
+on_both_backends!(
+    healthz_and_metrics_report_the_daemon_state,
+    healthz_and_metrics
+);
+fn healthz_and_metrics(store: Target) {
+    let (_dir, outbox) = dirs();
     write_steps(&outbox, 0, 25);
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -248,7 +293,7 @@ fn healthz_and_metrics_report_the_daemon_state() {
     let addr = format!("127.0.0.1:{port}");
     let mut child = daemon(&store, &outbox, &["--listen", &addr]);
     wait_until("the steps to arrive", Duration::from_secs(30), || {
-        count(&store).steps == 25
+        store.counts().steps == 25
     });
     let health = support::outbox::http_get(&addr, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");

@@ -1,0 +1,149 @@
+//! The backend a shipping scenario runs against: the embedded store in a
+//! temp dir, or a fresh database on the test PostgreSQL server.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::outbox::StoreCounts;
+use super::pg::TestDb;
+
+/// Where the collector under test ships to.
+pub enum Target {
+    /// The embedded SQLite store.
+    Embedded {
+        /// Keeps the directory alive.
+        _dir: tempfile::TempDir,
+        /// The store file.
+        path: PathBuf,
+    },
+    /// A fresh PostgreSQL database.
+    Postgres {
+        /// The database (dropped with the target on external servers).
+        db: TestDb,
+        /// For the checks' queries.
+        rt: tokio::runtime::Runtime,
+    },
+}
+
+impl Target {
+    /// An embedded store in a new temp dir (in a subdirectory that does not
+    /// exist yet: the collector creates it).
+    pub fn embedded() -> Target {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store/xray.db");
+        Target::Embedded { _dir: dir, path }
+    }
+
+    /// A fresh database on the test server.
+    pub fn postgres() -> Target {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let db = rt.block_on(super::pg::fresh_database());
+        Target::Postgres { db, rt }
+    }
+
+    /// Points a collector command at this backend.
+    pub fn configure(&self, cmd: &mut Command) {
+        match self {
+            Target::Embedded { path, .. } => {
+                cmd.env_remove("DATABASE_URL").env("XRAY_STORE", path);
+            }
+            Target::Postgres { db, .. } => {
+                cmd.env("DATABASE_URL", &db.url);
+            }
+        }
+    }
+
+    fn query_i64(&self, sql_embedded: &str, sql_postgres: &str) -> Vec<i64> {
+        match self {
+            Target::Embedded { path, .. } => {
+                if !path.exists() {
+                    return Vec::new();
+                }
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(10))
+                    .unwrap();
+                let Ok(mut stmt) = conn.prepare(sql_embedded) else {
+                    return Vec::new();
+                };
+                stmt.query_map([], |r| r.get::<_, i64>(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+            Target::Postgres { db, rt } => rt.block_on(async {
+                let client = db.client().await;
+                match client.query(sql_postgres, &[]).await {
+                    Ok(rows) => rows.iter().map(|r| r.get::<_, i64>(0)).collect(),
+                    Err(_) => Vec::new(),
+                }
+            }),
+        }
+    }
+
+    fn count(&self, table: &str) -> i64 {
+        self.query_i64(
+            &format!("SELECT count(*) FROM {table}"),
+            &format!("SELECT count(*)::bigint FROM xray.{table}"),
+        )
+        .first()
+        .copied()
+        .unwrap_or(0)
+    }
+
+    /// Row counts of every table (zeros before the schema exists).
+    pub fn counts(&self) -> StoreCounts {
+        StoreCounts {
+            executions: self.count("executions"),
+            steps: self.count("steps"),
+            decisions: self.count("decisions"),
+            llm_usage: self.count("llm_usage"),
+            dead_letters: self.count("dead_letters"),
+        }
+    }
+
+    /// Every step's output (the tests' steps return a number), sorted.
+    pub fn outputs(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = self
+            .query_i64(
+                "SELECT CAST(output AS INTEGER) FROM steps",
+                "SELECT (output #>> '{}')::bigint FROM xray.steps",
+            )
+            .into_iter()
+            .map(|v| v as u64)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The reasons in the dead-letter table.
+    pub fn dead_letter_reasons(&self) -> Vec<String> {
+        match self {
+            Target::Embedded { path, .. } => super::outbox::dead_letter_reasons(path),
+            Target::Postgres { db, rt } => rt.block_on(async {
+                let client = db.client().await;
+                let rows = client
+                    .query("SELECT reason FROM xray.dead_letters ORDER BY seq", &[])
+                    .await
+                    .unwrap();
+                rows.iter().map(|r| r.get::<_, String>(0)).collect()
+            }),
+        }
+    }
+
+    /// Appends to `outbox` a row that parses but that this backend refuses:
+    /// an empty name for the embedded store (a CHECK), a NUL character in a
+    /// JSON string for PostgreSQL (jsonb cannot hold one).
+    pub fn append_poison_row(&self, outbox: &Path) {
+        match self {
+            Target::Embedded { .. } => {
+                super::outbox::append_raw_step(outbox, "", "ok", "{\"x\":1}")
+            }
+            Target::Postgres { .. } => {
+                super::outbox::append_raw_step(outbox, "nul", "ok", "{\"x\":\"a\\u0000b\"}")
+            }
+        }
+    }
+}
