@@ -9,8 +9,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
+use xray_collector::migrate::MigrateError;
 use xray_collector::ship::{Fault, Metrics, ShipConfig, Shipper};
-use xray_collector::store::{redact_url, AnyStore};
+use xray_collector::store::{redact_url, AnyStore, StoreError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -108,15 +109,17 @@ fn scrub(text: &str) -> String {
     }
 }
 
-async fn open(backend: &Backend) -> anyhow::Result<AnyStore> {
+async fn open_store(backend: &Backend) -> Result<AnyStore, StoreError> {
     match &backend.database_url {
-        Some(url) => AnyStore::postgres(url)
-            .await
-            .with_context(|| format!("cannot connect to {}", redact_url(url))),
-        None => AnyStore::sqlite(&backend.store)
-            .await
-            .with_context(|| format!("cannot open the store {}", backend.store.display())),
+        Some(url) => AnyStore::postgres(url).await,
+        None => AnyStore::sqlite(&backend.store).await,
     }
+}
+
+async fn open(backend: &Backend) -> anyhow::Result<AnyStore> {
+    open_store(backend)
+        .await
+        .with_context(|| describe_backend(backend))
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -159,16 +162,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             no_migrate,
             batch_rows,
         } => {
-            let store = open(&backend).await?;
-            if !no_migrate {
-                store.migrate_up().await?;
-            }
-            let outboxes = if outboxes.is_empty() {
-                vec![std::env::var_os("XRAY_OUTBOX")
-                    .map_or_else(|| PathBuf::from(".xray/outbox.db"), PathBuf::from)]
-            } else {
-                outboxes
-            };
             let metrics = Arc::new(Metrics::default());
             if let Some(addr) = listen {
                 let bound = xray_collector::http::serve(addr, metrics.clone())
@@ -176,12 +169,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("cannot listen on {addr}"))?;
                 eprintln!("xray-collector: serving /healthz and /metrics on http://{bound}");
             }
-            let (stop_tx, stop_rx) = watch::channel(false);
+            let (stop_tx, mut stop_rx) = watch::channel(false);
             tokio::spawn(async move {
                 wait_for_signal().await;
                 eprintln!("xray-collector: stopping after the batch in hand");
                 let _ = stop_tx.send(true);
             });
+            let Some(store) = open_for_run(&backend, no_migrate, &metrics, &mut stop_rx).await?
+            else {
+                return Ok(ExitCode::SUCCESS);
+            };
+            let outboxes = if outboxes.is_empty() {
+                vec![std::env::var_os("XRAY_OUTBOX")
+                    .map_or_else(|| PathBuf::from(".xray/outbox.db"), PathBuf::from)]
+            } else {
+                outboxes
+            };
             let config = ShipConfig {
                 outboxes,
                 once,
@@ -201,6 +204,49 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+    }
+}
+
+/// Opens the backend and migrates it, waiting out a backend that is down
+/// (or not migrated yet) with the shipper's backoff; `None` when stopped
+/// by a signal meanwhile. Errors that waiting cannot fix end the run.
+async fn open_for_run(
+    backend: &Backend,
+    no_migrate: bool,
+    metrics: &Metrics,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<AnyStore>> {
+    let backoff = xray_collector::ship::Backoff::default();
+    let mut attempt = 0u32;
+    loop {
+        let (retriable, error) = match open_store(backend).await {
+            Ok(store) if no_migrate => return Ok(Some(store)),
+            Ok(store) => match store.migrate_up().await {
+                Ok(_) => return Ok(Some(store)),
+                Err(e @ MigrateError::Backend(_)) => (true, anyhow::Error::new(e)),
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => (e.is_retriable(), anyhow::Error::new(e)),
+        };
+        if !retriable {
+            return Err(error.context(describe_backend(backend)));
+        }
+        let wait = backoff.delay(attempt);
+        let text = scrub(&format!("{:#}", error.context(describe_backend(backend))));
+        eprintln!("xray-collector: {text}; retrying in {wait:?}");
+        metrics.set_backend_problem(text);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return Ok(None),
+        }
+    }
+}
+
+fn describe_backend(backend: &Backend) -> String {
+    match &backend.database_url {
+        Some(url) => format!("cannot use {}", redact_url(url)),
+        None => format!("cannot use the store {}", backend.store.display()),
     }
 }
 

@@ -745,7 +745,9 @@ async fn a_wrong_password_error_does_not_contain_the_password() {
     );
     let err = PostgresStore::connect(&url).await.unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, StoreError::Unavailable(_)), "{text}");
+    // A refused login stays refused: a configuration error, not retried.
+    assert!(matches!(err, StoreError::Config(_)), "{text}");
+    assert!(!err.is_retriable(), "{text}");
     assert!(!text.contains(secret), "{text}");
     assert!(text.contains("postgres:***@127.0.0.1"), "{text}");
     assert!(text.contains("password authentication failed"), "{text}");

@@ -340,8 +340,113 @@ fn bad_arguments_are_one_line_errors_not_panics() {
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
-        err.starts_with("xray-collector: cannot open the store"),
+        err.starts_with("xray-collector: cannot use the store"),
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn postgres_stopped_and_restarted_while_the_daemon_runs_loses_nothing_and_health_says_degraded() {
+    // A cluster of its own: stopping the shared one would cut off the other tests.
+    let cluster = support::pg::LocalCluster::start_new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(cluster.fresh_database());
+    let (_dir, outbox) = dirs();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = collector()
+        .args(["run", "--listen", &addr, "--outbox"])
+        .arg(&outbox)
+        .env("DATABASE_URL", &db.url)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let steps = || -> i64 {
+        rt.block_on(async {
+            let client = db.client().await;
+            client
+                .query_one("SELECT count(*)::bigint FROM xray.steps", &[])
+                .await
+                .map(|r| r.get(0))
+                .unwrap_or(0)
+        })
+    };
+    write_steps(&outbox, 0, 100);
+    wait_until("the first steps", Duration::from_secs(30), || {
+        steps() == 100
+    });
+
+    cluster.stop();
+    write_steps(&outbox, 100, 100);
+    wait_until("/healthz to say degraded", Duration::from_secs(30), || {
+        support::outbox::http_get(&addr, "/healthz").starts_with("HTTP/1.1 503")
+    });
+    let health = support::outbox::http_get(&addr, "/healthz");
+    assert!(health.contains("degraded: backend unavailable"), "{health}");
+    assert!(!health.contains(cluster.password()), "{health}");
+    assert!(
+        outbox_rows(&outbox) > 0,
+        "nothing may be deleted while the backend is down"
+    );
+
+    cluster.start();
+    wait_until(
+        "the steps written during the outage",
+        Duration::from_secs(60),
+        || steps() == 200,
+    );
+    wait_until("/healthz to recover", Duration::from_secs(30), || {
+        support::outbox::http_get(&addr, "/healthz").starts_with("HTTP/1.1 200")
+    });
+    let metrics = support::outbox::http_get(&addr, "/metrics");
+    let retries: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("xray_collector_retries_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("retries counter");
+    assert!(retries > 0, "{metrics}");
+    assert!(sigterm(&mut child).success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(
+        !err.contains(cluster.password()),
+        "a password reached the log:\n{err}"
+    );
+    let mut outputs = Target::outputs_of(&rt, &db);
+    outputs.dedup();
+    assert_eq!(
+        outputs,
+        (0..200).collect::<Vec<u64>>(),
+        "each step exactly once"
+    );
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_that_never_prints_the_password() {
+    // A cluster of its own, whose password we know is not this one.
+    let cluster = support::pg::LocalCluster::start_new();
+    let url = format!(
+        "postgres://postgres:Wr0ng-Secret-42@127.0.0.1:{}/postgres",
+        cluster.port()
+    );
+    for args in [&["migrate", "status"][..], &["run", "--once"][..]] {
+        let out = collector()
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("password authentication failed"), "{err}");
+        assert!(err.contains("postgres:***@127.0.0.1"), "{err}");
+        assert!(!err.contains("Wr0ng-Secret-42"), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+    }
 }

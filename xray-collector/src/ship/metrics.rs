@@ -46,6 +46,11 @@ impl Metrics {
         self.state().backend_problem = None;
     }
 
+    /// Records why the backend cannot be used (shown by `/healthz`).
+    pub fn set_backend_problem(&self, reason: String) {
+        self.state().backend_problem = Some(reason);
+    }
+
     pub(crate) fn backend_failed(&self, reason: String) {
         self.retries.fetch_add(1, Ordering::Relaxed);
         self.state().backend_problem = Some(reason);

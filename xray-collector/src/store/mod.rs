@@ -34,9 +34,15 @@ pub enum StoreError {
     /// same records will fail the same way.
     #[error("backend rejected the data: {0}")]
     Rejected(String),
-    /// The backend's schema is not one this collector can use.
+    /// The backend's schema is not usable yet (not migrated, missing
+    /// grants): an operator can fix it, so the shipper waits and retries,
+    /// reporting it in `/healthz`, rather than dead-lettering good records.
     #[error("{0}")]
     Schema(String),
+    /// The configuration is wrong (malformed URL, login refused, no such
+    /// database): retrying will not help.
+    #[error("{0}")]
+    Config(String),
     /// Anything else, assumed transient.
     #[error("{0}")]
     Other(String),
@@ -45,7 +51,10 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same operation may succeed later.
     pub fn is_retriable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_) | StoreError::Other(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_) | StoreError::Schema(_) | StoreError::Other(_)
+        )
     }
 }
 

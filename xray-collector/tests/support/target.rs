@@ -104,6 +104,21 @@ impl Target {
         }
     }
 
+    /// The sorted step outputs of a PostgreSQL database.
+    pub fn outputs_of(rt: &tokio::runtime::Runtime, db: &TestDb) -> Vec<u64> {
+        rt.block_on(async {
+            let client = db.client().await;
+            let rows = client
+                .query(
+                    "SELECT (output #>> '{}')::bigint FROM xray.steps ORDER BY 1",
+                    &[],
+                )
+                .await
+                .unwrap();
+            rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect()
+        })
+    }
+
     /// Every step's output (the tests' steps return a number), sorted.
     pub fn outputs(&self) -> Vec<u64> {
         let mut out: Vec<u64> = self

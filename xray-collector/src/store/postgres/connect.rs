@@ -232,6 +232,7 @@ impl Redactor {
             StoreError::Unavailable(t) => StoreError::Unavailable(self.scrub(&t)),
             StoreError::Rejected(t) => StoreError::Rejected(self.scrub(&t)),
             StoreError::Schema(t) => StoreError::Schema(self.scrub(&t)),
+            StoreError::Config(t) => StoreError::Config(self.scrub(&t)),
             StoreError::Other(t) => StoreError::Other(self.scrub(&t)),
         }
     }
@@ -250,15 +251,14 @@ pub(crate) struct Target {
 
 impl Target {
     /// Parses `url`. A URL that does not parse never will, so the error is
-    /// not retriable: it is reported as [`StoreError::Schema`] (the store
-    /// has no variant for configuration errors), password hidden.
+    /// not retriable: it is reported as [`StoreError::Config`], password hidden.
     pub(crate) fn parse(url: &str) -> Result<Target, StoreError> {
         let shown = redact_url(url);
         let (url_for_parser, verify) = take_verify_mode(url);
         let parsed = url_for_parser.parse::<Config>();
         let redactor = Redactor::for_url(url, parsed.as_ref().ok());
         let mut config = parsed.map_err(|e| {
-            redactor.error(StoreError::Schema(format!(
+            redactor.error(StoreError::Config(format!(
                 "invalid database URL {shown}: {}",
                 describe(&e)
             )))
@@ -294,8 +294,23 @@ impl Target {
                 self.shown
             )))
         };
+        // A refused login or a missing database stays so: report it rather
+        // than retry it forever.
+        let refused = |e: &tokio_postgres::Error| {
+            let code = e.code().map(|c| c.code()).unwrap_or("");
+            (code.starts_with("28") || code == "3D000").then(|| {
+                self.redactor.error(StoreError::Config(format!(
+                    "cannot connect to {}: {}",
+                    self.shown,
+                    describe(e)
+                )))
+            })
+        };
         let Some(tls) = &self.tls else {
-            return self.connect_plain().await.map_err(|e| fail(describe(&e)));
+            return self
+                .connect_plain()
+                .await
+                .map_err(|e| refused(&e).unwrap_or_else(|| fail(describe(&e))));
         };
         match self.config.connect(tls.clone()).await {
             Ok((client, connection)) => {
@@ -307,6 +322,9 @@ impl Target {
                     && is_tls_handshake_failure(&tls_error) =>
             {
                 self.connect_plain().await.map_err(|plain_error| {
+                    if let Some(config_error) = refused(&plain_error) {
+                        return config_error;
+                    }
                     fail(format!(
                         "with TLS: {}; without TLS: {}",
                         describe(&tls_error),
@@ -314,7 +332,7 @@ impl Target {
                     ))
                 })
             }
-            Err(e) => Err(fail(describe(&e))),
+            Err(e) => Err(refused(&e).unwrap_or_else(|| fail(describe(&e)))),
         }
     }
 

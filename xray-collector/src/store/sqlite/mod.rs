@@ -176,6 +176,7 @@ fn at_path(path: &Path, e: &rusqlite::Error) -> StoreError {
         StoreError::Unavailable(m) => StoreError::Unavailable(format!("{}: {m}", path.display())),
         StoreError::Rejected(m) => StoreError::Rejected(format!("{}: {m}", path.display())),
         StoreError::Schema(m) => StoreError::Schema(format!("{}: {m}", path.display())),
+        StoreError::Config(m) => StoreError::Config(format!("{}: {m}", path.display())),
         StoreError::Other(m) => StoreError::Other(format!("{}: {m}", path.display())),
     }
 }
