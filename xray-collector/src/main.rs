@@ -53,7 +53,7 @@ enum Command {
         #[arg(long)]
         no_migrate: bool,
         /// Most rows per batch.
-        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         batch_rows: u32,
     },
     /// Apply, revert or list schema migrations.

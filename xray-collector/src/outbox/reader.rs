@@ -104,7 +104,7 @@ const SELECT: &str = "SELECT seq, record_type, phase, id, execution_id, parent_i
         started_at_us, ended_at_us, duration_us,
         coalesce(length(input), 0) + coalesce(length(output), 0) + coalesce(length(attributes), 0)
           + coalesce(length(metadata), 0) + coalesce(length(decisions), 0) + coalesce(length(error), 0) + 200
-    FROM xray_outbox ORDER BY seq LIMIT ?1";
+    FROM xray_outbox WHERE seq > ?2 ORDER BY seq LIMIT ?1";
 
 impl OutboxReader {
     /// Opens an existing outbox and checks that it is one this collector reads.
@@ -186,12 +186,23 @@ impl OutboxReader {
     /// Reads the oldest rows: at most `max_rows`, and stopping once
     /// `max_bytes` of payload is reached (always at least one row).
     pub fn read_batch(&self, max_rows: usize, max_bytes: usize) -> Result<ReadBatch, OutboxError> {
+        self.read_batch_after(0, max_rows, max_bytes)
+    }
+
+    /// Like [`OutboxReader::read_batch`], for the rows after `after_seq`:
+    /// the next batch, read while the previous one is being written.
+    pub fn read_batch_after(
+        &self,
+        after_seq: i64,
+        max_rows: usize,
+        max_bytes: usize,
+    ) -> Result<ReadBatch, OutboxError> {
         let mut stmt = self
             .conn
             .prepare_cached(SELECT)
             .map_err(|e| self.sql_error(e))?;
         let mut rows = stmt
-            .query([max_rows as i64])
+            .query([max_rows as i64, after_seq])
             .map_err(|e| self.sql_error(e))?;
         let mut batch = ReadBatch::default();
         let mut bytes = 0usize;
@@ -223,10 +234,15 @@ impl OutboxReader {
     }
 
     /// Rows waiting, and the commit time (µs since the epoch) of the oldest.
+    /// The count is `max(seq) - min(seq) + 1`: two lookups on the primary
+    /// key instead of a scan of the table (the reader deletes prefixes, so
+    /// the span of sequence numbers is the backlog, give or take rows a
+    /// writer rolled back).
     pub fn backlog(&self) -> Result<(u64, Option<i64>), OutboxError> {
         self.conn
             .query_row(
-                "SELECT count(*), (SELECT written_at_us FROM xray_outbox ORDER BY seq LIMIT 1) FROM xray_outbox",
+                "SELECT coalesce((SELECT max(seq) FROM xray_outbox) - (SELECT min(seq) FROM xray_outbox) + 1, 0),
+                        (SELECT written_at_us FROM xray_outbox ORDER BY seq LIMIT 1)",
                 [],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Option<i64>>(1)?)),
             )

@@ -95,7 +95,7 @@ impl Default for ShipConfig {
     fn default() -> Self {
         ShipConfig {
             outboxes: vec![PathBuf::from(".xray/outbox.db")],
-            batch_rows: 2000,
+            batch_rows: 5000,
             batch_bytes: 8 << 20,
             once: false,
             poll_interval: Duration::from_millis(100),
@@ -123,6 +123,8 @@ struct OutboxState {
     path: PathBuf,
     label: String,
     reader: Option<OutboxReader>,
+    /// The batch after the one in hand, read while that one was written.
+    prefetched: Option<ReadBatch>,
     failed_at: Option<Instant>,
     waiting_logged: bool,
 }
@@ -158,6 +160,7 @@ impl<S: Store> Shipper<S> {
                 path: p.clone(),
                 label: p.display().to_string(),
                 reader: None,
+                prefetched: None,
                 failed_at: None,
                 waiting_logged: false,
             })
@@ -203,6 +206,11 @@ impl<S: Store> Shipper<S> {
     /// Opens the outbox if needed and reads its next batch; `None` when it
     /// is missing or unreadable right now.
     fn next_batch(&self, state: &mut OutboxState, summary: &mut ShipSummary) -> Option<ReadBatch> {
+        if let Some(batch) = state.prefetched.take() {
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+        }
         if state.reader.is_none() {
             if let Some(at) = state.failed_at {
                 if at.elapsed() < self.config.recheck_failed {
@@ -243,6 +251,7 @@ impl<S: Store> Shipper<S> {
         e: OutboxError,
         summary: &mut ShipSummary,
     ) -> Option<ReadBatch> {
+        state.prefetched = None;
         if e.is_retriable() {
             eprintln!("xray-collector: {e}; will retry");
         } else {
@@ -282,7 +291,24 @@ impl<S: Store> Shipper<S> {
             summary.dead_letters += letters.len() as u64;
         }
         if !batch.records.is_empty() {
-            summary.dead_letters += self.write(&state.label, &batch.records, shutdown).await?;
+            // While the backend works on this batch, read the next one: the
+            // read is a local SQLite query, the write a round trip to another
+            // process, so the two overlap. Rows are deleted only below.
+            let write = self.write(&state.label, &batch.records, shutdown);
+            let reader = state.reader.as_ref();
+            let prefetch = async {
+                reader.and_then(|r| {
+                    r.read_batch_after(
+                        batch.last_seq,
+                        self.config.batch_rows,
+                        self.config.batch_bytes,
+                    )
+                    .ok()
+                })
+            };
+            let (written, next) = tokio::join!(write, prefetch);
+            summary.dead_letters += written?;
+            state.prefetched = next;
         }
         self.metrics.batch_committed(rows);
         summary.batches += 1;

@@ -237,7 +237,12 @@ impl Store for PostgresStore {
         let session = self.open(&mut guard).await?;
         let result = async {
             let (client, statements) = session.prepared().await?;
-            write::write_batch(client, statements, records).await
+            match write::write_batch(client, statements, records, write::Mode::CopyNew).await {
+                Err(e) if write::is_copy_race(&e) => {
+                    write::write_batch(client, statements, records, write::Mode::UpsertOnly).await
+                }
+                other => other,
+            }
         }
         .await;
         self.settle(&mut guard, result)

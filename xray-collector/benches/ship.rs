@@ -1,0 +1,207 @@
+//! Shipping throughput: an outbox of N small steps (default 500 000)
+//! shipped into PostgreSQL by the collector's shipper, against `psql \copy`
+//! of the same rows into a table of the same shape (`LIKE xray.steps
+//! INCLUDING ALL`: same columns, indexes and generated full-text column), in
+//! the same run, on the same throw-away cluster.
+//!
+//! `cargo bench -p xray-collector --bench ship` (set `XRAY_BENCH_STEPS` to
+//! change N). Prints both rates and their ratio; the goal is ≥ 0.7.
+
+#[path = "../tests/support/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tracing_subscriber::layer::SubscriberExt;
+use xray_collector::ship::{Metrics, ShipConfig, Shipper};
+use xray_collector::store::postgres::PostgresStore;
+
+#[xray::step]
+fn small(i: u64) -> u64 {
+    i * 2
+}
+
+fn write_outbox(path: &Path, n: u64) {
+    let (layer, guard) = xray::Config::default()
+        .outbox(path)
+        .when_full(xray::WhenFull::Block)
+        .queue_capacity(1 << 16)
+        .build()
+        .expect("build");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        xray::execution("bench").run(|| {
+            for i in 0..n {
+                small(i);
+            }
+        })
+    });
+    guard.flush().expect("flush");
+    let stats = guard.stats();
+    assert_eq!((stats.written, stats.dropped), (n, 0), "{stats:?}");
+}
+
+/// The outbox's step rows as CSV in the column order of `xray.steps`.
+fn export_csv(outbox: &Path, csv: &Path) -> u64 {
+    let conn = rusqlite::Connection::open(outbox).unwrap();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(csv).unwrap());
+    let mut stmt = conn
+        .prepare(
+            "SELECT id, execution_id, parent_id, name, kind, status, input, output, error, attributes,
+                    datetime(started_at_us / 1000000, 'unixepoch') || '.' || printf('%06d', started_at_us % 1000000) || '+00',
+                    duration_us
+             FROM xray_outbox WHERE record_type = 'step' AND phase = 'end' ORDER BY seq",
+        )
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    let mut n = 0;
+    let field = |v: Option<String>| match v {
+        None => String::new(),
+        Some(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+    };
+    while let Some(r) = rows.next().unwrap() {
+        let started: String = r.get(10).unwrap();
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{},{},{},{}",
+            r.get::<_, String>(0).unwrap(),
+            r.get::<_, String>(1).unwrap(),
+            r.get::<_, Option<String>>(2).unwrap().unwrap_or_default(),
+            field(r.get(3).unwrap()),
+            field(r.get(4).unwrap()),
+            field(r.get(5).unwrap()),
+            field(r.get(6).unwrap()),
+            field(r.get(7).unwrap()),
+            field(r.get(8).unwrap()),
+            field(r.get(9).unwrap()),
+            started,
+            r.get::<_, Option<i64>>(11)
+                .unwrap()
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        )
+        .unwrap();
+        n += 1;
+    }
+    n
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and test discovery: nothing to list.
+    }
+    let n: u64 = std::env::var("XRAY_BENCH_STEPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500_000);
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox.db");
+    let csv = dir.path().join("steps.csv");
+    let cluster = pg::LocalCluster::start_new();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let t = Instant::now();
+    write_outbox(&outbox, n);
+    eprintln!("wrote {n} steps into the outbox in {:.2?}", t.elapsed());
+    let exported = export_csv(&outbox, &csv);
+    assert_eq!(exported, n);
+
+    let db = rt.block_on(cluster.fresh_database());
+    let store = rt.block_on(PostgresStore::connect(&db.url)).unwrap();
+    rt.block_on(store.migrate_up()).unwrap();
+
+    // The collector's shipper: read, parse, upsert, delete.
+    let config = ShipConfig {
+        outboxes: vec![outbox.clone()],
+        once: true,
+        ..ShipConfig::default()
+    };
+    let shipper = Shipper::new(Arc::new(store), config, Arc::new(Metrics::default()));
+    let (_tx, rx) = watch::channel(false);
+    let t = Instant::now();
+    let summary = rt.block_on(shipper.run(rx));
+    let ship_time = t.elapsed();
+    // psql \copy of the same rows into tables of the same shape: with the
+    // same foreign key to the (now shipped) execution as xray.steps, and,
+    // for reference, without it.
+    let mut copy_times = Vec::new();
+    for (table, fk) in [("steps_copy", true), ("steps_copy_nofk", false)] {
+        rt.block_on(async {
+            let client = db.client().await;
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE public.{table} (LIKE xray.steps INCLUDING ALL)"
+                ))
+                .await
+                .unwrap();
+            if fk {
+                client
+                    .batch_execute(&format!(
+                        "ALTER TABLE public.{table} ADD FOREIGN KEY (execution_id) \
+                         REFERENCES xray.executions (id) ON DELETE CASCADE"
+                    ))
+                    .await
+                    .unwrap();
+            }
+        });
+        let copy = format!(
+            "\\copy public.{table} (id, execution_id, parent_id, name, kind, status, input, output, error, \
+             attributes, started_at, duration_us) FROM '{}' WITH (FORMAT csv)",
+            csv.display()
+        );
+        let t = Instant::now();
+        let status = Command::new("psql")
+            .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-c", &copy])
+            .status()
+            .expect("psql (apt-get install -y postgresql-client)");
+        copy_times.push(t.elapsed());
+        assert!(status.success(), "psql \\copy failed");
+    }
+    let (copy_time, copy_nofk_time) = (copy_times[0], copy_times[1]);
+    let counted: i64 = rt.block_on(async {
+        db.client()
+            .await
+            .query_one(
+                "SELECT (SELECT count(*) FROM xray.steps) - (SELECT count(*) FROM public.steps_copy)
+                      + (SELECT count(*) FROM xray.steps) - (SELECT count(*) FROM public.steps_copy_nofk)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    });
+    assert_eq!(counted, 0, "both tables must hold the same rows");
+    assert_eq!(summary.dead_letters, 0);
+
+    let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "steps: {n} ({} outbox rows shipped in {} batches)",
+        summary.rows, summary.batches
+    );
+    println!(
+        "psql \\copy, same FK: {:>10.0} steps/s ({copy_time:.2?})",
+        rate(copy_time)
+    );
+    println!(
+        "psql \\copy, no FK:   {:>10.0} steps/s ({copy_nofk_time:.2?})",
+        rate(copy_nofk_time)
+    );
+    println!(
+        "xray-collector:       {:>10.0} steps/s ({ship_time:.2?})",
+        rate(ship_time)
+    );
+    println!(
+        "ratio xray / copy with the same FK: {:.2} (goal >= 0.7); without the FK: {:.2}",
+        rate(ship_time) / rate(copy_time),
+        rate(ship_time) / rate(copy_nofk_time)
+    );
+}
