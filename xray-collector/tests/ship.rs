@@ -450,3 +450,37 @@ fn a_wrong_password_is_a_clear_error_that_never_prints_the_password() {
         assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
     }
 }
+
+on_both_backends!(migrate_commands_go_up_down_and_up_again_twice, migrate_cli);
+fn migrate_cli(store: Target) {
+    let migrate = |args: &[&str]| {
+        let mut cmd = collector();
+        cmd.arg("migrate").args(args);
+        store.configure(&mut cmd);
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "migrate {args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(migrate(&["status"]).contains("pending"));
+    for _ in 0..2 {
+        assert!(migrate(&["up"]).contains("applied 1"));
+        let status = migrate(&["status"]);
+        assert!(
+            status.contains("applied") && !status.contains("pending"),
+            "{status}"
+        );
+        assert!(
+            migrate(&[]).contains("schema is up to date"),
+            "`migrate` alone means up"
+        );
+        assert!(migrate(&["down"]).contains("reverted 1"));
+        assert!(migrate(&["status"]).contains("pending"));
+    }
+    assert!(migrate(&["up"]).contains("applied 1"));
+    // The schema works after all that: a run ships into it.
+    let (_dir, outbox) = dirs();
+    write_steps(&outbox, 0, 10);
+    let out = run_once(&store, &[&outbox], &["--no-migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(store.counts(), StoreCounts::for_steps(10));
+}
