@@ -237,12 +237,7 @@ impl Store for PostgresStore {
         let session = self.open(&mut guard).await?;
         let result = async {
             let (client, statements) = session.prepared().await?;
-            match write::write_batch(client, statements, records, write::Mode::CopyNew).await {
-                Err(e) if write::is_copy_race(&e) => {
-                    write::write_batch(client, statements, records, write::Mode::UpsertOnly).await
-                }
-                other => other,
-            }
+            write::write_batch(client, statements, records).await
         }
         .await;
         self.settle(&mut guard, result)

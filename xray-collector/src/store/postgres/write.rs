@@ -15,18 +15,6 @@
 //! that two collectors writing overlapping batches lock rows in the same
 //! order (no deadlocks between them).
 //!
-//! # New steps: binary `COPY`
-//!
-//! Most steps of a batch are new: their ids are not in `xray.steps` yet.
-//! Those go straight into the table with binary `COPY`, which PostgreSQL
-//! inserts in bulk (multi-row heap inserts), about twice as fast as the
-//! row-at-a-time `INSERT … SELECT`; only the steps already there (a start
-//! shipped earlier, a re-shipped batch) take the upsert. The ids are checked
-//! inside the transaction; a collector writing the same new ids at the same
-//! moment makes the `COPY` fail on the primary key, and the caller then
-//! writes the batch again with [`Mode::UpsertOnly`] — same effect, no fast
-//! path. (Decisions and LLM usage stay on the `DO NOTHING` insert.)
-//!
 //! # Order and rules (see the module docs of [`super`])
 //!
 //! executions (upsert) → placeholder executions for steps whose execution
@@ -165,31 +153,10 @@ impl Statements {
 }
 
 /// Writes `records` in one transaction (see the module docs for the order).
-/// How new steps are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// New steps by binary `COPY`, known ones by upsert.
-    CopyNew,
-    /// Every step by upsert (after a `COPY` met a concurrent writer).
-    UpsertOnly,
-}
-
-const COPY_STEPS: &str =
-    "COPY xray.steps (id, execution_id, parent_id, name, kind, status, input, \
-     output, error, attributes, started_at, duration_us) FROM STDIN BINARY";
-
-const KNOWN_STEPS: &str = "SELECT id FROM xray.steps WHERE id = ANY($1)";
-
-/// Whether `e` is the primary-key clash of a `COPY` racing another writer.
-pub(crate) fn is_copy_race(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-}
-
 pub(crate) async fn write_batch(
     client: &mut Client,
     st: &Statements,
     records: &[ShipRecord],
-    mode: Mode,
 ) -> Result<(), tokio_postgres::Error> {
     let mut executions: Vec<&ExecutionRow> = Vec::new();
     let mut steps: Vec<&StepRow> = Vec::new();
@@ -230,41 +197,25 @@ pub(crate) async fn write_batch(
             tx.execute(&st.placeholders, &[&p.id, &p.project, &p.started_us])
                 .await?;
         }
-        let mut upsert: Vec<&StepRow> = steps.clone();
-        if mode == Mode::CopyNew {
-            let ids: Vec<Uuid> = steps.iter().map(|s| s.id).collect();
-            let known: std::collections::HashSet<Uuid> = tx
-                .query(KNOWN_STEPS, &[&ids])
-                .await?
-                .iter()
-                .map(|r| r.get::<_, Uuid>(0))
-                .collect();
-            let (fresh, seen): (Vec<&StepRow>, Vec<&StepRow>) =
-                steps.iter().partition(|s| !known.contains(&s.id));
-            copy_steps(&tx, &fresh).await?;
-            upsert = seen;
-        }
-        let c = StepColumns::from(&upsert);
-        if !upsert.is_empty() {
-            tx.execute(
-                &st.steps,
-                &[
-                    &c.id,
-                    &c.execution_id,
-                    &c.parent_id,
-                    &c.name,
-                    &c.kind,
-                    &c.status,
-                    &c.input,
-                    &c.output,
-                    &c.error,
-                    &c.attributes,
-                    &c.started_us,
-                    &c.duration_us,
-                ],
-            )
-            .await?;
-        }
+        let c = StepColumns::from(&steps);
+        tx.execute(
+            &st.steps,
+            &[
+                &c.id,
+                &c.execution_id,
+                &c.parent_id,
+                &c.name,
+                &c.kind,
+                &c.status,
+                &c.input,
+                &c.output,
+                &c.error,
+                &c.attributes,
+                &c.started_us,
+                &c.duration_us,
+            ],
+        )
+        .await?;
         let d = DecisionColumns::from(&steps);
         if !d.step_id.is_empty() {
             tx.execute(
@@ -299,56 +250,6 @@ pub(crate) async fn write_batch(
         }
     }
     tx.commit().await
-}
-
-/// Writes steps known to be new with one binary `COPY`.
-async fn copy_steps(
-    tx: &tokio_postgres::Transaction<'_>,
-    steps: &[&StepRow],
-) -> Result<(), tokio_postgres::Error> {
-    use tokio_postgres::binary_copy::BinaryCopyInWriter;
-    use tokio_postgres::types::{ToSql, Type};
-    if steps.is_empty() {
-        return Ok(());
-    }
-    let sink = tx.copy_in(COPY_STEPS).await?;
-    let types = [
-        Type::UUID,
-        Type::UUID,
-        Type::UUID,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::JSONB,
-        Type::JSONB,
-        Type::TEXT,
-        Type::JSONB,
-        Type::TIMESTAMPTZ,
-        Type::INT8,
-    ];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    futures_util::pin_mut!(writer);
-    for s in steps {
-        let started =
-            std::time::UNIX_EPOCH + std::time::Duration::from_micros(s.started_at_us.max(0) as u64);
-        let row: [&(dyn ToSql + Sync); 12] = [
-            &s.id,
-            &s.execution_id,
-            &s.parent_id,
-            &s.name,
-            &s.kind,
-            &s.status,
-            &s.input,
-            &s.output,
-            &s.error,
-            &s.attributes,
-            &started,
-            &s.duration_us,
-        ];
-        writer.as_mut().write(&row).await?;
-    }
-    writer.finish().await?;
-    Ok(())
 }
 
 /// Stores refused records in one transaction, idempotent by `(outbox, seq)`.
