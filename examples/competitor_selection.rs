@@ -5,11 +5,13 @@
 //! relevance → rank and select.
 //!
 //! Run it with `cargo run --example competitor_selection`. It records into
-//! the outbox (`XRAY_OUTBOX`, default `.xray/outbox.db`), then reads the
-//! execution back from the outbox and prints it as a tree.
+//! the outbox (`XRAY_OUTBOX`, default `.xray/outbox.db`), ships the outbox
+//! into the embedded store (`XRAY_STORE`, default `.xray/xray.db`) with the
+//! collector's library, and prints the execution as a tree and the path of
+//! two candidates through it.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+#[path = "support/trace.rs"]
+mod trace;
 
 use serde::Serialize;
 
@@ -222,10 +224,7 @@ fn pipeline(seller: &Product) -> Option<String> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = xray::Config::from_env().project("shop");
-    let outbox = std::env::var_os("XRAY_OUTBOX")
-        .map_or_else(|| PathBuf::from(".xray/outbox.db"), PathBuf::from);
-    let guard = config.init()?;
+    let guard = xray::Config::from_env().project("shop").init()?;
 
     let seller = product(
         "B00SELLER",
@@ -237,143 +236,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (chosen, execution_id) = xray::execution("competitor_selection")
         .metadata("seller_asin", &seller.asin)
         .run(|| (pipeline(&seller), xray::current_execution_id()));
-    guard.flush()?;
 
     println!("chosen competitor: {}", chosen.as_deref().unwrap_or("none"));
-    let stats = xray::stats();
-    println!(
-        "recorded {} steps into {} ({} dropped)",
-        stats.written,
-        outbox.display(),
-        stats.dropped
-    );
-    if let Some(id) = execution_id {
-        print_trace(&outbox, &id)?;
-    }
-    Ok(())
-}
-
-/// Prints the execution as a tree, read back from the outbox. (The collector
-/// ships outboxes to a store with richer queries; this reads the file as is.)
-fn print_trace(outbox: &std::path::Path, execution_id: &str) -> rusqlite::Result<()> {
-    let conn = rusqlite::Connection::open(outbox)?;
-    let mut stmt = conn.prepare(
-        "SELECT id, parent_id, name, kind, status, duration_us, input, output, error, decisions
-         FROM xray_outbox WHERE execution_id = ?1 AND record_type = 'step'
-         ORDER BY seq",
-    )?;
-    type StepRow = (
-        String,
-        Option<String>,
-        String,
-        Option<String>,
-        String,
-        Option<i64>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let mut steps: BTreeMap<String, StepRow> = BTreeMap::new();
-    let mut order = Vec::new();
-    for row in stmt.query_map([execution_id], |r| {
-        Ok((
-            r.get(0)?,
-            r.get(1)?,
-            r.get(2)?,
-            r.get(3)?,
-            r.get(4)?,
-            r.get(5)?,
-            r.get(6)?,
-            r.get(7)?,
-            r.get(8)?,
-            r.get(9)?,
-        ))
-    })? {
-        let row: StepRow = row?;
-        if !steps.contains_key(&row.0) {
-            order.push(row.0.clone());
-        }
-        steps.insert(row.0.clone(), row);
-    }
-    println!("\nexecution {execution_id}");
-    fn print(id: &str, depth: usize, steps: &BTreeMap<String, StepRow>, order: &[String]) {
-        let (_, _, name, kind, status, duration, input, output, error, decisions) = &steps[id];
-        let indent = "  ".repeat(depth);
-        let kind = kind
-            .as_deref()
-            .map(|k| format!(" [{k}]"))
-            .unwrap_or_default();
-        let ms = duration
-            .map(|d| format!("{:.2} ms", d as f64 / 1000.0))
-            .unwrap_or_default();
-        println!("{indent}├─ {name}{kind} {status} {ms}");
-        let preview = |s: &str| {
-            if s.len() > 100 {
-                format!(
-                    "{}…",
-                    &s[..s
-                        .char_indices()
-                        .take_while(|(i, _)| *i < 100)
-                        .last()
-                        .map_or(0, |(i, c)| i + c.len_utf8())]
-                )
-            } else {
-                s.to_owned()
-            }
-        };
-        if let Some(i) = input {
-            println!("{indent}│    in:  {}", preview(i));
-        }
-        if let Some(o) = output {
-            println!("{indent}│    out: {}", preview(o));
-        }
-        if let Some(e) = error {
-            println!("{indent}│    error: {e}");
-        }
-        if let Some(d) = decisions {
-            let decisions: Vec<serde_json::Value> = serde_json::from_str(d).unwrap_or_default();
-            let mut rejected_by: BTreeMap<&str, usize> = BTreeMap::new();
-            let accepted = decisions.iter().filter(|d| d["accepted"] == true).count();
-            for d in decisions.iter().filter(|d| d["accepted"] == false) {
-                *rejected_by
-                    .entry(d["filter"].as_str().unwrap_or("?"))
-                    .or_default() += 1;
-            }
-            if accepted + rejected_by.values().sum::<usize>() > 0 {
-                let by: Vec<String> = rejected_by
-                    .iter()
-                    .map(|(f, n)| format!("{n} by {f}"))
-                    .collect();
-                println!(
-                    "{indent}│    decisions: {accepted} accepted, rejected {}",
-                    if by.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        by.join(", ")
-                    }
-                );
-            }
-            // Rejections first: they are what a reader usually asks about.
-            for wanted in [false, true] {
-                for d in decisions.iter().filter(|d| d["accepted"] == wanted) {
-                    println!(
-                        "{indent}│    {} {} {} by {}: {}",
-                        if wanted { "✓" } else { "✗" },
-                        d["candidate_id"].as_str().unwrap_or("?"),
-                        if wanted { "accepted" } else { "rejected" },
-                        d["filter"].as_str().unwrap_or("?"),
-                        d["reason"].as_str().unwrap_or("")
-                    );
-                }
-            }
-        }
-        for child in order.iter().filter(|c| steps[*c].1.as_deref() == Some(id)) {
-            print(child, depth + 1, steps, order);
-        }
-    }
-    for root in order.iter().filter(|c| steps[*c].1.is_none()) {
-        print(root, 0, &steps, &order);
-    }
-    Ok(())
+    let execution_id =
+        execution_id.ok_or("X-Ray is disabled (XRAY_DISABLED): nothing was recorded")?;
+    // Why was the pro stand (best rated) not chosen? Why did the winner win?
+    trace::ship_and_show(
+        &guard,
+        &execution_id,
+        &["B07XPRO", chosen.as_deref().unwrap_or("B01STAND")],
+    )
 }

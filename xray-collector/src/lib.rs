@@ -18,5 +18,7 @@ pub mod http;
 pub mod migrate;
 pub mod model;
 pub mod outbox;
+pub mod query;
+pub mod render;
 pub mod ship;
 pub mod store;

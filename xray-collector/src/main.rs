@@ -9,7 +9,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
+use uuid::Uuid;
 use xray_collector::migrate::MigrateError;
+use xray_collector::query::{parse_time, Cursor, ExecutionFilter, QueryStore};
+use xray_collector::render::{self, Style};
 use xray_collector::ship::{Fault, Metrics, ShipConfig, Shipper};
 use xray_collector::store::{redact_url, AnyStore, StoreError};
 
@@ -56,6 +59,82 @@ enum Command {
         #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         batch_rows: u32,
     },
+    /// List executions, newest first.
+    Executions {
+        /// Only this project.
+        #[arg(long)]
+        project: Option<String>,
+        /// Only executions of this name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only this status.
+        #[arg(long, value_parser = ["running", "ok", "error"])]
+        status: Option<String>,
+        /// Started since: 30m, 2h, 7d, or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Started before: 30m, 2h, 7d, or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Continue after a previous page (the value it printed).
+        #[arg(long)]
+        cursor: Option<String>,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        backend: Backend,
+    },
+    /// Show one execution as a tree of steps.
+    Show {
+        /// An execution id, or `latest`.
+        execution: String,
+        /// Print whole values instead of one-line previews.
+        #[arg(long)]
+        full: bool,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        backend: Backend,
+    },
+    /// Follow one candidate through an execution's decisions.
+    Why {
+        /// An execution id, or `latest`.
+        execution: String,
+        /// The candidate's id.
+        candidate: String,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        backend: Backend,
+    },
+    /// Full-text search over step names, inputs, outputs and errors.
+    Search {
+        /// Words to find (all of them).
+        text: String,
+        /// Most results.
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        backend: Backend,
+    },
+    /// Per step name: count, error rate, p50/p95/max duration; tokens per model.
+    Stats {
+        /// Only steps started since: 30m, 2h, 7d, or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this step name.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        output: Output,
+        #[command(flatten)]
+        backend: Backend,
+    },
     /// Apply, revert or list schema migrations.
     Migrate {
         #[command(subcommand)]
@@ -63,6 +142,13 @@ enum Command {
         #[command(flatten)]
         backend: Backend,
     },
+}
+
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct Output {
+    /// Print one JSON document instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug, Clone, Copy)]
@@ -80,7 +166,27 @@ enum MigrateAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line: the message, without the usage block and the tip.
+            let text = e.render().to_string();
+            let message: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = message.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("xray-collector: {message} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -96,8 +202,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Errors may quote a database URL: never print its password.
-            eprintln!("xray-collector: {}", scrub(&format!("{e:#}")));
-            ExitCode::FAILURE
+            let text = scrub(&format!("{e:#}")).replace('\n', " ");
+            eprintln!("xray-collector: {text}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -122,8 +233,175 @@ async fn open(backend: &Backend) -> anyhow::Result<AnyStore> {
         .with_context(|| describe_backend(backend))
 }
 
+/// A usage error (exit 2), as opposed to a failure (exit 1).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn time_arg(flag: &str, text: Option<&str>) -> anyhow::Result<Option<i64>> {
+    text.map(|t| parse_time(t, now_us()).map_err(|e| UsageError(format!("--{flag}: {e}")).into()))
+        .transpose()
+}
+
+/// Opens the backend for reading. The embedded store is ours: it is
+/// created and migrated if needed (an empty store answers with nothing).
+async fn open_for_query(backend: &Backend) -> anyhow::Result<AnyStore> {
+    let store = open(backend).await?;
+    if backend.database_url.is_none() {
+        store.migrate_up().await?;
+    }
+    Ok(store)
+}
+
+async fn execution_id(store: &AnyStore, text: &str) -> anyhow::Result<Uuid> {
+    if text == "latest" {
+        return store
+            .latest_execution(None)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no executions recorded yet"));
+    }
+    Uuid::parse_str(text).map_err(|_| {
+        UsageError(format!(
+            "invalid execution id {text:?}: expected a UUID or `latest`"
+        ))
+        .into()
+    })
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn style() -> Style {
+    use std::io::IsTerminal;
+    Style {
+        colour: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    }
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Executions {
+            project,
+            name,
+            status,
+            since,
+            until,
+            limit,
+            cursor,
+            output,
+            backend,
+        } => {
+            let filter = ExecutionFilter {
+                project,
+                name,
+                status,
+                since_us: time_arg("since", since.as_deref())?,
+                until_us: time_arg("until", until.as_deref())?,
+                limit: limit as usize,
+                after: cursor
+                    .as_deref()
+                    .map(Cursor::decode)
+                    .transpose()
+                    .map_err(UsageError)?,
+            };
+            let store = open_for_query(&backend).await?;
+            let page = store.executions(&filter).await?;
+            if output.json {
+                print_json(&page)?;
+            } else {
+                print!("{}", render::executions(&page, style()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show {
+            execution,
+            full,
+            output,
+            backend,
+        } => {
+            let store = open_for_query(&backend).await?;
+            let id = execution_id(&store, &execution).await?;
+            let detail = store
+                .execution(id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no execution {id}"))?;
+            if output.json {
+                print_json(&detail)?;
+            } else {
+                print!("{}", render::execution_tree(&detail, full, style()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Why {
+            execution,
+            candidate,
+            output,
+            backend,
+        } => {
+            let store = open_for_query(&backend).await?;
+            let id = execution_id(&store, &execution).await?;
+            if store.execution(id).await?.is_none() {
+                anyhow::bail!("no execution {id}");
+            }
+            let entries = store.why(id, &candidate).await?;
+            if output.json {
+                print_json(&serde_json::json!({
+                    "execution_id": id, "candidate_id": candidate, "decisions": entries
+                }))?;
+            } else {
+                print!("{}", render::why(&id, &candidate, &entries, style()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Search {
+            text,
+            limit,
+            output,
+            backend,
+        } => {
+            if text.trim().is_empty() {
+                return Err(UsageError("search text is empty".into()).into());
+            }
+            let store = open_for_query(&backend).await?;
+            let hits = store.search(&text, limit as usize).await?;
+            if output.json {
+                print_json(&serde_json::json!({ "query": text, "hits": hits }))?;
+            } else {
+                print!("{}", render::search(&text, &hits, style()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats {
+            since,
+            name,
+            output,
+            backend,
+        } => {
+            let since_us = time_arg("since", since.as_deref())?;
+            let store = open_for_query(&backend).await?;
+            let stats = store.stats(since_us, name.as_deref()).await?;
+            if output.json {
+                print_json(&stats)?;
+            } else {
+                print!("{}", render::stats(&stats, style()));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate { action, backend } => {
             let store = open(&backend).await?;
             match action.unwrap_or(MigrateAction::Up) {

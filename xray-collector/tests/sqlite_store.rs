@@ -588,11 +588,11 @@ async fn deleting_an_execution_deletes_its_steps_decisions_usage_and_search_entr
         .await
         .unwrap();
     assert_eq!(
-        store.search("budget").await.unwrap().len(),
+        store.search_step_ids("budget").await.unwrap().len(),
         0,
         "decisions are not step text"
     );
-    assert_eq!(store.search("B0CHOSEN").await.unwrap().len(), 2);
+    assert_eq!(store.search_step_ids("B0CHOSEN").await.unwrap().len(), 2);
 
     raw(&path)
         .execute("DELETE FROM executions WHERE id = ?1", [gone.to_string()])
@@ -606,7 +606,7 @@ async fn deleting_an_execution_deletes_its_steps_decisions_usage_and_search_entr
     assert_eq!(count("steps"), 1);
     assert_eq!(count("decisions"), 2);
     assert_eq!(count("llm_usage"), 1);
-    assert_eq!(store.search("B0CHOSEN").await.unwrap().len(), 1);
+    assert_eq!(store.search_step_ids("B0CHOSEN").await.unwrap().len(), 1);
     assert_search_index_consistent(&path);
 }
 
@@ -638,7 +638,7 @@ async fn search_finds_a_step_by_a_word_in_its_output_and_ranks_the_better_match_
         .await
         .unwrap();
 
-    let hits = store.search("waterproof").await.unwrap();
+    let hits = store.search_step_ids("waterproof").await.unwrap();
     let ids: Vec<Uuid> = hits.iter().map(|(id, _)| *id).collect();
     assert_eq!(
         ids,
@@ -648,21 +648,34 @@ async fn search_finds_a_step_by_a_word_in_its_output_and_ranks_the_better_match_
     assert!(hits[0].1 < hits[1].1, "bm25: lower is better: {hits:?}");
 
     // Stemmed, case-insensitive, every word must match, syntax-safe.
-    assert_eq!(ids_of(store.search("Colour").await.unwrap()), [passing]);
     assert_eq!(
-        ids_of(store.search("waterproof jacket").await.unwrap()),
+        ids_of(store.search_step_ids("Colour").await.unwrap()),
+        [passing]
+    );
+    assert_eq!(
+        ids_of(store.search_step_ids("waterproof jacket").await.unwrap()),
         [strong]
     );
-    assert_eq!(ids_of(store.search("TIMED-out").await.unwrap()), [failed]);
-    assert!(store.search("\"unbalanced").await.unwrap().is_empty());
-    assert!(store.search("   ").await.unwrap().is_empty());
+    assert_eq!(
+        ids_of(store.search_step_ids("TIMED-out").await.unwrap()),
+        [failed]
+    );
+    assert!(store
+        .search_step_ids("\"unbalanced")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store.search_step_ids("   ").await.unwrap().is_empty());
 
     // An end that replaces the output replaces what search finds.
     let mut rewritten = step_row(unrelated, e, 6, "ok");
     rewritten.output = Some(json!({"title": "enamel mug"}));
     store.write(&[ShipRecord::Step(rewritten)]).await.unwrap();
-    assert!(store.search("ceramic").await.unwrap().is_empty());
-    assert_eq!(ids_of(store.search("enamel").await.unwrap()), [unrelated]);
+    assert!(store.search_step_ids("ceramic").await.unwrap().is_empty());
+    assert_eq!(
+        ids_of(store.search_step_ids("enamel").await.unwrap()),
+        [unrelated]
+    );
     assert_search_index_consistent(&store_path(&dir));
 }
 

@@ -68,6 +68,11 @@ pub struct PostgresStore {
     session: Mutex<Option<Box<Session>>>,
 }
 
+/// What [`PostgresStore::with_client`] runs: a future borrowing the client.
+pub(crate) type ClientFuture<'c, T> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<T, tokio_postgres::Error>> + Send + 'c>,
+>;
+
 /// An open connection and what was prepared on it.
 struct Session {
     client: Client,
@@ -179,6 +184,20 @@ impl PostgresStore {
         let mut guard = self.session.lock().await;
         let session = self.open(&mut guard).await?;
         let result = read::step_statuses(&session.client).await;
+        self.settle(&mut guard, result)
+    }
+
+    /// Runs `f` on the connection (opened or reopened as needed), with
+    /// calls serialised as for writes; its error is classified, password
+    /// hidden, and the connection dropped unless the data was at fault.
+    /// Used by the queries (`crate::query`).
+    pub(crate) async fn with_client<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(&'c mut Client) -> ClientFuture<'c, T>,
+    {
+        let mut guard = self.session.lock().await;
+        let session = self.open(&mut guard).await?;
+        let result = f(&mut session.client).await;
         self.settle(&mut guard, result)
     }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::{classify, SqliteStore};
 use crate::store::StoreError;
 
-/// Search results returned at most by [`SqliteStore::search`].
+/// Search results returned at most by [`SqliteStore::search_step_ids`].
 const SEARCH_LIMIT: i64 = 100;
 
 impl SqliteStore {
@@ -30,7 +30,7 @@ impl SqliteStore {
     /// `text` is taken as plain words, not FTS5 query syntax: each
     /// whitespace-separated word is quoted, so `a-b` or `"` cannot make the
     /// query invalid. Blank text finds nothing.
-    pub async fn search(&self, text: &str) -> Result<Vec<(Uuid, f64)>, StoreError> {
+    pub async fn search_step_ids(&self, text: &str) -> Result<Vec<(Uuid, f64)>, StoreError> {
         let Some(query) = fts_query(text) else {
             return Ok(Vec::new());
         };
@@ -58,7 +58,9 @@ impl SqliteStore {
         .await
     }
 
-    async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
+    /// Runs `query` with the connection on a blocking thread, its errors
+    /// classified.
+    pub(crate) async fn read<T, F>(&self, query: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,

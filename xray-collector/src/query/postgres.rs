@@ -1,0 +1,427 @@
+//! [`QueryStore`] for the PostgreSQL backend.
+//!
+//! Every value from the caller is a bind parameter; the SQL text only ever
+//! varies by which fixed conditions are present. Times cross the boundary
+//! as µs since the epoch, both ways exactly: in through
+//! `'epoch' + µs * interval '1 microsecond'`, out through whole seconds
+//! plus the microsecond field (never through a `double`, which cannot hold
+//! today's µs exactly).
+//!
+//! Reads made of several queries (`execution`, `stats`) run in one
+//! read-only `REPEATABLE READ` transaction, so they see one snapshot.
+
+use std::collections::HashMap;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
+use uuid::Uuid;
+
+use super::{
+    Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionPage, ExecutionSummary,
+    ModelTokens, QueryStore, SearchHit, Stats, StepDetail, StepStats, UsageRow, WhyEntry,
+};
+use crate::store::postgres::PostgresStore;
+use crate::store::StoreError;
+
+/// A `timestamptz` column as exact µs since the epoch (`NULL` stays
+/// `NULL`). Whole seconds are exact even where `extract` returns a
+/// `double` (before PostgreSQL 14); the microsecond field is below 60·10⁶.
+macro_rules! us {
+    ($col:literal) => {
+        concat!(
+            "(floor(extract(epoch FROM date_trunc('second', ",
+            $col,
+            ")))::bigint * 1000000 + extract(microseconds FROM ",
+            $col,
+            ")::bigint % 1000000)"
+        )
+    };
+}
+
+/// µs since the epoch (a `bigint` parameter) as a `timestamptz`, exactly.
+fn ts(param: &str) -> String {
+    format!("('epoch'::timestamptz + {param}::bigint * interval '1 microsecond')")
+}
+
+/// Bind parameters collected while a query's conditions are chosen.
+#[derive(Default)]
+struct Params {
+    values: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Params {
+    /// Adds a value; returns its placeholder (`$n`).
+    fn push(&mut self, value: impl ToSql + Sync + Send + 'static) -> String {
+        self.values.push(Box::new(value));
+        format!("${}", self.values.len())
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.values
+            .iter()
+            .map(|v| v.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// Page sizes outside 1..=1000 are brought into it.
+const MAX_PAGE: usize = 1000;
+
+/// Columns of an [`ExecutionSummary`], in [`summary`]'s order.
+const SUMMARY_COLUMNS: &str = concat!(
+    "e.id, e.project, e.name, e.status, ",
+    us!("e.started_at"),
+    ", ",
+    us!("e.ended_at"),
+    ", (SELECT count(*) FROM xray.steps s WHERE s.execution_id = e.id)"
+);
+
+fn summary(row: &Row) -> ExecutionSummary {
+    ExecutionSummary {
+        id: row.get(0),
+        project: row.get(1),
+        name: row.get(2),
+        status: row.get(3),
+        started_at_us: row.get(4),
+        ended_at_us: row.get(5),
+        steps: row.get(6),
+    }
+}
+
+fn decision(row: &Row, first: usize) -> DecisionRow {
+    DecisionRow {
+        candidate_id: row.get(first),
+        accepted: row.get(first + 1),
+        filter: row.get(first + 2),
+        reason: row.get(first + 3),
+        score: row.get(first + 4),
+    }
+}
+
+async fn read_only(client: &mut Client) -> Result<Transaction<'_>, tokio_postgres::Error> {
+    client
+        .build_transaction()
+        .read_only(true)
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .start()
+        .await
+}
+
+async fn executions(
+    client: &Client,
+    filter: ExecutionFilter,
+) -> Result<ExecutionPage, tokio_postgres::Error> {
+    let limit = filter.limit.clamp(1, MAX_PAGE);
+    let mut p = Params::default();
+    let mut conditions = Vec::new();
+    if let Some(project) = filter.project {
+        conditions.push(format!("e.project = {}", p.push(project)));
+    }
+    if let Some(name) = filter.name {
+        conditions.push(format!("e.name = {}", p.push(name)));
+    }
+    if let Some(status) = filter.status {
+        conditions.push(format!("e.status = {}", p.push(status)));
+    }
+    if let Some(since) = filter.since_us {
+        conditions.push(format!("e.started_at >= {}", ts(&p.push(since))));
+    }
+    if let Some(until) = filter.until_us {
+        conditions.push(format!("e.started_at < {}", ts(&p.push(until))));
+    }
+    if let Some(after) = filter.after {
+        let t = ts(&p.push(after.started_at_us));
+        let id = p.push(after.id);
+        conditions.push(format!("(e.started_at, e.id) < ({t}, {id}::uuid)"));
+    }
+    let fetch = p.push(limit as i64 + 1);
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM xray.executions e {where_clause} \
+         ORDER BY e.started_at DESC, e.id DESC LIMIT {fetch}::bigint"
+    );
+    let rows = client.query(&sql, &p.refs()).await?;
+    let mut executions: Vec<ExecutionSummary> = rows.iter().map(summary).collect();
+    let next_cursor = if executions.len() > limit {
+        executions.truncate(limit);
+        executions.last().map(|e| Cursor {
+            started_at_us: e.started_at_us,
+            id: e.id,
+        })
+    } else {
+        None
+    };
+    Ok(ExecutionPage {
+        executions,
+        next_cursor,
+    })
+}
+
+async fn latest_execution(
+    client: &Client,
+    project: Option<String>,
+) -> Result<Option<Uuid>, tokio_postgres::Error> {
+    let row = match project {
+        Some(project) => {
+            client
+                .query_opt(
+                    "SELECT id FROM xray.executions WHERE project = $1 \
+                     ORDER BY started_at DESC, id DESC LIMIT 1",
+                    &[&project],
+                )
+                .await?
+        }
+        None => {
+            client
+                .query_opt(
+                    "SELECT id FROM xray.executions ORDER BY started_at DESC, id DESC LIMIT 1",
+                    &[],
+                )
+                .await?
+        }
+    };
+    Ok(row.map(|r| r.get(0)))
+}
+
+const EXECUTION: &str = concat!(
+    "SELECT e.id, e.project, e.name, e.status, ",
+    us!("e.started_at"),
+    ", ",
+    us!("e.ended_at"),
+    ", (SELECT count(*) FROM xray.steps s WHERE s.execution_id = e.id), \
+     e.metadata, e.outcome, e.error FROM xray.executions e WHERE e.id = $1"
+);
+
+const STEPS: &str = concat!(
+    "SELECT id, parent_id, name, kind, status, input, output, error, attributes, ",
+    us!("started_at"),
+    ", duration_us FROM xray.steps WHERE execution_id = $1 ORDER BY started_at, id"
+);
+
+const DECISIONS: &str = "SELECT step_id, candidate_id, accepted, filter, reason, score \
+     FROM xray.decisions WHERE execution_id = $1 ORDER BY step_id, ordinal";
+
+const USAGE: &str = "SELECT step_id, model, prompt_tokens, completion_tokens \
+     FROM xray.llm_usage WHERE execution_id = $1 ORDER BY step_id, ordinal";
+
+async fn execution(
+    client: &mut Client,
+    id: Uuid,
+) -> Result<Option<ExecutionDetail>, tokio_postgres::Error> {
+    let tx = read_only(client).await?;
+    let Some(row) = tx.query_opt(EXECUTION, &[&id]).await? else {
+        return Ok(None);
+    };
+    let steps = tx.query(STEPS, &[&id]).await?;
+    let mut decisions: HashMap<Uuid, Vec<DecisionRow>> = HashMap::new();
+    for r in tx.query(DECISIONS, &[&id]).await? {
+        decisions.entry(r.get(0)).or_default().push(decision(&r, 1));
+    }
+    let mut usage: HashMap<Uuid, Vec<UsageRow>> = HashMap::new();
+    for r in tx.query(USAGE, &[&id]).await? {
+        usage.entry(r.get(0)).or_default().push(UsageRow {
+            model: r.get(1),
+            prompt_tokens: i64::from(r.get::<_, i32>(2)),
+            completion_tokens: i64::from(r.get::<_, i32>(3)),
+        });
+    }
+    tx.commit().await?;
+    let steps = steps
+        .iter()
+        .map(|r| {
+            let id: Uuid = r.get(0);
+            StepDetail {
+                id,
+                parent_id: r.get(1),
+                name: r.get(2),
+                kind: r.get(3),
+                status: r.get(4),
+                input: r.get(5),
+                output: r.get(6),
+                error: r.get(7),
+                attributes: r.get(8),
+                started_at_us: r.get(9),
+                duration_us: r.get(10),
+                decisions: decisions.remove(&id).unwrap_or_default(),
+                llm_usage: usage.remove(&id).unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(Some(ExecutionDetail {
+        summary: summary(&row),
+        metadata: row.get(7),
+        outcome: row.get(8),
+        error: row.get(9),
+        steps,
+    }))
+}
+
+const WHY: &str = concat!(
+    "SELECT d.step_id, s.name, ",
+    us!("s.started_at"),
+    ", d.candidate_id, d.accepted, d.filter, d.reason, d.score \
+     FROM xray.decisions d JOIN xray.steps s ON s.id = d.step_id \
+     WHERE d.execution_id = $1 AND d.candidate_id = $2 \
+     ORDER BY s.started_at, s.id, d.ordinal"
+);
+
+async fn why(
+    client: &Client,
+    execution: Uuid,
+    candidate: String,
+) -> Result<Vec<WhyEntry>, tokio_postgres::Error> {
+    let rows = client.query(WHY, &[&execution, &candidate]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| WhyEntry {
+            step_id: r.get(0),
+            step_name: r.get(1),
+            started_at_us: r.get(2),
+            decision: decision(r, 3),
+        })
+        .collect())
+}
+
+const SEARCH: &str = concat!(
+    "SELECT s.execution_id, e.name, s.id, s.name, s.status, ",
+    us!("s.started_at"),
+    ", ts_rank(s.search, q)::float8 AS rank \
+     FROM xray.steps s JOIN xray.executions e ON e.id = s.execution_id, \
+          plainto_tsquery('simple', $1) q \
+     WHERE s.search @@ q \
+     ORDER BY rank DESC, s.started_at DESC, s.id \
+     LIMIT $2"
+);
+
+async fn search(
+    client: &Client,
+    text: String,
+    limit: i64,
+) -> Result<Vec<SearchHit>, tokio_postgres::Error> {
+    let rows = client.query(SEARCH, &[&text, &limit]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| SearchHit {
+            execution_id: r.get(0),
+            execution_name: r.get(1),
+            step_id: r.get(2),
+            step_name: r.get(3),
+            status: r.get(4),
+            started_at_us: r.get(5),
+            rank: r.get(6),
+        })
+        .collect())
+}
+
+async fn stats(
+    client: &mut Client,
+    since_us: Option<i64>,
+    name: Option<String>,
+) -> Result<Stats, tokio_postgres::Error> {
+    let mut p = Params::default();
+    let mut conditions = Vec::new();
+    if let Some(since) = since_us {
+        conditions.push(format!("s.started_at >= {}", ts(&p.push(since))));
+    }
+    if let Some(name) = name {
+        conditions.push(format!("s.name = {}", p.push(name)));
+    }
+    let and = |first: &str| {
+        std::iter::once(first)
+            .chain(conditions.iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    // Ordered bytewise (`C`), as SQLite orders text.
+    let steps_sql = format!(
+        "SELECT s.name, count(*), count(*) FILTER (WHERE s.status <> 'ok'), \
+                percentile_disc(0.5) WITHIN GROUP (ORDER BY s.duration_us), \
+                percentile_disc(0.95) WITHIN GROUP (ORDER BY s.duration_us), \
+                max(s.duration_us) \
+         FROM xray.steps s WHERE {} \
+         GROUP BY s.name ORDER BY s.name COLLATE \"C\"",
+        and("s.duration_us IS NOT NULL")
+    );
+    let models_sql = format!(
+        "SELECT u.model, count(*), coalesce(sum(u.prompt_tokens), 0)::bigint, \
+                coalesce(sum(u.completion_tokens), 0)::bigint \
+         FROM xray.llm_usage u JOIN xray.steps s ON s.id = u.step_id WHERE {} \
+         GROUP BY u.model ORDER BY u.model COLLATE \"C\"",
+        and("true")
+    );
+    let params = p.refs();
+    let tx = read_only(client).await?;
+    let steps = tx
+        .query(&steps_sql, &params)
+        .await?
+        .iter()
+        .map(|r| StepStats {
+            name: r.get(0),
+            count: r.get(1),
+            errors: r.get(2),
+            p50_us: r.get(3),
+            p95_us: r.get(4),
+            max_us: r.get(5),
+        })
+        .collect();
+    let models = tx
+        .query(&models_sql, &params)
+        .await?
+        .iter()
+        .map(|r| ModelTokens {
+            model: r.get(0),
+            calls: r.get(1),
+            prompt_tokens: r.get(2),
+            completion_tokens: r.get(3),
+        })
+        .collect();
+    tx.commit().await?;
+    Ok(Stats { steps, models })
+}
+
+impl QueryStore for PostgresStore {
+    async fn executions(&self, filter: &ExecutionFilter) -> Result<ExecutionPage, StoreError> {
+        let filter = filter.clone();
+        self.with_client(move |c| Box::pin(executions(c, filter)))
+            .await
+    }
+
+    async fn latest_execution(&self, project: Option<&str>) -> Result<Option<Uuid>, StoreError> {
+        let project = project.map(str::to_owned);
+        self.with_client(move |c| Box::pin(latest_execution(c, project)))
+            .await
+    }
+
+    async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+        self.with_client(move |c| Box::pin(execution(c, id))).await
+    }
+
+    async fn why(&self, execution: Uuid, candidate: &str) -> Result<Vec<WhyEntry>, StoreError> {
+        let candidate = candidate.to_owned();
+        self.with_client(move |c| Box::pin(why(c, execution, candidate)))
+            .await
+    }
+
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+        if text.trim().is_empty() {
+            return Err(StoreError::Config("search text is empty".into()));
+        }
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let text = text.to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with_client(move |c| Box::pin(search(c, text, limit)))
+            .await
+    }
+
+    async fn stats(&self, since_us: Option<i64>, name: Option<&str>) -> Result<Stats, StoreError> {
+        let name = name.map(str::to_owned);
+        self.with_client(move |c| Box::pin(stats(c, since_us, name)))
+            .await
+    }
+}

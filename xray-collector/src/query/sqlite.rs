@@ -1,0 +1,435 @@
+//! [`QueryStore`] for the embedded store ([`SqliteStore`]).
+//!
+//! Every query runs on the store's connection on a blocking thread (see
+//! [`SqliteStore`]); user input is always a bound parameter. Ids are stored
+//! as lowercase hyphenated UUID text, whose byte order is the order of the
+//! UUIDs, so keyset pagination compares them as text. Reads that take
+//! several statements (`execution`, `stats`) run in one read transaction,
+//! so they see one snapshot of the store. `executions` clamps its page size
+//! to 1..=1000; `search` with a limit of 0 finds nothing.
+
+use std::collections::HashMap;
+
+use rusqlite::types::{Type, Value as SqlValue};
+use rusqlite::{params, params_from_iter, Connection, Row};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{
+    Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionPage, ExecutionSummary,
+    ModelTokens, QueryStore, SearchHit, Stats, StepDetail, StepStats, UsageRow, WhyEntry,
+};
+use crate::store::sqlite::SqliteStore;
+use crate::store::StoreError;
+
+/// The largest page `executions` returns, whatever the filter asks.
+const MAX_PAGE: usize = 1000;
+
+impl QueryStore for SqliteStore {
+    async fn executions(&self, filter: &ExecutionFilter) -> Result<ExecutionPage, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| executions(conn, &filter)).await
+    }
+
+    async fn latest_execution(&self, project: Option<&str>) -> Result<Option<Uuid>, StoreError> {
+        let project = project.map(str::to_owned);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id FROM executions
+                 WHERE ?1 IS NULL OR project = ?1
+                 ORDER BY started_at_us DESC, id DESC
+                 LIMIT 1",
+            )?;
+            let mut rows = stmt.query(params![project])?;
+            rows.next()?.map(|r| uuid_at(r, 0)).transpose()
+        })
+        .await
+    }
+
+    async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+        self.read(move |conn| execution(conn, id)).await
+    }
+
+    async fn why(&self, execution: Uuid, candidate: &str) -> Result<Vec<WhyEntry>, StoreError> {
+        let candidate = candidate.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.id, s.name, s.started_at_us,
+                        d.candidate_id, d.accepted, d.filter, d.reason, d.score
+                 FROM decisions d JOIN steps s ON s.id = d.step_id
+                 WHERE d.execution_id = ?1 AND s.execution_id = ?1 AND d.candidate_id = ?2
+                 ORDER BY s.started_at_us, s.id, d.ordinal",
+            )?;
+            let rows = stmt.query_map(params![execution.to_string(), candidate], |r| {
+                Ok(WhyEntry {
+                    step_id: uuid_at(r, 0)?,
+                    step_name: r.get(1)?,
+                    started_at_us: r.get(2)?,
+                    decision: decision_at(r, 3)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+        if text.trim().is_empty() {
+            return Err(StoreError::Config("search text is empty".into()));
+        }
+        let Some(query) = fts_words(text) else {
+            // Only punctuation: no word any step could contain.
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.execution_id, e.name, s.id, s.name, s.status, s.started_at_us,
+                        bm25(steps_fts) AS score
+                 FROM steps_fts
+                 JOIN steps s ON s.fts_rowid = steps_fts.rowid
+                 JOIN executions e ON e.id = s.execution_id
+                 WHERE steps_fts MATCH ?1
+                 ORDER BY score, s.started_at_us DESC, s.id
+                 LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![query, limit], |r| {
+                Ok(SearchHit {
+                    execution_id: uuid_at(r, 0)?,
+                    execution_name: r.get(1)?,
+                    step_id: uuid_at(r, 2)?,
+                    step_name: r.get(3)?,
+                    status: r.get(4)?,
+                    started_at_us: r.get(5)?,
+                    // bm25 is lower-is-better (negative for matches).
+                    rank: -r.get::<_, f64>(6)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn stats(&self, since_us: Option<i64>, name: Option<&str>) -> Result<Stats, StoreError> {
+        let name = name.map(str::to_owned);
+        self.read(move |conn| {
+            let tx = conn.transaction()?;
+            let steps = step_stats(&tx, since_us, name.as_deref())?;
+            let models = model_tokens(&tx, since_us, name.as_deref())?;
+            tx.commit()?;
+            Ok(Stats { steps, models })
+        })
+        .await
+    }
+}
+
+/// A page of executions: the filters as `WHERE` clauses over bound
+/// parameters, then one row more than the page to know whether another
+/// page follows.
+fn executions(conn: &Connection, filter: &ExecutionFilter) -> rusqlite::Result<ExecutionPage> {
+    let limit = filter.limit.clamp(1, MAX_PAGE);
+    let mut conditions: Vec<String> = Vec::new();
+    let mut values: Vec<SqlValue> = Vec::new();
+    // Parameters are numbered, so a value used twice is bound once.
+    let mut bind = |value: SqlValue| {
+        values.push(value);
+        format!("?{}", values.len())
+    };
+    if let Some(project) = &filter.project {
+        conditions.push(format!(
+            "e.project = {}",
+            bind(SqlValue::Text(project.clone()))
+        ));
+    }
+    if let Some(name) = &filter.name {
+        conditions.push(format!("e.name = {}", bind(SqlValue::Text(name.clone()))));
+    }
+    if let Some(status) = &filter.status {
+        conditions.push(format!(
+            "e.status = {}",
+            bind(SqlValue::Text(status.clone()))
+        ));
+    }
+    if let Some(since) = filter.since_us {
+        conditions.push(format!(
+            "e.started_at_us >= {}",
+            bind(SqlValue::Integer(since))
+        ));
+    }
+    if let Some(until) = filter.until_us {
+        conditions.push(format!(
+            "e.started_at_us < {}",
+            bind(SqlValue::Integer(until))
+        ));
+    }
+    if let Some(after) = filter.after {
+        let at = bind(SqlValue::Integer(after.started_at_us));
+        let id = bind(SqlValue::Text(after.id.to_string()));
+        conditions.push(format!(
+            "(e.started_at_us < {at} OR (e.started_at_us = {at} AND e.id < {id}))"
+        ));
+    }
+    let fetch = bind(SqlValue::Integer(
+        i64::try_from(limit + 1).unwrap_or(i64::MAX),
+    ));
+    let where_clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
+    let sql = format!(
+        "SELECT e.id, e.project, e.name, e.status, e.started_at_us, e.ended_at_us,
+                (SELECT count(*) FROM steps s WHERE s.execution_id = e.id)
+         FROM executions e
+         {where_clause}
+         ORDER BY e.started_at_us DESC, e.id DESC
+         LIMIT {fetch}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut executions = stmt
+        .query_map(params_from_iter(values), summary_at)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next_cursor = if executions.len() > limit {
+        executions.truncate(limit);
+        executions.last().map(|e| Cursor {
+            started_at_us: e.started_at_us,
+            id: e.id,
+        })
+    } else {
+        None
+    };
+    Ok(ExecutionPage {
+        executions,
+        next_cursor,
+    })
+}
+
+/// An execution, its steps in start order, and their decisions and usage
+/// in ordinal order, from one snapshot.
+fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionDetail>> {
+    let tx = conn.transaction()?;
+    let id_text = id.to_string();
+    let detail = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT e.id, e.project, e.name, e.status, e.started_at_us, e.ended_at_us,
+                    (SELECT count(*) FROM steps s WHERE s.execution_id = e.id),
+                    e.metadata, e.outcome, e.error
+             FROM executions e WHERE e.id = ?1",
+        )?;
+        let mut rows = stmt.query(params![id_text])?;
+        match rows.next()? {
+            None => return Ok(None),
+            Some(r) => ExecutionDetail {
+                summary: summary_at(r)?,
+                metadata: json_at(r, 7)?,
+                outcome: json_at(r, 8)?,
+                error: r.get(9)?,
+                steps: Vec::new(),
+            },
+        }
+    };
+    let mut steps: Vec<StepDetail> = {
+        let mut stmt = tx.prepare_cached(
+            "SELECT id, parent_id, name, kind, status, input, output, error, attributes,
+                    started_at_us, duration_us
+             FROM steps WHERE execution_id = ?1
+             ORDER BY started_at_us, id",
+        )?;
+        let rows = stmt.query_map(params![id_text], |r| {
+            Ok(StepDetail {
+                id: uuid_at(r, 0)?,
+                parent_id: r
+                    .get::<_, Option<String>>(1)?
+                    .map(|p| parse_uuid(1, &p))
+                    .transpose()?,
+                name: r.get(2)?,
+                kind: r.get(3)?,
+                status: r.get(4)?,
+                input: json_at(r, 5)?,
+                output: json_at(r, 6)?,
+                error: r.get(7)?,
+                attributes: json_at(r, 8)?,
+                started_at_us: r.get(9)?,
+                duration_us: r.get(10)?,
+                decisions: Vec::new(),
+                llm_usage: Vec::new(),
+            })
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let position: HashMap<Uuid, usize> = steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT d.step_id, d.candidate_id, d.accepted, d.filter, d.reason, d.score
+             FROM decisions d JOIN steps s ON s.id = d.step_id
+             WHERE s.execution_id = ?1
+             ORDER BY d.step_id, d.ordinal",
+        )?;
+        let mut rows = stmt.query(params![id_text])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = position.get(&uuid_at(r, 0)?) {
+                steps[i].decisions.push(decision_at(r, 1)?);
+            }
+        }
+    }
+    {
+        let mut stmt = tx.prepare_cached(
+            "SELECT u.step_id, u.model, u.prompt_tokens, u.completion_tokens
+             FROM llm_usage u JOIN steps s ON s.id = u.step_id
+             WHERE s.execution_id = ?1
+             ORDER BY u.step_id, u.ordinal",
+        )?;
+        let mut rows = stmt.query(params![id_text])?;
+        while let Some(r) = rows.next()? {
+            if let Some(&i) = position.get(&uuid_at(r, 0)?) {
+                steps[i].llm_usage.push(UsageRow {
+                    model: r.get(1)?,
+                    prompt_tokens: r.get(2)?,
+                    completion_tokens: r.get(3)?,
+                });
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(Some(ExecutionDetail { steps, ..detail }))
+}
+
+/// Per step name over finished steps: count, errors, discrete p50/p95 (the
+/// value at rank `ceil(p·n)` of the ascending durations, computed in
+/// integers so `0.95·100` is exactly 95) and max.
+fn step_stats(
+    conn: &Connection,
+    since_us: Option<i64>,
+    name: Option<&str>,
+) -> rusqlite::Result<Vec<StepStats>> {
+    let mut stmt = conn.prepare_cached(
+        "WITH finished AS (
+             SELECT name, status, duration_us,
+                    row_number() OVER (PARTITION BY name ORDER BY duration_us) AS rn,
+                    count(*) OVER (PARTITION BY name) AS n
+             FROM steps
+             WHERE duration_us IS NOT NULL
+               AND (?1 IS NULL OR started_at_us >= ?1)
+               AND (?2 IS NULL OR name = ?2)
+         )
+         SELECT name,
+                count(*),
+                sum(status <> 'ok'),
+                max(CASE WHEN rn = (n + 1) / 2 THEN duration_us END),
+                max(CASE WHEN rn = (95 * n + 99) / 100 THEN duration_us END),
+                max(duration_us)
+         FROM finished
+         GROUP BY name
+         ORDER BY name",
+    )?;
+    let rows = stmt.query_map(params![since_us, name], |r| {
+        Ok(StepStats {
+            name: r.get(0)?,
+            count: r.get(1)?,
+            errors: r.get(2)?,
+            p50_us: r.get(3)?,
+            p95_us: r.get(4)?,
+            max_us: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// LLM calls and tokens per model, over the steps `step_stats` looks at.
+fn model_tokens(
+    conn: &Connection,
+    since_us: Option<i64>,
+    name: Option<&str>,
+) -> rusqlite::Result<Vec<ModelTokens>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.model, count(*), sum(u.prompt_tokens), sum(u.completion_tokens)
+         FROM llm_usage u JOIN steps s ON s.id = u.step_id
+         WHERE s.duration_us IS NOT NULL
+           AND (?1 IS NULL OR s.started_at_us >= ?1)
+           AND (?2 IS NULL OR s.name = ?2)
+         GROUP BY u.model
+         ORDER BY u.model",
+    )?;
+    let rows = stmt.query_map(params![since_us, name], |r| {
+        Ok(ModelTokens {
+            model: r.get(0)?,
+            calls: r.get(1)?,
+            prompt_tokens: r.get(2)?,
+            completion_tokens: r.get(3)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// `text` as an FTS5 query: every whitespace-separated word quoted (so no
+/// character is FTS5 syntax) and the words AND-ed. Words without a letter
+/// or digit are left out: the tokenizer would make them empty phrases.
+/// `None` when no word is left.
+fn fts_words(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// Columns 0..=6 of an execution query: id, project, name, status,
+/// started_at_us, ended_at_us, step count.
+fn summary_at(r: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
+    Ok(ExecutionSummary {
+        id: uuid_at(r, 0)?,
+        project: r.get(1)?,
+        name: r.get(2)?,
+        status: r.get(3)?,
+        started_at_us: r.get(4)?,
+        ended_at_us: r.get(5)?,
+        steps: r.get(6)?,
+    })
+}
+
+/// Columns `at..at + 5`: candidate_id, accepted, filter, reason, score.
+fn decision_at(r: &Row<'_>, at: usize) -> rusqlite::Result<DecisionRow> {
+    Ok(DecisionRow {
+        candidate_id: r.get(at)?,
+        accepted: r.get::<_, Option<i64>>(at + 1)?.map(|a| a != 0),
+        filter: r.get(at + 2)?,
+        reason: r.get(at + 3)?,
+        score: r.get(at + 4)?,
+    })
+}
+
+fn uuid_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Uuid> {
+    parse_uuid(at, &r.get::<_, String>(at)?)
+}
+
+fn parse_uuid(at: usize, text: &str) -> rusqlite::Result<Uuid> {
+    Uuid::parse_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at, Type::Text, e.into()))
+}
+
+fn json_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<Value>> {
+    r.get::<_, Option<String>>(at)?
+        .map(|text| {
+            serde_json::from_str(&text)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at, Type::Text, e.into()))
+        })
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fts_words;
+
+    #[test]
+    fn search_words_are_quoted_and_punctuation_dropped() {
+        assert_eq!(
+            fts_words(r#" red "shoe NEAR( * "#),
+            Some(r#""red" """shoe" "NEAR(""#.to_owned())
+        );
+        assert_eq!(fts_words(r#"* " ("#), None);
+    }
+}

@@ -1,0 +1,536 @@
+//! Human output of the query commands: trees, tables and previews, with
+//! colour only when asked (the CLI asks when stdout is a terminal).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::query::{
+    format_time, ExecutionDetail, ExecutionPage, SearchHit, Stats, StepDetail, WhyEntry,
+};
+
+/// Whether to colour the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// ANSI colours on.
+    pub colour: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.colour {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn status(&self, status: &str) -> String {
+        let code = match status {
+            "ok" => "32",
+            "error" | "panicked" => "31",
+            "running" => "33",
+            "cancelled" => "35",
+            _ => "0",
+        };
+        self.paint(code, status)
+    }
+
+    fn dim(&self, text: &str) -> String {
+        self.paint("2", text)
+    }
+
+    fn bold(&self, text: &str) -> String {
+        self.paint("1", text)
+    }
+}
+
+/// `850 µs`, `12.3 ms`, `1.52 s`, `2m 03s`.
+pub fn human_duration(us: i64) -> String {
+    let us = us.max(0);
+    match us {
+        0..=999 => format!("{us} µs"),
+        1_000..=999_999 => format!("{:.1} ms", us as f64 / 1e3),
+        1_000_000..=59_999_999 => format!("{:.2} s", us as f64 / 1e6),
+        _ => format!("{}m {:02}s", us / 60_000_000, us / 1_000_000 % 60),
+    }
+}
+
+/// A value on one line, cut to `width` characters with `…`.
+pub fn preview(value: &Value, width: usize) -> String {
+    let text = match value {
+        Value::String(s) => s.replace(['\n', '\r'], " "),
+        other => other.to_string(),
+    };
+    if text.chars().count() <= width {
+        text
+    } else {
+        let cut: String = text.chars().take(width.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+fn short(id: &Uuid) -> String {
+    id.hyphenated().to_string()
+}
+
+/// The `executions` listing.
+pub fn executions(page: &ExecutionPage, style: Style) -> String {
+    let mut out = String::new();
+    if page.executions.is_empty() {
+        out.push_str("no executions\n");
+    }
+    for e in &page.executions {
+        let duration = e
+            .ended_at_us
+            .map(|end| human_duration(end - e.started_at_us))
+            .unwrap_or_else(|| "—".to_owned());
+        let _ = writeln!(
+            out,
+            "{}  {}  {:<9} {:>9}  {:>4} steps  {} {}",
+            short(&e.id),
+            style.dim(&format_time(e.started_at_us)),
+            style.status(&e.status),
+            duration,
+            e.steps,
+            style.bold(&e.name),
+            style.dim(&format!("[{}]", e.project)),
+        );
+    }
+    if let Some(cursor) = &page.next_cursor {
+        let _ = writeln!(out, "next page: --cursor {}", cursor.encode());
+    }
+    out
+}
+
+/// "10 candidates: 4 accepted, 6 rejected (5 by price, 1 by rating)".
+pub fn decision_summary(step: &StepDetail) -> Option<String> {
+    if step.decisions.is_empty() {
+        return None;
+    }
+    let candidates: BTreeSet<&str> = step
+        .decisions
+        .iter()
+        .map(|d| d.candidate_id.as_str())
+        .collect();
+    let accepted: BTreeSet<&str> = step
+        .decisions
+        .iter()
+        .filter(|d| d.accepted == Some(true))
+        .map(|d| d.candidate_id.as_str())
+        .collect();
+    let mut rejected_by: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for d in step.decisions.iter().filter(|d| d.accepted == Some(false)) {
+        rejected_by
+            .entry(d.filter.as_deref().unwrap_or("?"))
+            .or_default()
+            .insert(d.candidate_id.as_str());
+    }
+    let rejected: BTreeSet<&str> = rejected_by.values().flatten().copied().collect();
+    let scored = step.decisions.iter().filter(|d| d.score.is_some()).count();
+    let mut parts = vec![format!("{} accepted", accepted.len())];
+    if !rejected.is_empty() {
+        let by: Vec<String> = rejected_by
+            .iter()
+            .map(|(f, c)| format!("{} by {f}", c.len()))
+            .collect();
+        parts.push(
+            if let [(filter, _)] = rejected_by.iter().collect::<Vec<_>>()[..] {
+                format!("{} rejected by {filter}", rejected.len())
+            } else {
+                format!("{} rejected ({})", rejected.len(), by.join(", "))
+            },
+        );
+    }
+    if scored > 0 {
+        parts.push(format!("{scored} scored"));
+    }
+    Some(format!(
+        "{} candidates: {}",
+        candidates.len(),
+        parts.join(", ")
+    ))
+}
+
+/// The `show` tree.
+pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
+    let mut out = String::new();
+    let s = &e.summary;
+    let duration = s
+        .ended_at_us
+        .map(|end| human_duration(end - s.started_at_us))
+        .unwrap_or_else(|| "still running".to_owned());
+    let _ = writeln!(
+        out,
+        "{} {} {}  {}  {}",
+        style.bold(&s.name),
+        style.dim(&short(&s.id)),
+        style.status(&s.status),
+        duration,
+        style.dim(&format!(
+            "{} · project {}",
+            format_time(s.started_at_us),
+            s.project
+        )),
+    );
+    if let Some(m) = e
+        .metadata
+        .as_ref()
+        .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        let _ = writeln!(
+            out,
+            "  metadata: {}",
+            if full { m.to_string() } else { preview(m, 100) }
+        );
+    }
+    if let Some(err) = &e.error {
+        let _ = writeln!(out, "  {} {}", style.paint("31", "error:"), err);
+    }
+    let known: BTreeSet<Uuid> = e.steps.iter().map(|st| st.id).collect();
+    // Roots: no parent, or a parent that is not in the execution (lost).
+    let roots: Vec<&StepDetail> = e
+        .steps
+        .iter()
+        .filter(|st| st.parent_id.map_or(true, |p| !known.contains(&p)))
+        .collect();
+    for (i, step) in roots.iter().enumerate() {
+        render_step(&mut out, e, step, "", i + 1 == roots.len(), full, style);
+    }
+    if e.steps.is_empty() {
+        out.push_str("  (no steps recorded)\n");
+    }
+    out
+}
+
+fn render_step(
+    out: &mut String,
+    e: &ExecutionDetail,
+    step: &StepDetail,
+    prefix: &str,
+    last: bool,
+    full: bool,
+    style: Style,
+) {
+    let (branch, cont) = if last {
+        ("└─ ", "   ")
+    } else {
+        ("├─ ", "│  ")
+    };
+    let kind = step
+        .kind
+        .as_deref()
+        .map(|k| format!(" [{k}]"))
+        .unwrap_or_default();
+    let duration = step
+        .duration_us
+        .map(human_duration)
+        .unwrap_or_else(|| "—".to_owned());
+    let _ = writeln!(
+        out,
+        "{prefix}{branch}{}{} {} {}",
+        style.bold(&step.name),
+        style.dim(&kind),
+        style.status(&step.status),
+        duration
+    );
+    let inner = format!("{prefix}{cont}");
+    let value = |v: &Value| {
+        if full {
+            serde_json::to_string_pretty(v).unwrap_or_default()
+        } else {
+            preview(v, 100)
+        }
+    };
+    if let Some(i) = &step.input {
+        let _ = writeln!(
+            out,
+            "{inner}   {} {}",
+            style.dim("in: "),
+            indent(&value(i), &inner)
+        );
+    }
+    if let Some(o) = &step.output {
+        let _ = writeln!(
+            out,
+            "{inner}   {} {}",
+            style.dim("out:"),
+            indent(&value(o), &inner)
+        );
+    }
+    if let Some(err) = &step.error {
+        let text = if full {
+            err.clone()
+        } else {
+            preview(&Value::String(err.clone()), 160)
+        };
+        let _ = writeln!(
+            out,
+            "{inner}   {} {}",
+            style.paint("31", "error:"),
+            indent(&text, &inner)
+        );
+    }
+    if let Some(summary) = decision_summary(step) {
+        let _ = writeln!(out, "{inner}   {} {summary}", style.dim("decisions:"));
+    }
+    if full {
+        for d in &step.decisions {
+            let verdict = match d.accepted {
+                Some(true) => style.paint("32", "accepted"),
+                Some(false) => style.paint("31", "rejected"),
+                None => "scored".to_owned(),
+            };
+            let _ = writeln!(
+                out,
+                "{inner}     {} {verdict}{}{}{}",
+                d.candidate_id,
+                d.filter
+                    .as_deref()
+                    .map(|f| format!(" by {f}"))
+                    .unwrap_or_default(),
+                d.reason
+                    .as_deref()
+                    .map(|r| format!(": {r}"))
+                    .unwrap_or_default(),
+                d.score
+                    .map(|s| format!(" (score {})", score(s)))
+                    .unwrap_or_default(),
+            );
+        }
+        if let Some(a) = &step.attributes {
+            let _ = writeln!(
+                out,
+                "{inner}   {} {}",
+                style.dim("attributes:"),
+                indent(&value(a), &inner)
+            );
+        }
+    }
+    for u in &step.llm_usage {
+        let _ = writeln!(
+            out,
+            "{inner}   {} {} {} prompt + {} completion tokens",
+            style.dim("llm:"),
+            u.model,
+            u.prompt_tokens,
+            u.completion_tokens
+        );
+    }
+    let children: Vec<&StepDetail> = e
+        .steps
+        .iter()
+        .filter(|c| c.parent_id == Some(step.id))
+        .collect();
+    for (i, child) in children.iter().enumerate() {
+        render_step(out, e, child, &inner, i + 1 == children.len(), full, style);
+    }
+}
+
+/// A score to 4 decimals: scores often arrive from `f32` and would print
+/// their binary noise (`0.975999994277954`).
+fn score(value: f64) -> String {
+    let rounded = (value * 10_000.0).round() / 10_000.0;
+    format!("{rounded}")
+}
+
+fn indent(text: &str, prefix: &str) -> String {
+    text.replace('\n', &format!("\n{prefix}        "))
+}
+
+/// The `why` path of a candidate.
+pub fn why(execution: &Uuid, candidate: &str, entries: &[WhyEntry], style: Style) -> String {
+    let mut out = String::new();
+    if entries.is_empty() {
+        let _ = writeln!(
+            out,
+            "no decision about {candidate} in execution {}",
+            short(execution)
+        );
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{} in execution {}:",
+        style.bold(candidate),
+        short(execution)
+    );
+    for w in entries {
+        let d = &w.decision;
+        let verdict = match d.accepted {
+            Some(true) => style.paint("32", "accepted"),
+            Some(false) => style.paint("31", "rejected"),
+            None => "scored".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} {verdict}{}{}{}",
+            style.bold(&w.step_name),
+            d.filter
+                .as_deref()
+                .map(|f| format!(" by {f}"))
+                .unwrap_or_default(),
+            d.reason
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default(),
+            d.score
+                .map(|s| format!(" (score {})", score(s)))
+                .unwrap_or_default(),
+        );
+    }
+    let last_verdict = entries.iter().rev().find_map(|w| w.decision.accepted);
+    let _ = writeln!(
+        out,
+        "  → {}",
+        match last_verdict {
+            Some(true) => "kept by the last step that decided on it",
+            Some(false) => "dropped",
+            None => "only scored",
+        }
+    );
+    out
+}
+
+/// The `search` results.
+pub fn search(text: &str, hits: &[SearchHit], style: Style) -> String {
+    let mut out = String::new();
+    if hits.is_empty() {
+        let _ = writeln!(out, "no step matches {text:?}");
+    }
+    for h in hits {
+        let _ = writeln!(
+            out,
+            "{:>8.3}  {} {}  in {} {}  {}",
+            h.rank,
+            style.bold(&h.step_name),
+            style.status(&h.status),
+            h.execution_name,
+            style.dim(&short(&h.execution_id)),
+            style.dim(&format_time(h.started_at_us)),
+        );
+    }
+    out
+}
+
+/// The `stats` tables.
+pub fn stats(stats: &Stats, style: Style) -> String {
+    let mut out = String::new();
+    if stats.steps.is_empty() {
+        out.push_str("no finished steps\n");
+    } else {
+        let width = stats
+            .steps
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let _ = writeln!(
+            out,
+            "{}",
+            style.bold(&format!(
+                "{:<width$}  {:>7}  {:>7}  {:>10}  {:>10}  {:>10}",
+                "step", "count", "errors", "p50", "p95", "max"
+            ))
+        );
+        for s in &stats.steps {
+            let rate = if s.count > 0 {
+                s.errors as f64 * 100.0 / s.count as f64
+            } else {
+                0.0
+            };
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>7}  {:>6.1}%  {:>10}  {:>10}  {:>10}",
+                s.name,
+                s.count,
+                rate,
+                human_duration(s.p50_us),
+                human_duration(s.p95_us),
+                human_duration(s.max_us),
+            );
+        }
+    }
+    if !stats.models.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}",
+            style.bold(&format!(
+                "{:<24}  {:>7}  {:>12}  {:>12}",
+                "model", "calls", "prompt", "completion"
+            ))
+        );
+        for m in &stats.models {
+            let _ = writeln!(
+                out,
+                "{:<24}  {:>7}  {:>12}  {:>12}",
+                m.model, m.calls, m.prompt_tokens, m.completion_tokens
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::DecisionRow;
+
+    #[test]
+    fn durations_read_like_a_person_would_say_them() {
+        assert_eq!(human_duration(850), "850 µs");
+        assert_eq!(human_duration(12_345), "12.3 ms");
+        assert_eq!(human_duration(1_520_000), "1.52 s");
+        assert_eq!(human_duration(123_000_000), "2m 03s");
+    }
+
+    #[test]
+    fn previews_are_one_line_and_cut() {
+        assert_eq!(preview(&Value::String("a\nb".into()), 10), "a b");
+        let long = Value::String("x".repeat(200));
+        let p = preview(&long, 20);
+        assert_eq!(p.chars().count(), 20);
+        assert!(p.ends_with('…'));
+    }
+
+    fn decision(c: &str, accepted: Option<bool>, filter: &str) -> DecisionRow {
+        DecisionRow {
+            candidate_id: c.into(),
+            accepted,
+            filter: Some(filter.into()),
+            reason: None,
+            score: None,
+        }
+    }
+
+    #[test]
+    fn the_decision_summary_counts_candidates_and_rejections_by_filter() {
+        let mut decisions: Vec<DecisionRow> = (0..4)
+            .map(|i| decision(&format!("a{i}"), Some(true), "all"))
+            .collect();
+        decisions.extend((0..5).map(|i| decision(&format!("p{i}"), Some(false), "price")));
+        decisions.push(decision("r0", Some(false), "rating"));
+        let step = StepDetail {
+            id: Uuid::nil(),
+            parent_id: None,
+            name: "filter".into(),
+            kind: None,
+            status: "ok".into(),
+            input: None,
+            output: None,
+            error: None,
+            attributes: None,
+            started_at_us: 0,
+            duration_us: Some(1),
+            decisions,
+            llm_usage: vec![],
+        };
+        assert_eq!(
+            decision_summary(&step).unwrap(),
+            "10 candidates: 4 accepted, 6 rejected (5 by price, 1 by rating)"
+        );
+    }
+}
