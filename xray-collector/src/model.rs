@@ -106,7 +106,7 @@ impl StepRow {
 }
 
 /// One decision about a candidate (contract table `xray.decisions`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Decision {
     /// The candidate's id.
     pub candidate_id: String,
@@ -121,7 +121,7 @@ pub struct Decision {
 }
 
 /// Tokens one LLM call used (contract table `xray.llm_usage`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LlmUsage {
     /// Model name.
     pub model: String,

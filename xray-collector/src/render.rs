@@ -8,7 +8,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::query::{
-    format_time, ExecutionDetail, ExecutionPage, SearchHit, Stats, StepDetail, WhyEntry,
+    format_time, DecisionRow, ExecutionDetail, ExecutionPage, SearchHit, Stats, StepDetail,
+    WhyEntry,
 };
 
 /// Whether to colour the output.
@@ -278,26 +279,11 @@ fn render_step(
     }
     if full {
         for d in &step.decisions {
-            let verdict = match d.accepted {
-                Some(true) => style.paint("32", "accepted"),
-                Some(false) => style.paint("31", "rejected"),
-                None => "scored".to_owned(),
-            };
             let _ = writeln!(
                 out,
-                "{inner}     {} {verdict}{}{}{}",
+                "{inner}     {} {}",
                 d.candidate_id,
-                d.filter
-                    .as_deref()
-                    .map(|f| format!(" by {f}"))
-                    .unwrap_or_default(),
-                d.reason
-                    .as_deref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default(),
-                d.score
-                    .map(|s| format!(" (score {})", score(s)))
-                    .unwrap_or_default(),
+                decision_line(d, style)
             );
         }
         if let Some(a) = &step.attributes {
@@ -329,6 +315,30 @@ fn render_step(
     }
 }
 
+/// "rejected by price: 79.99 > 50", "scored (score 0.976)".
+fn decision_line(d: &DecisionRow, style: Style) -> String {
+    let verdict = match d.accepted {
+        Some(true) => style.paint("32", "accepted"),
+        Some(false) => style.paint("31", "rejected"),
+        None => "scored".to_owned(),
+    };
+    let filter = d
+        .filter
+        .as_deref()
+        .map(|f| format!(" by {f}"))
+        .unwrap_or_default();
+    let reason = d
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    let score = d
+        .score
+        .map(|s| format!(" (score {})", score(s)))
+        .unwrap_or_default();
+    format!("{verdict}{filter}{reason}{score}")
+}
+
 /// A score to 4 decimals: scores often arrive from `f32` and would print
 /// their binary noise (`0.975999994277954`).
 fn score(value: f64) -> String {
@@ -358,27 +368,11 @@ pub fn why(execution: &Uuid, candidate: &str, entries: &[WhyEntry], style: Style
         short(execution)
     );
     for w in entries {
-        let d = &w.decision;
-        let verdict = match d.accepted {
-            Some(true) => style.paint("32", "accepted"),
-            Some(false) => style.paint("31", "rejected"),
-            None => "scored".to_owned(),
-        };
         let _ = writeln!(
             out,
-            "  {} {verdict}{}{}{}",
+            "  {} {}",
             style.bold(&w.step_name),
-            d.filter
-                .as_deref()
-                .map(|f| format!(" by {f}"))
-                .unwrap_or_default(),
-            d.reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default(),
-            d.score
-                .map(|s| format!(" (score {})", score(s)))
-                .unwrap_or_default(),
+            decision_line(&w.decision, style)
         );
     }
     let last_verdict = entries.iter().rev().find_map(|w| w.decision.accepted);
@@ -477,7 +471,6 @@ pub fn stats(stats: &Stats, style: Style) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::DecisionRow;
 
     #[test]
     fn durations_read_like_a_person_would_say_them() {

@@ -100,31 +100,10 @@ fn cursor_text<S: serde::Serializer>(c: &Option<Cursor>, s: S) -> Result<S::Ok, 
     }
 }
 
-/// A decision, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DecisionRow {
-    /// Candidate id.
-    pub candidate_id: String,
-    /// `true` accepted, `false` rejected, `None` scored only.
-    pub accepted: Option<bool>,
-    /// Filter.
-    pub filter: Option<String>,
-    /// Reason.
-    pub reason: Option<String>,
-    /// Score.
-    pub score: Option<f64>,
-}
-
+/// A decision, as stored (the shipped form is the stored form).
+pub use crate::model::Decision as DecisionRow;
 /// LLM usage, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct UsageRow {
-    /// Model.
-    pub model: String,
-    /// Prompt tokens.
-    pub prompt_tokens: i64,
-    /// Completion tokens.
-    pub completion_tokens: i64,
-}
+pub use crate::model::LlmUsage as UsageRow;
 
 /// One step of an execution, whole.
 #[derive(Debug, Clone, PartialEq, Serialize)]
