@@ -57,7 +57,9 @@ pub struct StepSite {
 /// unwinding).
 #[must_use]
 pub struct Step {
-    active: Option<Active>,
+    /// Boxed so that an inert step is one null pointer: the expansion's
+    /// not-recording path then moves and checks a single word.
+    active: Option<Box<Active>>,
 }
 
 struct Active {
@@ -96,7 +98,7 @@ impl Step {
             cell.begin(site.kind, input, flags);
         }
         Step {
-            active: Some(Active { span, cell }),
+            active: Some(Box::new(Active { span, cell })),
         }
     }
 
@@ -121,7 +123,7 @@ impl Step {
     pub fn output(&self, capture: impl FnOnce(&mut Output<'_>)) {
         if let Some(Active {
             cell: Some(cell), ..
-        }) = &self.active
+        }) = self.active.as_deref()
         {
             capture_output(cell, capture);
         }
@@ -186,7 +188,7 @@ impl Step {
     fn drop_unfinished(&mut self) {
         if let Some(Active {
             cell: Some(cell), ..
-        }) = &self.active
+        }) = self.active.as_deref()
         {
             // Reached only when `end` did not run: the body panicked (already
             // recorded with its message) or the future was dropped early.
