@@ -1,0 +1,204 @@
+//! Criterion bench `scaling`: how the cost of one `#[xray::step]` call on the
+//! calling thread grows with the size of what it captures.
+//!
+//! The workload is the one of `benches/step.rs` (a `Query` with candidates
+//! scored by a cheap body returning a small `Chosen`), with the number of
+//! candidates chosen so that the input is about 400 B (1×), 4 KB (10×) and
+//! 40 KB (100×) of JSON; the output stays about 50 B.
+//!
+//! | variant | what is measured |
+//! |---|---|
+//! | `serialization_floor/N` | the plain function + `serde_json::to_string` of input and output |
+//! | `xray_capturing_drained/N` | the `#[xray::step]` function capturing into an outbox, all calls children of one `xray::execution`, timed in bursts of 1024 calls with `guard.flush()` (untimed) between bursts |
+//!
+//! Between bursts (untimed) the bench also deletes the written rows from the
+//! outbox, as the collector does after shipping them, so that the outbox
+//! stays small whatever the number of iterations criterion picks (at 40 KB a
+//! step, a few seconds of measurement would otherwise write gigabytes).
+//! `max_payload_bytes` is the default 64 KiB, so the 40 KB input is stored
+//! whole; the bench checks that nothing was dropped.
+//!
+//! ```text
+//! cargo bench -p xray-sdk --bench scaling -- --warm-up-time 1 --measurement-time 3
+//! ```
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use serde::Serialize;
+use tracing_subscriber::layer::SubscriberExt;
+
+#[derive(Debug, Clone, Serialize)]
+struct Product {
+    asin: String,
+    title: String,
+    price: f64,
+    rating: f64,
+    category: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Query {
+    seller_asin: String,
+    keywords: Vec<String>,
+    candidates: Vec<Product>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Chosen {
+    asin: String,
+    price: f64,
+    score: f64,
+}
+
+const TITLES: [&str; 3] = [
+    "Steel water bottle, 32oz",
+    "Insulated sports bottle",
+    "Hiking flask, 1L",
+];
+
+/// A query whose JSON is at least `target` bytes (at least 3 candidates).
+fn query(target: usize) -> Query {
+    let mut q = Query {
+        seller_asin: "B0SELLER01".to_owned(),
+        keywords: vec![
+            "water bottle".to_owned(),
+            "insulated".to_owned(),
+            "steel".to_owned(),
+        ],
+        candidates: Vec::new(),
+    };
+    let mut i = 0usize;
+    while q.candidates.len() < 3 || serde_json::to_string(&q).unwrap().len() < target {
+        q.candidates.push(Product {
+            asin: format!("B0{:08}", 7_000_000 + i * 7919),
+            title: TITLES[i % 3].to_owned(),
+            price: 19.49 + (i % 13) as f64,
+            rating: 4.0 + (i % 8) as f64 / 10.0,
+            category: "Sports".to_owned(),
+        });
+        i += 1;
+    }
+    q
+}
+
+#[inline(always)]
+fn pick(q: &Query) -> Chosen {
+    let mut best: Option<(&Product, f64)> = None;
+    for c in &q.candidates {
+        let bonus = if c.category == "Sports" { 5.0 } else { 0.0 };
+        let score = c.rating * 10.0 + bonus - c.price / 10.0;
+        match best {
+            Some((_, s)) if s >= score => {}
+            _ => best = Some((c, score)),
+        }
+    }
+    let (c, score) = best.expect("the query has candidates");
+    Chosen {
+        asin: c.asin.clone(),
+        price: c.price,
+        score,
+    }
+}
+
+#[inline(never)]
+fn choose_plain(q: &Query) -> Chosen {
+    pick(q)
+}
+
+#[xray::step]
+#[inline(never)]
+fn choose_step(q: &Query) -> Chosen {
+    pick(q)
+}
+
+/// Calls per timed burst.
+const BURST: u64 = 1024;
+
+/// Queue capacity (records): a burst queues 2 × 1024 records, and the
+/// queue is drained between bursts.
+const QUEUE: usize = 1 << 16;
+
+fn scaling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scaling");
+    for factor in [1usize, 10, 100] {
+        let q = query(400 * factor - 50);
+        let in_bytes = serde_json::to_string(&q).unwrap().len();
+        let out_bytes = serde_json::to_string(&pick(&q)).unwrap().len();
+        eprintln!(
+            "scaling {factor}x: {} candidates, input {in_bytes} bytes of JSON, output {out_bytes} bytes",
+            q.candidates.len()
+        );
+        let id = format!("{factor}x");
+
+        group.bench_function(BenchmarkId::new("serialization_floor", &id), |b| {
+            b.iter(|| {
+                let q = black_box(&q);
+                let input = serde_json::to_string(q).expect("serializable");
+                let out = choose_plain(q);
+                let output = serde_json::to_string(&out).expect("serializable");
+                black_box((input, output, out))
+            })
+        });
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let outbox = dir.path().join("outbox.db");
+        let (layer, guard) = xray::Config::default()
+            .outbox(&outbox)
+            .queue_capacity(QUEUE)
+            .max_payload_bytes(64 * 1024)
+            .build()
+            .expect("X-Ray starts");
+        let cleaner = rusqlite::Connection::open(&outbox).expect("outbox opens");
+        cleaner
+            .busy_timeout(Duration::from_secs(10))
+            .expect("busy timeout");
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+        tracing::dispatcher::with_default(&dispatch, || {
+            xray::execution("scaling").run(|| {
+                group.bench_function(BenchmarkId::new("xray_capturing_drained", &id), |b| {
+                    b.iter_custom(|iters| {
+                        let mut measured = Duration::ZERO;
+                        let mut left = iters;
+                        while left > 0 {
+                            let n = left.min(BURST);
+                            let start = Instant::now();
+                            for _ in 0..n {
+                                black_box(choose_step(black_box(&q)));
+                            }
+                            measured += start.elapsed();
+                            guard.flush().expect("X-Ray flushes");
+                            // What the collector does after shipping.
+                            cleaner
+                                .execute("DELETE FROM xray_outbox WHERE record_type = 'step'", [])
+                                .expect("delete shipped rows");
+                            left -= n;
+                        }
+                        measured
+                    })
+                });
+            })
+        });
+        guard.flush().expect("X-Ray flushes");
+        let s = guard.stats();
+        if s.dropped + s.other_records_dropped > 0 || s.written != s.captured {
+            eprintln!(
+                "!!! scaling {factor}x: captured {} / dropped {} / written {} steps, {} other \
+                 records dropped: NOT a valid measurement",
+                s.captured, s.dropped, s.written, s.other_records_dropped
+            );
+        } else {
+            eprintln!(
+                "scaling {factor}x: captured {} / written {} steps: nothing dropped",
+                s.captured, s.written
+            );
+        }
+        drop(dispatch);
+        drop(guard);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, scaling);
+criterion_main!(benches);
