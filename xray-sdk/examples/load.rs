@@ -60,39 +60,6 @@ const MEMORY_CONSTANT_MIB: u64 = 8;
 /// Distinct inputs per thread (reused round-robin).
 const POOL: usize = 1024;
 
-/// The outbox DDL, copied from `xray-sdk/src/outbox/mod.rs` (`SCHEMA`).
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS xray_outbox_meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS xray_outbox (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    record_type   TEXT NOT NULL CHECK (record_type IN ('step', 'execution')),
-    phase         TEXT NOT NULL CHECK (phase IN ('start', 'end')),
-    id            TEXT NOT NULL,
-    execution_id  TEXT NOT NULL,
-    parent_id     TEXT,
-    project       TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    kind          TEXT,
-    status        TEXT NOT NULL,
-    input         TEXT,
-    output        TEXT,
-    error         TEXT,
-    attributes    TEXT,
-    metadata      TEXT,
-    outcome       TEXT,
-    decisions     TEXT,
-    llm_usage     TEXT,
-    started_at_us INTEGER NOT NULL,
-    ended_at_us   INTEGER,
-    duration_us   INTEGER,
-    pid           INTEGER NOT NULL,
-    written_at_us INTEGER NOT NULL
-);
-";
-
 const INSERT: &str = "INSERT INTO xray_outbox (
     record_type, phase, id, execution_id, parent_id, project, name, kind, status,
     input, output, error, attributes, metadata, outcome, decisions, llm_usage,
@@ -418,7 +385,7 @@ fn bare(path: &Path, threads: usize, executions: u64) -> (Duration, u64) {
     assert!(mode.eq_ignore_ascii_case("wal"));
     conn.execute_batch("PRAGMA synchronous = NORMAL")
         .expect("sync");
-    conn.execute_batch(SCHEMA).expect("schema");
+    conn.execute_batch(xray::outbox::SCHEMA).expect("schema");
     // Chunks of one execution (100 steps + the execution's row); the channel
     // holds at most as many rows as X-Ray's default queue holds records.
     let per_chunk = STEPS_PER_EXECUTION as usize + 1;

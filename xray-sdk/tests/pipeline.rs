@@ -50,6 +50,11 @@ fn eight_threads_many_executions_exact_counts() {
         (8000, 8000, 0)
     );
     assert_eq!(stats.executions, 2000);
+    assert_eq!(
+        stats.records_written,
+        support::rows(&path).len() as u64,
+        "records_written counts the rows in the outbox"
+    );
     let steps = support::steps(&path);
     assert_eq!(steps.len(), 8000);
     assert!(steps.iter().all(|s| s.status == "ok" && s.phase == "end"));

@@ -52,8 +52,9 @@ pub const FORMAT_VERSION: i64 = 1;
 /// `PRAGMA application_id` of an outbox file: "XRAY" in ASCII.
 pub const APPLICATION_ID: i64 = 0x5852_4159;
 
-/// The DDL of format version 1.
-pub(crate) const SCHEMA: &str = "
+/// The DDL of format version 1 (for tools that need a table of the same
+/// shape, such as the load tool's bare-SQLite baseline).
+pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS xray_outbox_meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -169,12 +169,10 @@ impl OutboxWriter {
         let mut last_error = None;
         for attempt in 0..WRITE_ATTEMPTS {
             match self.commit(batch, sync) {
-                Ok(steps) => {
+                Ok((steps, rows)) => {
                     self.unsynced = !sync;
                     counters.written.fetch_add(steps, Ordering::Relaxed);
-                    counters
-                        .records_written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    counters.records_written.fetch_add(rows, Ordering::Relaxed);
                     counters.batches.fetch_add(1, Ordering::Relaxed);
                     batch.clear();
                     return Ok(());
@@ -222,8 +220,10 @@ impl OutboxWriter {
         Ok(())
     }
 
-    /// Writes the batch in one transaction; returns how many step ends it held.
-    fn commit(&mut self, batch: &[Record], sync: bool) -> rusqlite::Result<u64> {
+    /// Writes the batch in one transaction; returns how many step ends it
+    /// held and how many rows it inserted (starts made redundant by their
+    /// end are not rows).
+    fn commit(&mut self, batch: &[Record], sync: bool) -> rusqlite::Result<(u64, u64)> {
         // A start whose end is in the same batch adds nothing the end lacks.
         let ended: HashSet<uuid::Uuid> = batch
             .iter()
@@ -241,6 +241,7 @@ impl OutboxWriter {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let written_at = now_us();
         let mut steps = 0;
+        let mut rows = 0;
         {
             let mut insert = tx.prepare_cached(INSERT)?;
             for record in batch {
@@ -250,7 +251,7 @@ impl OutboxWriter {
                             continue;
                         }
                         if let Some(start) = cell.start_record() {
-                            insert_step(&mut insert, &start, self.pid, written_at)?;
+                            rows += insert_step(&mut insert, &start, self.pid, written_at)?;
                         }
                     }
                     Record::ExecutionStart(cell) => {
@@ -258,15 +259,15 @@ impl OutboxWriter {
                             continue;
                         }
                         if let Some(start) = cell.start_record() {
-                            insert_execution(&mut insert, &start, self.pid, written_at)?;
+                            rows += insert_execution(&mut insert, &start, self.pid, written_at)?;
                         }
                     }
                     Record::Step(s) => {
                         steps += 1;
-                        insert_step(&mut insert, s, self.pid, written_at)?;
+                        rows += insert_step(&mut insert, s, self.pid, written_at)?;
                     }
                     Record::Execution(e) => {
-                        insert_execution(&mut insert, e, self.pid, written_at)?;
+                        rows += insert_execution(&mut insert, e, self.pid, written_at)?;
                     }
                 }
             }
@@ -275,7 +276,7 @@ impl OutboxWriter {
         if sync {
             self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         }
-        Ok(steps)
+        Ok((steps, rows as u64))
     }
 }
 
