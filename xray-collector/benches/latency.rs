@@ -26,13 +26,16 @@
 #[allow(dead_code)]
 mod pg;
 
+/// The same workload as the SDK's capture benches.
+#[path = "../../xray-sdk/benches/workload/mod.rs"]
+mod workload;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
 use xray_collector::ship::{Metrics, ShipConfig, Shipper};
@@ -204,82 +207,9 @@ fn latency(rt: &tokio::runtime::Runtime, cluster: &pg::LocalCluster, n: u64) {
 // Phase 2: shipping rate by payload size
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize)]
-struct Product {
-    asin: String,
-    title: String,
-    price: f64,
-    rating: f64,
-    category: String,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Query {
-    seller_asin: String,
-    keywords: Vec<String>,
-    candidates: Vec<Product>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Chosen {
-    asin: String,
-    price: f64,
-    score: f64,
-}
-
-const TITLES: [&str; 3] = [
-    "Steel water bottle, 32oz",
-    "Insulated sports bottle",
-    "Hiking flask, 1L",
-];
-
-/// The same workload as `xray-sdk/benches/scaling.rs`: a query whose JSON is
-/// at least `target` bytes (3 candidates at the smallest).
-fn query(target: usize) -> Query {
-    let mut q = Query {
-        seller_asin: "B0SELLER01".to_owned(),
-        keywords: vec![
-            "water bottle".to_owned(),
-            "insulated".to_owned(),
-            "steel".to_owned(),
-        ],
-        candidates: Vec::new(),
-    };
-    let mut i = 0usize;
-    while q.candidates.len() < 3 || serde_json::to_string(&q).unwrap().len() < target {
-        q.candidates.push(Product {
-            asin: format!("B0{:08}", 7_000_000 + i * 7919),
-            title: TITLES[i % 3].to_owned(),
-            price: 19.49 + (i % 13) as f64,
-            rating: 4.0 + (i % 8) as f64 / 10.0,
-            category: "Sports".to_owned(),
-        });
-        i += 1;
-    }
-    q
-}
-
-#[xray::step]
-fn choose(q: &Query) -> Chosen {
-    let mut best: Option<(&Product, f64)> = None;
-    for c in &q.candidates {
-        let score = c.rating * 10.0 + 5.0 - c.price / 10.0;
-        match best {
-            Some((_, s)) if s >= score => {}
-            _ => best = Some((c, score)),
-        }
-    }
-    let (c, score) = best.expect("candidates");
-    Chosen {
-        asin: c.asin.clone(),
-        price: c.price,
-        score,
-    }
-}
-
 /// Writes `n` steps capturing `q` into a new outbox at `path`, all in one
 /// execution; returns the time taken and the outbox's size in bytes.
-fn write_outbox(path: &Path, q: &Query, n: u64) -> (Duration, u64) {
+fn write_outbox(path: &Path, q: &workload::Query, n: u64) -> (Duration, u64) {
     let (layer, guard) = xray::Config::default()
         .outbox(path)
         .when_full(xray::WhenFull::Block)
@@ -291,7 +221,7 @@ fn write_outbox(path: &Path, q: &Query, n: u64) -> (Duration, u64) {
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         xray::execution("ship-size").run(|| {
             for _ in 0..n {
-                choose(q);
+                workload::choose_step(q);
             }
         })
     });
@@ -331,7 +261,7 @@ fn ship_by_size(rt: &tokio::runtime::Runtime, cluster: &pg::LocalCluster, n: u64
     );
     println!("|---|---:|---:|---:|---:|---:|");
     for factor in [1usize, 10, 100] {
-        let q = query(400 * factor - 50);
+        let q = workload::query_of_size(400 * factor - 50);
         let in_bytes = serde_json::to_string(&q).unwrap().len();
         let dir = tempfile::tempdir().unwrap();
         let (ob_sqlite, ob_pg) = (

@@ -26,92 +26,11 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use serde::Serialize;
 use tracing_subscriber::layer::SubscriberExt;
 
-#[derive(Debug, Clone, Serialize)]
-struct Product {
-    asin: String,
-    title: String,
-    price: f64,
-    rating: f64,
-    category: String,
-}
+mod workload;
 
-#[derive(Debug, Clone, Serialize)]
-struct Query {
-    seller_asin: String,
-    keywords: Vec<String>,
-    candidates: Vec<Product>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Chosen {
-    asin: String,
-    price: f64,
-    score: f64,
-}
-
-const TITLES: [&str; 3] = [
-    "Steel water bottle, 32oz",
-    "Insulated sports bottle",
-    "Hiking flask, 1L",
-];
-
-/// A query whose JSON is at least `target` bytes (at least 3 candidates).
-fn query(target: usize) -> Query {
-    let mut q = Query {
-        seller_asin: "B0SELLER01".to_owned(),
-        keywords: vec![
-            "water bottle".to_owned(),
-            "insulated".to_owned(),
-            "steel".to_owned(),
-        ],
-        candidates: Vec::new(),
-    };
-    let mut i = 0usize;
-    while q.candidates.len() < 3 || serde_json::to_string(&q).unwrap().len() < target {
-        q.candidates.push(Product {
-            asin: format!("B0{:08}", 7_000_000 + i * 7919),
-            title: TITLES[i % 3].to_owned(),
-            price: 19.49 + (i % 13) as f64,
-            rating: 4.0 + (i % 8) as f64 / 10.0,
-            category: "Sports".to_owned(),
-        });
-        i += 1;
-    }
-    q
-}
-
-#[inline(always)]
-fn pick(q: &Query) -> Chosen {
-    let mut best: Option<(&Product, f64)> = None;
-    for c in &q.candidates {
-        let bonus = if c.category == "Sports" { 5.0 } else { 0.0 };
-        let score = c.rating * 10.0 + bonus - c.price / 10.0;
-        match best {
-            Some((_, s)) if s >= score => {}
-            _ => best = Some((c, score)),
-        }
-    }
-    let (c, score) = best.expect("the query has candidates");
-    Chosen {
-        asin: c.asin.clone(),
-        price: c.price,
-        score,
-    }
-}
-
-#[inline(never)]
-fn choose_plain(q: &Query) -> Chosen {
-    pick(q)
-}
-
-#[xray::step]
-#[inline(never)]
-fn choose_step(q: &Query) -> Chosen {
-    pick(q)
-}
+use workload::{choose_plain, choose_step, pick, query_of_size as query};
 
 /// Calls per timed burst.
 const BURST: u64 = 1024;

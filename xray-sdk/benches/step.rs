@@ -52,91 +52,15 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, InMemorySpanExporter, SdkTracer, SdkTracerProvider,
     SpanData, SpanExporter,
 };
-use serde::Serialize;
 use tracing_subscriber::layer::SubscriberExt;
 
 // ---------------------------------------------------------------------------
 // The workload
 // ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize)]
-struct Product {
-    asin: String,
-    title: String,
-    price: f64,
-    rating: f64,
-    category: String,
-}
+mod workload;
 
-#[derive(Debug, Clone, Serialize)]
-struct Query {
-    seller_asin: String,
-    keywords: Vec<String>,
-    candidates: Vec<Product>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct Chosen {
-    asin: String,
-    price: f64,
-    score: f64,
-}
-
-fn query() -> Query {
-    let product = |asin: &str, title: &str, price: f64, rating: f64| Product {
-        asin: asin.to_owned(),
-        title: title.to_owned(),
-        price,
-        rating,
-        category: "Sports".to_owned(),
-    };
-    Query {
-        seller_asin: "B0SELLER01".to_owned(),
-        keywords: vec![
-            "water bottle".to_owned(),
-            "insulated".to_owned(),
-            "steel".to_owned(),
-        ],
-        candidates: vec![
-            product("B07XJ8C8F5", "Steel water bottle, 32oz", 24.99, 4.5),
-            product("B08QK2R1TM", "Insulated sports bottle", 19.49, 4.3),
-            product("B09H7ZL6WQ", "Hiking flask, 1L", 31.0, 4.7),
-        ],
-    }
-}
-
-/// The body every variant runs: score the candidates, return the best.
-/// Deliberately cheap (tens of ns), so that the figures are the overhead of
-/// each tool rather than the work of the function.
-#[inline(always)]
-fn pick(q: &Query) -> Chosen {
-    let mut best: Option<(&Product, f64)> = None;
-    for c in &q.candidates {
-        let bonus = if c.category == "Sports" { 5.0 } else { 0.0 };
-        let score = c.rating * 10.0 + bonus - c.price / 10.0;
-        match best {
-            Some((_, s)) if s >= score => {}
-            _ => best = Some((c, score)),
-        }
-    }
-    let (c, score) = best.expect("the query has candidates");
-    Chosen {
-        asin: c.asin.clone(),
-        price: c.price,
-        score,
-    }
-}
-
-#[inline(never)]
-fn choose_plain(q: &Query) -> Chosen {
-    pick(q)
-}
-
-#[xray::step]
-#[inline(never)]
-fn choose_step(q: &Query) -> Chosen {
-    pick(q)
-}
+use workload::{choose_plain, choose_step, pick, query, Chosen, Query};
 
 #[tracing::instrument(ret)]
 #[inline(never)]
