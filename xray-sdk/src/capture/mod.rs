@@ -17,15 +17,13 @@ use serde::Serialize;
 
 pub(crate) use json::{Flags, JsonOptions};
 pub(crate) use redact::Redactor;
+use redact::REDACTED_JSON;
 
 /// How many nesting levels a captured value may have before the rest is cut.
 pub(crate) const MAX_DEPTH: usize = 64;
 
 /// What the sink writes for a value whose type has neither `Serialize` nor `Debug`.
 const OPAQUE: &str = "\"<opaque>\"";
-
-/// What the sink writes for a value whose name or key is on the redaction list.
-pub(crate) const REDACTED: &str = "\"[redacted]\"";
 
 /// The limits a [`ValueSink`] applies to what it writes.
 #[derive(Clone, Copy)]
@@ -97,7 +95,7 @@ impl<'a> ValueSink<'a> {
     /// Writes the redaction marker in place of a value.
     pub(crate) fn redacted(&mut self) {
         if !*self.overflowed {
-            self.out.push_str(REDACTED);
+            self.out.push_str(REDACTED_JSON);
             self.flags.redacted = true;
         }
     }
