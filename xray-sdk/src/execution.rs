@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use serde::Serialize;
 
-use crate::capture::{panic_message, Payload};
+use crate::capture::{keyed_json, panic_message};
 use crate::layer::{state_of, ExecCell, SpanState, EXECUTION_SPAN};
 
 /// Starts describing an execution named `name`; run it with
@@ -56,21 +56,14 @@ impl Execution {
     ) -> Self {
         if crate::pipeline::is_active() {
             let redactor = crate::pipeline::latest_redactor();
-            let mut payload = Payload::new();
             let limits = crate::capture::SinkLimits {
                 max_bytes: 64 * 1024,
                 redactor: &redactor,
             };
             let key = key.into();
-            if redactor.is_secret(&key) {
-                payload.value(limits).redacted();
-            } else {
-                payload.value(limits).serialize(value);
-            }
-            let json = payload
-                .finish(limits.max_bytes)
-                .unwrap_or_else(|| "null".to_owned());
-            self.metadata.push((key, json));
+            let (json, _) = keyed_json(&key, limits, |sink| sink.serialize(value));
+            self.metadata
+                .push((key, json.unwrap_or_else(|| "null".to_owned())));
         }
         self
     }

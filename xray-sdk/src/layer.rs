@@ -32,7 +32,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 use uuid::Uuid;
 
-use crate::capture::{push_json_str, Flags, Payload};
+use crate::capture::{keyed_json, push_json_str, Flags};
 use crate::pipeline::Shared;
 use crate::record::{
     new_id, now_us, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase, Record,
@@ -417,16 +417,9 @@ impl StepCell {
 
     /// Adds an attribute; a secret key gets the redaction marker.
     pub fn attr<T: serde::Serialize + ?Sized>(&self, key: &str, value: &T) {
-        let shared = &self.exec.shared;
-        let mut payload = Payload::new();
-        let limits = shared.sink_limits();
-        if limits.redactor.is_secret(key) {
-            payload.value(limits).redacted();
-        } else {
-            payload.value(limits).serialize(value);
-        }
-        let flags = payload.flags;
-        if let Some(json) = payload.finish(shared.config.max_payload_bytes) {
+        let limits = self.exec.shared.sink_limits();
+        let (json, flags) = keyed_json(key, limits, |sink| sink.serialize(value));
+        if let Some(json) = json {
             self.with_data(|d| {
                 d.flags.merge(flags);
                 d.attributes.push((Cow::Owned(key.to_owned()), json));
@@ -629,7 +622,7 @@ where
         }
     }
 
-    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+    fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
         let popped = CURRENT
             .try_with(|stack| {
                 let mut stack = stack.borrow_mut();
@@ -645,7 +638,6 @@ where
                 cell.with_data(|d| d.panicked_on_exit = true);
             }
         }
-        let _ = ctx;
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -755,15 +747,9 @@ impl<'a> FieldsToJson<'a> {
         if name == STEP_FIELD || name == EXECUTION_FIELD {
             return;
         }
-        let limits = self.shared.sink_limits();
-        let mut payload = Payload::new();
-        if limits.redactor.is_secret(name) {
-            payload.value(limits).redacted();
-        } else {
-            write(&mut payload.value(limits));
-        }
-        self.flags.merge(payload.flags);
-        if let Some(json) = payload.finish(self.shared.config.max_payload_bytes) {
+        let (json, flags) = keyed_json(name, self.shared.sink_limits(), write);
+        self.flags.merge(flags);
+        if let Some(json) = json {
             self.out.push((Cow::Borrowed(name), json));
         }
     }

@@ -194,6 +194,25 @@ impl Payload {
     }
 }
 
+/// The JSON of a value stored under `key` (an attribute, a span field, a
+/// metadata entry): the redaction marker when the key is a secret, else what
+/// `write` puts in the sink; with the flags raised on the way. `None` when
+/// nothing was written.
+pub(crate) fn keyed_json(
+    key: &str,
+    limits: SinkLimits<'_>,
+    write: impl FnOnce(&mut ValueSink<'_>),
+) -> (Option<String>, Flags) {
+    let mut payload = Payload::new();
+    if limits.redactor.is_secret(key) {
+        payload.value(limits).redacted();
+    } else {
+        write(&mut payload.value(limits));
+    }
+    let flags = payload.flags;
+    (payload.finish(limits.max_bytes), flags)
+}
+
 /// Appends `s` to `out` as a JSON string literal.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
     let mut flags = Flags::default();
