@@ -35,8 +35,8 @@ use uuid::Uuid;
 use crate::capture::{keyed_json, push_json_str, Flags};
 use crate::pipeline::Shared;
 use crate::record::{
-    new_id, now_us, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase, Record,
-    StepRecord, StepStatus,
+    new_id, now_us, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase,
+    QueueSlot, Record, StepRecord, StepStatus,
 };
 
 /// The name of the span `xray::execution(..)` opens.
@@ -68,6 +68,8 @@ pub(crate) struct ExecCell {
     failed: AtomicBool,
     steps: AtomicU64,
     failed_steps: AtomicU64,
+    /// Whether its start record is queued and its end rides on it.
+    pub queue: QueueSlot,
     state: Mutex<ExecData>,
 }
 
@@ -75,6 +77,17 @@ pub(crate) struct ExecCell {
 struct ExecData {
     metadata: Vec<Attribute>,
     finished: bool,
+    /// Set when it finishes; the writer builds the end row from it.
+    end: Option<ExecEnd>,
+}
+
+/// How an execution ended, as its end row will say.
+struct ExecEnd {
+    status: ExecutionStatus,
+    steps: u64,
+    failed_steps: u64,
+    error: Option<String>,
+    ended_at_us: i64,
 }
 
 impl ExecCell {
@@ -90,6 +103,7 @@ impl ExecCell {
             failed: AtomicBool::new(false),
             steps: AtomicU64::new(0),
             failed_steps: AtomicU64::new(0),
+            queue: QueueSlot::default(),
             state: Mutex::new(ExecData::default()),
         })
     }
@@ -98,22 +112,34 @@ impl ExecCell {
         self.state.lock().metadata.push((key, json));
     }
 
-    fn record(
-        &self,
-        phase: Phase,
-        status: ExecutionStatus,
-        outcome: Option<String>,
-        error: Option<String>,
-    ) -> ExecutionRecord {
-        let ended_at_us = (phase == Phase::End)
-            .then(|| self.started_at_us + self.start.elapsed().as_micros() as i64);
+    fn record(&self, phase: Phase, data: &ExecData) -> ExecutionRecord {
+        let (status, outcome, error, ended_at_us) = match (&data.end, phase) {
+            (Some(end), Phase::End) => {
+                let mut outcome = format!(
+                    "{{\"steps\":{},\"failed_steps\":{}",
+                    end.steps, end.failed_steps
+                );
+                if let Some(e) = &end.error {
+                    outcome.push_str(",\"error\":");
+                    push_json_str(&mut outcome, e);
+                }
+                outcome.push('}');
+                (
+                    end.status,
+                    Some(outcome),
+                    end.error.clone(),
+                    Some(end.ended_at_us),
+                )
+            }
+            _ => (ExecutionStatus::Running, None, None, None),
+        };
         ExecutionRecord {
             phase,
             id: self.id,
             project: self.shared.config.project.clone(),
             name: self.name.clone(),
             status,
-            metadata: self.state.lock().metadata.clone(),
+            metadata: data.metadata.clone(),
             outcome,
             error,
             started_at_us: self.started_at_us,
@@ -124,47 +150,50 @@ impl ExecCell {
     /// Queues the `start` record. Only a reference travels: the writer
     /// builds the row, off the application's thread.
     pub fn begin(self: &Arc<Self>) {
-        self.shared.send(Record::ExecutionStart(self.clone()));
+        self.queue.start_queued();
+        if !self.shared.send(Record::ExecutionStart(self.clone())) {
+            self.queue.start_lost();
+        }
     }
 
     /// The `start` row, built by the writer; `None` once the execution has
     /// finished (its `end` row says everything).
     pub(crate) fn start_record(&self) -> Option<ExecutionRecord> {
-        if self.state.lock().finished {
-            return None;
-        }
-        Some(self.record(Phase::Start, ExecutionStatus::Running, None, None))
+        let state = self.state.lock();
+        (!state.finished).then(|| self.record(Phase::Start, &state))
     }
 
-    /// Queues the `end` record, once. `error` is the reason the execution
+    /// The `end` row, built by the writer once the execution has finished.
+    pub(crate) fn end_record(&self) -> ExecutionRecord {
+        self.record(Phase::End, &self.state.lock())
+    }
+
+    /// Ends the execution, once, and queues its end (on its start record
+    /// when that is still queued). `error` is the reason the execution
     /// itself failed (its closure panicked, its future was dropped).
-    pub fn finish(&self, error: Option<String>) {
+    pub fn finish(self: &Arc<Self>, error: Option<String>) {
         {
             let mut state = self.state.lock();
             if state.finished {
                 return;
             }
             state.finished = true;
+            let failed = error.is_some() || self.failed.load(Ordering::Relaxed);
+            state.end = Some(ExecEnd {
+                status: if failed {
+                    ExecutionStatus::Error
+                } else {
+                    ExecutionStatus::Ok
+                },
+                steps: self.steps.load(Ordering::Relaxed),
+                failed_steps: self.failed_steps.load(Ordering::Relaxed),
+                error,
+                ended_at_us: self.started_at_us + self.start.elapsed().as_micros() as i64,
+            });
         }
-        let failed = error.is_some() || self.failed.load(Ordering::Relaxed);
-        let status = if failed {
-            ExecutionStatus::Error
-        } else {
-            ExecutionStatus::Ok
-        };
-        let mut outcome = String::with_capacity(64);
-        outcome.push_str(&format!(
-            "{{\"steps\":{},\"failed_steps\":{}",
-            self.steps.load(Ordering::Relaxed),
-            self.failed_steps.load(Ordering::Relaxed)
-        ));
-        if let Some(e) = &error {
-            outcome.push_str(",\"error\":");
-            push_json_str(&mut outcome, e);
+        if !self.queue.ride() {
+            self.shared.send(Record::ExecutionEnd(self.clone()));
         }
-        outcome.push('}');
-        let record = self.record(Phase::End, status, Some(outcome), error);
-        self.shared.send(Record::Execution(Box::new(record)));
     }
 }
 
@@ -178,11 +207,16 @@ pub(crate) struct StepCell {
     owns_execution: bool,
     started_at_us: i64,
     start: Instant,
+    /// Whether its start record is queued and its end rides on it.
+    pub queue: QueueSlot,
     data: Mutex<StepData>,
 }
 
 #[derive(Default)]
 struct StepData {
+    /// Set when it finishes, for the end row the writer builds.
+    status: Option<StepStatus>,
+    duration_us: Option<i64>,
     kind: Option<&'static str>,
     input: Option<String>,
     output: Option<String>,
@@ -216,11 +250,16 @@ impl StepCell {
             owns_execution,
             started_at_us,
             start: Instant::now(),
+            queue: QueueSlot::default(),
             data: Mutex::new(StepData::default()),
         })
     }
 
-    fn record(&self, phase: Phase, status: StepStatus, data: &mut StepData) -> StepRecord {
+    fn record(&self, phase: Phase, data: &mut StepData) -> StepRecord {
+        let status = match phase {
+            Phase::End => data.status.unwrap_or(StepStatus::Ok),
+            Phase::Start => StepStatus::Running,
+        };
         let (output, error, attributes, decisions, llm_usage) = if phase == Phase::End {
             let mut attributes = std::mem::take(&mut data.attributes);
             if !data.reasons.is_empty() {
@@ -272,7 +311,11 @@ impl StepCell {
             llm_usage,
             flags: data.flags,
             started_at_us: self.started_at_us,
-            duration_us: (phase == Phase::End).then(|| self.start.elapsed().as_micros() as i64),
+            duration_us: if phase == Phase::End {
+                data.duration_us
+            } else {
+                None
+            },
         }
     }
 
@@ -290,7 +333,15 @@ impl StepCell {
             data.input = input;
             data.flags.merge(flags);
         }
-        self.exec.shared.send(Record::StepStart(self.clone()));
+        self.queue_start();
+    }
+
+    /// Queues the `start` record (a reference: the writer builds the row).
+    fn queue_start(self: &Arc<Self>) {
+        self.queue.start_queued();
+        if !self.exec.shared.send(Record::StepStart(self.clone())) {
+            self.queue.start_lost();
+        }
     }
 
     /// The `start` row, built by the writer; `None` once the step has
@@ -300,7 +351,13 @@ impl StepCell {
         if data.finished {
             return None;
         }
-        Some(self.record(Phase::Start, StepStatus::Running, &mut data))
+        Some(self.record(Phase::Start, &mut data))
+    }
+
+    /// The `end` row, built by the writer once the step has finished. Moves
+    /// the captured values out: it is built once.
+    pub(crate) fn end_record(&self) -> StepRecord {
+        self.record(Phase::End, &mut self.data.lock())
     }
 
     /// Records the step's output, or its error (an `Err` return).
@@ -313,8 +370,8 @@ impl StepCell {
 
     /// Ends the step, once: with `outcome` when it did not return normally
     /// (panicked, cancelled), else ok or error from what was recorded.
-    pub fn finish(&self, outcome: Option<(StepStatus, String)>) {
-        let record = {
+    pub fn finish(self: &Arc<Self>, outcome: Option<(StepStatus, String)>) {
+        {
             let mut data = self.data.lock();
             if data.finished {
                 return;
@@ -342,9 +399,14 @@ impl StepCell {
             {
                 exec.failed.store(true, Ordering::Relaxed);
             }
-            self.record(Phase::End, status, &mut data)
-        };
-        self.exec.shared.send(Record::Step(Box::new(record)));
+            data.status = Some(status);
+            data.duration_us = Some(self.start.elapsed().as_micros() as i64);
+        }
+        let shared = &self.exec.shared;
+        shared.counters.captured.fetch_add(1, Ordering::Relaxed);
+        if !self.queue.ride() {
+            shared.send(Record::StepEnd(self.clone()));
+        }
         if self.owns_execution {
             self.exec.finish(None);
         }
@@ -694,7 +756,7 @@ fn new_step(
             data.flags.merge(fields.flags);
             data.attributes = fields.out;
         }
-        cell.exec.shared.send(Record::StepStart(cell.clone()));
+        cell.queue_start();
     }
     cell
 }

@@ -2,9 +2,9 @@
 //! and the outbox writer thread, the counters behind [`crate::stats`], and
 //! the [`Guard`] that flushes and stops it.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, SendTimeoutError, Sender, TrySendError};
@@ -97,12 +97,58 @@ pub(crate) enum Message {
     Stop,
 }
 
+/// How the application's threads wake the writer thread, which sleeps
+/// between batches instead of waiting on the queue: queueing a record is
+/// then a few atomic operations, not a system call to wake a waiting thread.
+/// A thread wakes it only when the queue holds a full batch, when it asks
+/// for a flush or a stop, and when the queue is full.
+#[derive(Default)]
+pub(crate) struct WriterWake {
+    sleeping: AtomicBool,
+    thread: OnceLock<Thread>,
+}
+
+impl WriterWake {
+    pub fn set_thread(&self, thread: Thread) {
+        let _ = self.thread.set(thread);
+    }
+
+    /// Wakes the writer (or makes its next sleep return at once).
+    pub fn wake(&self) {
+        if let Some(thread) = self.thread.get() {
+            thread.unpark();
+        }
+    }
+
+    /// Wakes the writer if it is sleeping; one atomic load when it is not.
+    #[inline]
+    fn wake_if_sleeping(&self) {
+        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
+            self.wake();
+        }
+    }
+
+    /// The writer sleeps for at most `timeout`, unless `nothing_queued`
+    /// (checked after it announced its sleep, so a record queued meanwhile
+    /// is seen) says there is work.
+    pub fn sleep_until(&self, timeout: Duration, nothing_queued: impl FnOnce() -> bool) {
+        self.sleeping.store(true, Ordering::SeqCst);
+        if nothing_queued() {
+            std::thread::park_timeout(timeout);
+        }
+        self.sleeping.store(false, Ordering::Relaxed);
+    }
+}
+
 /// What the layer, the cells and the guard share.
 pub(crate) struct Shared {
     pub config: RuntimeConfig,
     pub counters: Arc<Counters>,
     tx: Sender<Message>,
     capacity: usize,
+    wake: Arc<WriterWake>,
+    /// Queue length at which a sender wakes the sleeping writer.
+    wake_at: usize,
 }
 
 impl Shared {
@@ -115,12 +161,12 @@ impl Shared {
 
     /// Hands a record to the writer under the configured full-queue policy.
     /// Never blocks longer than `block_timeout`, never fails: a record that
-    /// cannot be queued is counted as dropped.
-    pub fn send(&self, record: Record) {
+    /// cannot be queued is counted as dropped, and `false` returned.
+    /// (A step is counted as captured when it finishes, not here.)
+    pub fn send(&self, record: Record) -> bool {
         let step_end = record.is_step_end();
-        if step_end {
-            self.counters.captured.fetch_add(1, Ordering::Relaxed);
-        } else if record.is_start()
+        if !step_end
+            && record.is_start()
             && self.config.when_full == WhenFull::Drop
             && self.tx.len() * 2 > self.capacity
         {
@@ -129,25 +175,34 @@ impl Shared {
             self.counters
                 .other_records_dropped
                 .fetch_add(1, Ordering::Relaxed);
-            return;
+            return false;
         }
-        let lost = match self.config.when_full {
-            WhenFull::Drop => match self.tx.try_send(Message::Record(record)) {
-                Ok(()) => false,
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => true,
-            },
-            WhenFull::Block => match self
-                .tx
-                .send_timeout(Message::Record(record), self.config.block_timeout)
-            {
-                Ok(()) => false,
-                Err(SendTimeoutError::Timeout(_)) | Err(SendTimeoutError::Disconnected(_)) => true,
-            },
+        let lost = match self.tx.try_send(Message::Record(record)) {
+            Ok(()) => {
+                if self.tx.len() >= self.wake_at {
+                    self.wake.wake_if_sleeping();
+                }
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => true,
+            Err(TrySendError::Full(message)) => {
+                // The writer may be asleep with a full queue (a queue smaller
+                // than a batch, or a burst): get it going either way.
+                self.wake.wake();
+                match self.config.when_full {
+                    WhenFull::Drop => true,
+                    WhenFull::Block => self
+                        .tx
+                        .send_timeout(message, self.config.block_timeout)
+                        .is_err(),
+                }
+            }
         };
         if lost {
             self.counters
                 .count_lost(step_end, &self.counters.dropped_queue_full);
         }
+        !lost
     }
 
     /// Whether an execution starting now is recorded.
@@ -211,6 +266,7 @@ impl Guard {
 
 fn flush_until(shared: &Shared, deadline: Instant, timeout: Duration) -> Result<(), Error> {
     let (ack_tx, ack_rx) = bounded(1);
+    shared.wake.wake();
     shared
         .tx
         .send_deadline(Message::Flush(ack_tx), deadline)
@@ -218,6 +274,7 @@ fn flush_until(shared: &Shared, deadline: Instant, timeout: Duration) -> Result<
             SendTimeoutError::Timeout(_) => Error::FlushTimeout(timeout),
             SendTimeoutError::Disconnected(_) => Error::WriterStopped,
         })?;
+    shared.wake.wake();
     match ack_rx.recv_deadline(deadline) {
         Ok(result) => result,
         Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(Error::FlushTimeout(timeout)),
@@ -239,6 +296,7 @@ impl Drop for Guard {
         // The layer may outlive the guard (a global subscriber keeps it), so
         // the writer is told to stop rather than waiting for every sender.
         let _ = inner.shared.tx.send_deadline(Message::Stop, deadline);
+        inner.shared.wake.wake();
         if let Some(writer) = inner.writer.take() {
             while !writer.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(1));
@@ -260,7 +318,8 @@ pub(crate) fn start(config: &Config) -> Result<Option<(Arc<Shared>, Guard)>, Err
     let writer = OutboxWriter::open(&config.outbox, config.outbox_max_bytes)?;
     let (tx, rx): (Sender<Message>, Receiver<Message>) = bounded(config.queue_capacity);
     let counters = Arc::new(Counters::default());
-    let handle = writer.spawn(rx, counters.clone(), config.flush_interval)?;
+    let wake = Arc::new(WriterWake::default());
+    let handle = writer.spawn(rx, counters.clone(), wake.clone(), config.flush_interval)?;
     let redactor = Arc::new(Redactor::new(config.redact_keys.iter()));
     let shared = Arc::new(Shared {
         config: RuntimeConfig {
@@ -274,6 +333,9 @@ pub(crate) fn start(config: &Config) -> Result<Option<(Arc<Shared>, Guard)>, Err
         counters: counters.clone(),
         tx,
         capacity: config.queue_capacity,
+        wake,
+        // A full batch, or half the queue when that is smaller.
+        wake_at: (config.queue_capacity / 2).clamp(1, crate::outbox::MAX_BATCH),
     });
     ACTIVE.fetch_add(1, Ordering::Relaxed);
     let guard = Guard {

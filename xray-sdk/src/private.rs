@@ -463,3 +463,19 @@ fn bounded_format(args: std::fmt::Arguments<'_>, limit: usize) -> String {
         Err(payload) => format!("<formatting panicked: {}>", panic_message(payload.as_ref())),
     }
 }
+
+/// The JSON a step would store for `value` captured through `Serialize`, with
+/// the default redaction list and payload limit, written the way a step
+/// writes it (a pre-sized payload buffer, the sink's panic guard). For the
+/// `capture` benchmark, which compares it with `serde_json::to_string`.
+pub fn capture_for_bench<T: Serialize + ?Sized>(value: &T) -> Option<String> {
+    static REDACTOR: std::sync::LazyLock<crate::capture::Redactor> =
+        std::sync::LazyLock::new(Default::default);
+    let limits = crate::capture::SinkLimits {
+        max_bytes: 64 * 1024,
+        redactor: &REDACTOR,
+    };
+    let mut payload = Payload::with_capacity(512);
+    payload.value(limits).serialize(value);
+    payload.finish(limits.max_bytes)
+}

@@ -163,3 +163,89 @@ fn a_full_outbox_drops_and_counts_and_the_application_goes_on() {
     assert!(size < 1024 * 1024, "the outbox grew to {size} bytes");
     assert_eq!(support::steps(&path).len() as u64, stats.written);
 }
+
+#[xray::step]
+fn flushes_while_running(guard: &xray::Guard) -> u32 {
+    // The writer takes this step's start record and commits a start row
+    // while the step is still running.
+    guard.flush().expect("flush");
+    7
+}
+
+#[xray::step]
+fn quick(i: u32) -> u32 {
+    i + 1
+}
+
+#[test]
+fn a_step_that_outlives_its_start_record_writes_a_start_row_and_then_its_end() {
+    let (_dir, path) = support::outbox();
+    let (layer, guard) = xray::Config::default().outbox(&path).build().unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        xray::execution("long").run(|| flushes_while_running(&guard));
+    });
+    guard.flush().unwrap();
+    let rows: Vec<_> = support::rows(&path)
+        .into_iter()
+        .filter(|r| r.record_type == "step")
+        .map(|r| (r.phase, r.status, r.output))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("start".to_owned(), "running".to_owned(), None),
+            (
+                "end".to_owned(),
+                "ok".to_owned(),
+                Some(serde_json::json!(7))
+            ),
+        ],
+        "the start row is committed while the step runs, the end row after"
+    );
+    let stats = guard.stats();
+    assert_eq!((stats.captured, stats.written, stats.dropped), (1, 1, 0));
+}
+
+#[test]
+fn steps_that_end_before_the_writer_takes_their_start_write_one_row_each() {
+    let (_dir, path) = support::outbox();
+    // A long flush interval and far fewer records than a batch: the writer
+    // takes the first record, then sleeps until the flush below, so every
+    // step ends while its start record is still queued and its end rides on
+    // it (one record per step in the queue, one row per step in the outbox).
+    let (layer, guard) = xray::Config::default()
+        .outbox(&path)
+        .flush_interval(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(layer));
+    tracing::dispatcher::with_default(&dispatch, || {
+        xray::execution("quick").run(|| {
+            for i in 0..100 {
+                std::hint::black_box(quick(i));
+            }
+        });
+    });
+    guard.flush().unwrap();
+    let rows = support::rows(&path);
+    let steps: Vec<_> = rows.iter().filter(|r| r.record_type == "step").collect();
+    assert_eq!(steps.len(), 100, "one row per step: its end, no start");
+    assert!(steps.iter().all(|s| s.phase == "end" && s.status == "ok"));
+    let mut outputs: Vec<u64> = steps
+        .iter()
+        .map(|s| s.output.as_ref().unwrap().as_u64().unwrap())
+        .collect();
+    outputs.sort_unstable();
+    assert_eq!(outputs, (1..=100).collect::<Vec<u64>>());
+    let stats = guard.stats();
+    assert_eq!(
+        (stats.captured, stats.written, stats.dropped),
+        (100, 100, 0)
+    );
+    assert_eq!(stats.records_written, rows.len() as u64);
+    assert_eq!(
+        stats.batches, 1,
+        "queueing records does not wake the writer before a batch is full"
+    );
+}

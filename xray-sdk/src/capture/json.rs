@@ -21,7 +21,6 @@
 //! `serde_json::Value` and no allocation per value on the normal path.
 
 use std::fmt;
-use std::io;
 
 use serde::ser::{
     self, Impossible, Serialize, SerializeMap, SerializeSeq, SerializeStruct,
@@ -451,23 +450,6 @@ impl Digits {
     }
 }
 
-/// `io::Write` appending to a `String`, so that floats are formatted by
-/// `serde_json` itself (its shortest round-trip form, hence identical output)
-/// straight into the output.
-struct StringSink<'s>(&'s mut String);
-
-impl io::Write for StringSink<'_> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let text = std::str::from_utf8(data).map_err(|_| io::ErrorKind::InvalidData)?;
-        self.0.push_str(text);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// `fmt::Write` into a buffer that refuses to grow past `budget` bytes, so a
 /// huge `Debug` output is abandoned early instead of being produced in full.
 struct BoundedWriter {
@@ -493,9 +475,14 @@ impl fmt::Write for BoundedWriter {
 // ---------------------------------------------------------------------------
 // The serializer.
 
-/// Why serialization stopped.
+/// Why serialization stopped. One pointer wide, so that the `Result<(), Error>`
+/// every write returns travels in a register; the boxed error is built only
+/// on the rare failing paths.
 #[derive(Debug)]
-enum Error {
+struct Error(Box<ErrorKind>);
+
+#[derive(Debug)]
+enum ErrorKind {
     /// The size limit was reached; propagates to the top.
     TooLarge,
     /// A `Serialize` impl failed; caught by the nearest enclosing value.
@@ -504,12 +491,33 @@ enum Error {
     KeyNotString,
 }
 
+impl Error {
+    #[cold]
+    fn too_large() -> Error {
+        Error(Box::new(ErrorKind::TooLarge))
+    }
+
+    #[cold]
+    fn key_not_string() -> Error {
+        Error(Box::new(ErrorKind::KeyNotString))
+    }
+
+    #[cold]
+    fn message(text: String) -> Error {
+        Error(Box::new(ErrorKind::Custom(text)))
+    }
+
+    fn is_too_large(&self) -> bool {
+        matches!(*self.0, ErrorKind::TooLarge)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::TooLarge => fmt::Display::fmt(&TooLarge, f),
-            Error::Custom(msg) => f.write_str(msg),
-            Error::KeyNotString => f.write_str("map key is not a string"),
+        match &*self.0 {
+            ErrorKind::TooLarge => fmt::Display::fmt(&TooLarge, f),
+            ErrorKind::Custom(msg) => f.write_str(msg),
+            ErrorKind::KeyNotString => f.write_str("map key is not a string"),
         }
     }
 }
@@ -518,7 +526,7 @@ impl std::error::Error for Error {}
 
 impl ser::Error for Error {
     fn custom<M: fmt::Display>(msg: M) -> Self {
-        Error::Custom(msg.to_string())
+        Error::message(msg.to_string())
     }
 }
 
@@ -579,7 +587,7 @@ impl<'a> State<'a> {
     #[cold]
     fn overflowed(&mut self) -> Error {
         self.too_large = true;
-        Error::TooLarge
+        Error::too_large()
     }
 
     #[inline]
@@ -608,30 +616,19 @@ impl<'a> State<'a> {
         if !v.is_finite() {
             return self.write_non_finite(v.is_nan(), v > 0.0);
         }
-        self.write_finite_float(&v)
+        self.write_finite_float(v)
     }
 
     fn write_f32(&mut self, v: f32) -> Result<(), Error> {
         if !v.is_finite() {
             return self.write_non_finite(v.is_nan(), v > 0.0);
         }
-        self.write_finite_float(&v)
+        self.write_finite_float(v)
     }
 
-    fn write_finite_float<F: Serialize + fmt::Debug>(&mut self, v: &F) -> Result<(), Error> {
-        let start = self.out.len();
-        if serde_json::to_writer(StringSink(self.out), v).is_err() {
-            // Unreachable for a finite float; keep the value rather than fail.
-            self.out.truncate(start);
-            return self.push(&format!("{v:?}"));
-        }
-        // A float is a few dozen ASCII bytes: checking after the fact costs
-        // at most that much, and spares a check for every normal write.
-        if self.out.len() > self.limit {
-            self.out.truncate(self.limit.max(start));
-            return Err(self.overflowed());
-        }
-        Ok(())
+    fn write_finite_float<F: zmij::Float>(&mut self, v: F) -> Result<(), Error> {
+        // serde_json's own formatter, so the text is the same as its.
+        self.push(zmij::Buffer::new().format_finite(v))
     }
 
     fn write_non_finite(&mut self, nan: bool, positive: bool) -> Result<(), Error> {
@@ -685,8 +682,8 @@ fn serialize_guarded<T: Serialize + ?Sized>(
         depth,
     }) {
         Ok(()) => Ok(()),
-        Err(_) if st.too_large => Err(Error::TooLarge),
-        Err(Error::TooLarge) => Err(st.overflowed()),
+        Err(_) if st.too_large => Err(Error::too_large()),
+        Err(e) if e.is_too_large() => Err(st.overflowed()),
         Err(err) => {
             st.out.truncate(start);
             st.flags = flags;
@@ -933,9 +930,9 @@ impl<'b, 'a> ser::Serializer for Ser<'b, 'a> {
         let mut writer = EscapingWriter { st: &mut *self.st };
         if write!(writer, "{value}").is_err() {
             if self.st.too_large {
-                return Err(Error::TooLarge);
+                return Err(Error::too_large());
             }
-            return Err(Error::Custom(
+            return Err(Error::message(
                 "Display implementation returned an error".to_owned(),
             ));
         }
@@ -1021,7 +1018,7 @@ impl Compound<'_, '_> {
         self.st.key_is_secret = false;
         match key.serialize(KeySer { st: &mut *self.st }) {
             Ok(()) => self.redact_value = self.st.key_is_secret,
-            Err(_) if self.st.too_large => return Err(Error::TooLarge),
+            Err(_) if self.st.too_large => return Err(Error::too_large()),
             Err(_) => {
                 // Not string-like (or its Serialize failed): use its JSON
                 // text, rendered apart so it can be written as one string.
@@ -1168,7 +1165,7 @@ impl SerializeStructVariant for Compound<'_, '_> {
 
 /// Writes a map key when it is string-like, as `serde_json` does (strings,
 /// chars, integers, bools, unit variants, through newtype structs and `Some`);
-/// anything else is refused with [`Error::KeyNotString`] before writing.
+/// anything else is refused with [`ErrorKind::KeyNotString`] before writing.
 struct KeySer<'b, 'a> {
     st: &'b mut State<'a>,
 }
@@ -1270,19 +1267,19 @@ impl ser::Serializer for KeySer<'_, '_> {
     }
 
     fn serialize_f32(self, _v: f32) -> Result<(), Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_f64(self, _v: f64) -> Result<(), Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_bytes(self, _v: &[u8]) -> Result<(), Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_none(self) -> Result<(), Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
@@ -1290,11 +1287,11 @@ impl ser::Serializer for KeySer<'_, '_> {
     }
 
     fn serialize_unit(self) -> Result<(), Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
@@ -1312,15 +1309,15 @@ impl ser::Serializer for KeySer<'_, '_> {
         _variant: &'static str,
         _value: &T,
     ) -> Result<(), Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_tuple_struct(
@@ -1328,7 +1325,7 @@ impl ser::Serializer for KeySer<'_, '_> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleStruct, Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_tuple_variant(
@@ -1338,11 +1335,11 @@ impl ser::Serializer for KeySer<'_, '_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeTupleVariant, Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_struct(
@@ -1350,7 +1347,7 @@ impl ser::Serializer for KeySer<'_, '_> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStruct, Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 
     fn serialize_struct_variant(
@@ -1360,7 +1357,7 @@ impl ser::Serializer for KeySer<'_, '_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self::SerializeStructVariant, Error> {
-        Err(Error::KeyNotString)
+        Err(Error::key_not_string())
     }
 }
 

@@ -18,9 +18,20 @@ pub(crate) struct Redactor {
     /// Normalised, non-empty, de-duplicated entries, grouped by last byte.
     buckets: Vec<Vec<Box<[u8]>>>,
     /// For each byte, 1 + the index of the bucket of entries ending with it
-    /// (0: none). A key is only compared with entries that end like it, and
-    /// nearly every key that is not a secret is rejected by this one lookup.
+    /// (0: none). A key is only compared with entries that end like it.
     bucket_of_last: [u16; 256],
+    /// One bit per pair of last two (normalised) bytes that some entry ends
+    /// with; an entry of one byte sets every pair ending with it. Keys whose
+    /// last byte matches a bucket (`asin` and `token` both end in `n`) are
+    /// nearly all rejected by this second lookup instead of by comparing.
+    last_pairs: Box<[u64; 1024]>,
+}
+
+/// The bit of [`Redactor::last_pairs`] for the pair `(before, last)`.
+#[inline]
+fn pair_bit(before: u8, last: u8) -> (usize, u64) {
+    let pair = usize::from(before) << 8 | usize::from(last);
+    (pair / 64, 1u64 << (pair % 64))
 }
 
 impl Redactor {
@@ -31,6 +42,7 @@ impl Redactor {
     pub(crate) fn new(keys: impl IntoIterator<Item = impl AsRef<str>>) -> Redactor {
         let mut buckets: Vec<Vec<Box<[u8]>>> = Vec::new();
         let mut bucket_of_last = [0u16; 256];
+        let mut last_pairs = Box::new([0u64; 1024]);
         for key in keys {
             let normalised: Vec<u8> = key
                 .as_ref()
@@ -41,6 +53,14 @@ impl Redactor {
             let Some(&last) = normalised.last() else {
                 continue;
             };
+            let befores = match normalised.len() {
+                1 => 0..=u8::MAX,
+                n => normalised[n - 2]..=normalised[n - 2],
+            };
+            for before in befores {
+                let (word, bit) = pair_bit(before, last);
+                last_pairs[word] |= bit;
+            }
             let slot = &mut bucket_of_last[usize::from(last)];
             if *slot == 0 {
                 buckets.push(Vec::new());
@@ -57,6 +77,7 @@ impl Redactor {
         Redactor {
             buckets,
             bucket_of_last,
+            last_pairs,
         }
     }
 
@@ -92,6 +113,14 @@ impl Redactor {
         let slot = usize::from(self.bucket_of_last[usize::from(last)]);
         if slot == 0 {
             return false;
+        }
+        // The byte before the last one (separators skipped): a key of one
+        // byte has none and goes straight to the comparison.
+        if let Some(&before) = bytes[..end - 1].iter().rev().find(|&&b| !is_separator(b)) {
+            let (word, bit) = pair_bit(before.to_ascii_lowercase(), last);
+            if self.last_pairs[word] & bit == 0 {
+                return false;
+            }
         }
         let key = &bytes[..end];
         self.buckets
@@ -397,6 +426,62 @@ mod tests {
         assert!(!r.is_secret(&"y".repeat(500)));
         assert!(r.is_secret("пароль_password"));
         assert!(!r.is_secret("passwordé"));
+    }
+
+    /// The definition, without the filters: normalise both and compare.
+    fn is_secret_by_definition(entries: &[&str], key: &str) -> bool {
+        let normalise = |s: &str| -> Vec<u8> {
+            s.bytes()
+                .filter(|&b| !is_separator(b))
+                .map(|b| b.to_ascii_lowercase())
+                .collect()
+        };
+        let key = normalise(key);
+        entries
+            .iter()
+            .map(|e| normalise(e))
+            .any(|e| !e.is_empty() && key.ends_with(&e))
+    }
+
+    #[test]
+    fn the_last_byte_filters_agree_with_the_definition() {
+        // One-byte entries, entries sharing last bytes, separators and case
+        // around the last two bytes: every key of up to three bytes over an
+        // alphabet that hits each filter, plus some longer ones.
+        let entries = ["q", "token", "Api_Key", "xn", "n-n", "é"];
+        let r = Redactor::new(entries);
+        let alphabet = [
+            "", "a", "N", "n", "o", "q", "Q", "x", "y", "k", "_", "-", "é", "e",
+        ];
+        let mut keys = Vec::new();
+        for a in alphabet {
+            for b in alphabet {
+                for c in alphabet {
+                    keys.push(format!("{a}{b}{c}"));
+                }
+            }
+        }
+        keys.extend(
+            [
+                "access_token",
+                "TOKEN",
+                "to_ken",
+                "api-key",
+                "monkey",
+                "pkey",
+                "asin",
+                "_q_",
+                "cafén",
+            ]
+            .map(String::from),
+        );
+        for key in &keys {
+            assert_eq!(
+                r.is_secret(key),
+                is_secret_by_definition(&entries, key),
+                "{key:?}"
+            );
+        }
     }
 
     #[test]

@@ -44,7 +44,7 @@
 
 mod writer;
 
-pub(crate) use writer::OutboxWriter;
+pub(crate) use writer::{OutboxWriter, MAX_BATCH};
 
 /// The outbox format this SDK writes.
 pub const FORMAT_VERSION: i64 = 1;

@@ -1,10 +1,13 @@
 //! The outbox writer thread.
 //!
 //! The application's threads only capture and enqueue; this thread owns the
-//! SQLite connection. It takes the first record that arrives, keeps taking
-//! until the batch is full, the flush interval has passed since that first
-//! record, or a flush was requested, and commits the batch in one
-//! transaction. A flush is answered only after the commit that holds every
+//! SQLite connection. It waits on the queue for the first record, then
+//! *sleeps* (rather than waiting on the queue, which would make every record
+//! queued after it wake the thread with a system call) until the flush
+//! interval has passed since that first record, a flush was requested, or
+//! the queue holds a full batch ([`WriterWake`]); then it takes what is
+//! queued and commits it in one transaction. Records taken late also let
+//! most steps' ends ride on their start records (see `record::QueueSlot`). A flush is answered only after the commit that holds every
 //! record queued before it (synced with `synchronous = FULL`). A batch that
 //! cannot be written is retried, then counted as dropped: the writer never
 //! panics and never stops the application.
@@ -16,17 +19,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use serde_json::{json, Map, Value};
 
 use super::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};
-use crate::pipeline::{Counters, Message};
-use crate::record::{now_us, Attribute, ExecutionRecord, Record, StepRecord};
+use crate::pipeline::{Counters, Message, WriterWake};
+use crate::record::{now_us, Attribute, ExecutionRecord, Row, StepRecord};
 use crate::Error;
 
 /// Most records committed in one transaction.
-const MAX_BATCH: usize = 4096;
+pub(crate) const MAX_BATCH: usize = 4096;
 
 /// How long a writer waits for another process's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -102,41 +105,58 @@ impl OutboxWriter {
         self,
         rx: Receiver<Message>,
         counters: Arc<Counters>,
+        wake: Arc<WriterWake>,
         interval: Duration,
     ) -> Result<JoinHandle<()>, Error> {
         let path = self.path.clone();
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("xray-outbox-writer".into())
-            .spawn(move || self.run(rx, &counters, interval))
-            .map_err(|e| outbox_error(&path, format!("cannot start the writer thread: {e}")))
+            .spawn({
+                let wake = wake.clone();
+                move || self.run(rx, &counters, &wake, interval)
+            })
+            .map_err(|e| outbox_error(&path, format!("cannot start the writer thread: {e}")))?;
+        wake.set_thread(handle.thread().clone());
+        Ok(handle)
     }
 
-    fn run(mut self, rx: Receiver<Message>, counters: &Counters, interval: Duration) {
-        let mut batch: Vec<Record> = Vec::with_capacity(256);
+    fn run(
+        mut self,
+        rx: Receiver<Message>,
+        counters: &Counters,
+        wake: &WriterWake,
+        interval: Duration,
+    ) {
+        let mut batch: Vec<Row> = Vec::with_capacity(256);
         let mut acks = Vec::new();
         loop {
             let mut stop = false;
+            let take =
+                |m: Message, batch: &mut Vec<Row>, acks: &mut Vec<_>, stop: &mut bool| match m {
+                    Message::Record(r) => batch.push(Row::take(r)),
+                    Message::Flush(ack) => acks.push(ack),
+                    Message::Stop => *stop = true,
+                };
+            // Idle: wait on the queue (the one wake-up a record pays for).
             let first = match rx.recv() {
                 Ok(m) => m,
                 Err(_) => break,
             };
-            let take =
-                |m: Message, batch: &mut Vec<Record>, acks: &mut Vec<_>, stop: &mut bool| match m {
-                    Message::Record(r) => batch.push(r),
-                    Message::Flush(ack) => acks.push(ack),
-                    Message::Stop => *stop = true,
-                };
             take(first, &mut batch, &mut acks, &mut stop);
             let deadline = Instant::now() + interval;
-            while batch.len() < MAX_BATCH && acks.is_empty() && !stop {
-                match rx.recv_deadline(deadline) {
-                    Ok(m) => take(m, &mut batch, &mut acks, &mut stop),
-                    Err(RecvTimeoutError::Timeout) => break,
-                    Err(RecvTimeoutError::Disconnected) => {
-                        stop = true;
-                        break;
+            loop {
+                while batch.len() < MAX_BATCH && acks.is_empty() && !stop {
+                    match rx.try_recv() {
+                        Ok(m) => take(m, &mut batch, &mut acks, &mut stop),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => stop = true,
                     }
                 }
+                let now = Instant::now();
+                if batch.len() >= MAX_BATCH || !acks.is_empty() || stop || now >= deadline {
+                    break;
+                }
+                wake.sleep_until(deadline - now, || rx.is_empty());
             }
             let result = self.commit_with_retries(&mut batch, !acks.is_empty() || stop, counters);
             for ack in acks.drain(..) {
@@ -150,7 +170,7 @@ impl OutboxWriter {
 
     fn commit_with_retries(
         &mut self,
-        batch: &mut Vec<Record>,
+        batch: &mut Vec<Row>,
         sync: bool,
         counters: &Counters,
     ) -> Result<(), Error> {
@@ -223,13 +243,13 @@ impl OutboxWriter {
     /// Writes the batch in one transaction; returns how many step ends it
     /// held and how many rows it inserted (starts made redundant by their
     /// end are not rows).
-    fn commit(&mut self, batch: &[Record], sync: bool) -> rusqlite::Result<(u64, u64)> {
+    fn commit(&mut self, batch: &[Row], sync: bool) -> rusqlite::Result<(u64, u64)> {
         // A start whose end is in the same batch adds nothing the end lacks.
         let ended: HashSet<uuid::Uuid> = batch
             .iter()
             .filter_map(|r| match r {
-                Record::Step(s) => Some(s.id),
-                Record::Execution(e) => Some(e.id),
+                Row::Step(s) => Some(s.id),
+                Row::Execution(e) => Some(e.id),
                 _ => None,
             })
             .collect();
@@ -246,7 +266,7 @@ impl OutboxWriter {
             let mut insert = tx.prepare_cached(INSERT)?;
             for record in batch {
                 match record {
-                    Record::StepStart(cell) => {
+                    Row::StepStart(cell) => {
                         if ended.contains(&cell.id) {
                             continue;
                         }
@@ -254,7 +274,7 @@ impl OutboxWriter {
                             rows += insert_step(&mut insert, &start, self.pid, written_at)?;
                         }
                     }
-                    Record::ExecutionStart(cell) => {
+                    Row::ExecutionStart(cell) => {
                         if ended.contains(&cell.id) {
                             continue;
                         }
@@ -262,11 +282,11 @@ impl OutboxWriter {
                             rows += insert_execution(&mut insert, &start, self.pid, written_at)?;
                         }
                     }
-                    Record::Step(s) => {
+                    Row::Step(s) => {
                         steps += 1;
                         rows += insert_step(&mut insert, s, self.pid, written_at)?;
                     }
-                    Record::Execution(e) => {
+                    Row::Execution(e) => {
                         rows += insert_execution(&mut insert, e, self.pid, written_at)?;
                     }
                 }
