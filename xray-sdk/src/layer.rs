@@ -19,7 +19,7 @@
 //! layer does not record costs one extension lookup per ancestor.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,7 +35,7 @@ use uuid::Uuid;
 use crate::capture::{keyed_json, push_json_str, Flags};
 use crate::pipeline::Shared;
 use crate::record::{
-    new_id, now_us, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase,
+    new_id, start_time, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase,
     QueueSlot, Record, StepRecord, StepStatus,
 };
 
@@ -92,14 +92,14 @@ struct ExecEnd {
 
 impl ExecCell {
     fn new(name: Cow<'static, str>, shared: Arc<Shared>) -> Arc<ExecCell> {
-        let started_at_us = now_us();
+        let (start, started_at_us) = start_time();
         shared.counters.executions.fetch_add(1, Ordering::Relaxed);
         Arc::new(ExecCell {
             id: new_id(started_at_us),
             name,
             shared,
             started_at_us,
-            start: Instant::now(),
+            start,
             failed: AtomicBool::new(false),
             steps: AtomicU64::new(0),
             failed_steps: AtomicU64::new(0),
@@ -241,7 +241,7 @@ impl StepCell {
         exec: Arc<ExecCell>,
         owns_execution: bool,
     ) -> Arc<StepCell> {
-        let started_at_us = now_us();
+        let (start, started_at_us) = start_time();
         Arc::new(StepCell {
             id: new_id(started_at_us),
             parent_id,
@@ -249,7 +249,7 @@ impl StepCell {
             name,
             owns_execution,
             started_at_us,
-            start: Instant::now(),
+            start,
             queue: QueueSlot::default(),
             data: Mutex::new(StepData::default()),
         })
@@ -433,35 +433,77 @@ fn json_string_array(items: &[String]) -> String {
 }
 
 thread_local! {
-    /// The recorded spans this thread is inside, innermost last. Maintained by
-    /// `on_enter`/`on_exit`, read by `accept`, `reject` and friends.
-    static CURRENT: RefCell<Vec<(Id, Arc<StepCell>)>> = const { RefCell::new(Vec::new()) };
+    /// The spans with a [`SpanState`] this thread is inside, innermost last.
+    /// Maintained by `on_enter`/`on_exit`; read by `accept`, `reject` and
+    /// friends, and by `on_new_span` to find a new span's parent state
+    /// without a lookup.
+    static CURRENT: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+
+    /// The step `on_new_span` just made for a `#[xray::step]` span, taken
+    /// at once by `Step::start` (which would otherwise look it up through
+    /// the dispatcher and the span's extensions).
+    static NEW_STEP: Cell<Option<(Id, Arc<StepCell>)>> = const { Cell::new(None) };
 }
 
-/// Runs `f` on the innermost recorded step of this thread, if any.
-pub(crate) fn with_current_step(f: impl FnOnce(&StepCell)) {
+/// An entry of [`CURRENT`].
+struct Entered {
+    /// The layer that recorded it: span ids are only unique within one
+    /// subscriber, and a thread may switch between subscribers.
+    layer: *const (),
+    id: Id,
+    state: SpanState,
+}
+
+/// The state of the innermost recorded span this thread is inside.
+fn innermost() -> Option<SpanState> {
+    CURRENT
+        .try_with(|stack| stack.borrow().last().map(|e| e.state.clone()))
+        .ok()
+        .flatten()
+}
+
+/// Runs `f` on the step this thread is in (the innermost recorded span,
+/// when it is a step).
+pub(crate) fn with_current_step(f: impl FnOnce(&Arc<StepCell>)) {
     if !crate::pipeline::is_active() {
         return;
     }
-    let cell = CURRENT
-        .try_with(|stack| stack.borrow().last().map(|(_, c)| c.clone()))
-        .ok()
-        .flatten();
-    if let Some(cell) = cell {
+    if let Some(SpanState::Step(cell)) = innermost() {
         f(&cell);
     }
 }
 
 /// The id of the execution this thread is inside, if it is recorded.
 pub(crate) fn current_execution_id() -> Option<Uuid> {
-    let mut id = None;
-    with_current_step(|cell| id = Some(cell.exec.id));
-    if id.is_none() {
-        if let Some(SpanState::Execution(e)) = state_of(&tracing::Span::current()) {
-            id = Some(e.id);
+    if !crate::pipeline::is_active() {
+        return None;
+    }
+    match innermost() {
+        Some(SpanState::Step(cell)) => Some(cell.exec.id),
+        Some(SpanState::Execution(e)) => Some(e.id),
+        Some(SpanState::Unsampled) => None,
+        None => match state_of(&tracing::Span::current()) {
+            Some(SpanState::Execution(e)) => Some(e.id),
+            Some(SpanState::Step(cell)) => Some(cell.exec.id),
+            _ => None,
+        },
+    }
+}
+
+/// The step `on_new_span` recorded for `span`, if `span` is the
+/// `#[xray::step]` span this thread just created; else what its extensions
+/// hold.
+pub(crate) fn new_step_of(span: &tracing::Span) -> Option<Arc<StepCell>> {
+    let stashed = NEW_STEP.try_with(Cell::take).ok().flatten();
+    if let (Some((stashed_id, cell)), Some(id)) = (stashed, span.id()) {
+        if stashed_id == id {
+            return Some(cell);
         }
     }
-    id
+    match state_of(span) {
+        Some(SpanState::Step(cell)) => Some(cell),
+        _ => None,
+    }
 }
 
 impl StepCell {
@@ -544,6 +586,37 @@ impl XRayLayer {
     }
 }
 
+impl XRayLayer {
+    /// What identifies this layer in [`CURRENT`].
+    fn identity(&self) -> *const () {
+        (self as *const XRayLayer).cast()
+    }
+
+    /// The state of a new span's parent when that parent is the span this
+    /// thread is in (a contextual parent: what `#[xray::step]` and most
+    /// spans have) and this layer recorded it: the top of [`CURRENT`],
+    /// without walking the span tree. `None` sends the caller to the walk.
+    fn entered_parent<S>(&self, attrs: &Attributes<'_>, ctx: &Context<'_, S>) -> Option<SpanState>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        if !attrs.is_contextual() {
+            return None;
+        }
+        let current = ctx.current_span();
+        let parent = current.id()?;
+        let me = self.identity();
+        CURRENT
+            .try_with(|stack| {
+                let stack = stack.borrow();
+                let top = stack.last()?;
+                (top.layer == me && top.id == *parent).then(|| top.state.clone())
+            })
+            .ok()
+            .flatten()
+    }
+}
+
 enum SpanRole {
     Execution,
     Step,
@@ -575,10 +648,11 @@ where
             return;
         };
         let meta = attrs.metadata();
-        let inherited = span
-            .scope()
-            .skip(1)
-            .find_map(|ancestor| ancestor.extensions().get::<SpanState>().cloned());
+        let inherited = self.entered_parent(attrs, &ctx).or_else(|| {
+            span.scope()
+                .skip(1)
+                .find_map(|ancestor| ancestor.extensions().get::<SpanState>().cloned())
+        });
         let state = match (role(meta), inherited) {
             (SpanRole::Execution, _) => {
                 if shared.sample() {
@@ -621,6 +695,9 @@ where
             }
             (SpanRole::Plain, None) => return,
         };
+        if let (SpanRole::Step, SpanState::Step(cell)) = (role(meta), &state) {
+            let _ = NEW_STEP.try_with(|stash| stash.set(Some((id.clone(), cell.clone()))));
+        }
         span.extensions_mut().insert(state);
     }
 
@@ -679,23 +756,33 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(cell) = step_cell(&ctx, id) {
-            let _ = CURRENT.try_with(|stack| stack.borrow_mut().push((id.clone(), cell)));
-        }
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let Some(state) = span.extensions().get::<SpanState>().cloned() else {
+            return;
+        };
+        let entered = Entered {
+            layer: self.identity(),
+            id: id.clone(),
+            state,
+        };
+        let _ = CURRENT.try_with(|stack| stack.borrow_mut().push(entered));
     }
 
     fn on_exit(&self, id: &Id, _ctx: Context<'_, S>) {
+        let me = self.identity();
         let popped = CURRENT
             .try_with(|stack| {
                 let mut stack = stack.borrow_mut();
                 stack
                     .iter()
-                    .rposition(|(entered, _)| entered == id)
-                    .map(|at| stack.remove(at).1)
+                    .rposition(|e| e.id == *id && e.layer == me)
+                    .map(|at| stack.remove(at).state)
             })
             .ok()
             .flatten();
-        if let Some(cell) = popped {
+        if let Some(SpanState::Step(cell)) = popped {
             if std::thread::panicking() {
                 cell.with_data(|d| d.panicked_on_exit = true);
             }

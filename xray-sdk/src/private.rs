@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 
 use crate::capture::{panic_message, Payload, ValueSink};
-use crate::layer::{state_of, SpanState, StepCell};
+use crate::layer::{new_step_of, StepCell};
 use crate::record::StepStatus;
 
 pub use tracing;
@@ -82,10 +82,7 @@ impl Step {
         span: tracing::Span,
         inputs: impl FnOnce(&mut Inputs),
     ) -> Step {
-        let cell = match state_of(&span) {
-            Some(SpanState::Step(cell)) => Some(cell),
-            _ => None,
-        };
+        let cell = new_step_of(&span);
         if let Some(cell) = &cell {
             let shared = &cell.exec.shared;
             let mut args = Inputs {

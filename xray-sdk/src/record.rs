@@ -7,8 +7,9 @@
 //! and the writer may skip a `Start` whose `End` is in the same batch.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use uuid::Uuid;
 
@@ -256,6 +257,48 @@ impl QueueSlot {
     }
 }
 
+/// A start time from one clock read: the monotonic instant (for the
+/// duration) and the wall-clock microseconds since the Unix epoch, derived
+/// from it (see [`resync_clock`]).
+pub(crate) fn start_time() -> (Instant, i64) {
+    let clock = &*CLOCK;
+    let now = Instant::now();
+    let since_base = now.saturating_duration_since(clock.base).as_micros() as i64;
+    (now, clock.offset_us.load(Ordering::Relaxed) + since_base)
+}
+
+/// Re-reads the wall clock, so that [`start_time`] follows it when it is
+/// stepped or slewed. The outbox writer calls it for every batch.
+pub(crate) fn resync_clock() {
+    CLOCK.resync();
+}
+
+/// The monotonic clock, with the offset that turns it into wall-clock time.
+/// A step's start needs both; reading one clock and deriving the other saves
+/// a clock read per step and per execution.
+struct Clock {
+    base: Instant,
+    /// Wall-clock microseconds at `base`, as of the last resync.
+    offset_us: AtomicI64,
+}
+
+impl Clock {
+    fn resync(&self) {
+        let since_base = self.base.elapsed().as_micros() as i64;
+        self.offset_us
+            .store(now_us() - since_base, Ordering::Relaxed);
+    }
+}
+
+static CLOCK: LazyLock<Clock> = LazyLock::new(|| {
+    let clock = Clock {
+        base: Instant::now(),
+        offset_us: AtomicI64::new(0),
+    };
+    clock.resync();
+    clock
+});
+
 /// Microseconds since the Unix epoch.
 pub(crate) fn now_us() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
@@ -275,6 +318,23 @@ pub(crate) fn new_id(now_us: i64) -> Uuid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_times_follow_the_wall_clock() {
+        for _ in 0..3 {
+            let before = now_us();
+            let (instant, wall) = start_time();
+            let after = now_us();
+            // Derived from the monotonic clock and an offset read at the
+            // last resync: within a few milliseconds of the wall clock.
+            assert!(
+                (before - 5_000..=after + 5_000).contains(&wall),
+                "{before} <= {wall} <= {after}"
+            );
+            assert!(instant.elapsed() < std::time::Duration::from_secs(1));
+            resync_clock();
+        }
+    }
 
     #[test]
     fn an_end_rides_only_on_a_start_still_queued() {

@@ -4,9 +4,9 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 const CHILD_ROLE: &str = "XRAY_TEST_CHILD_ROLE";
 const CHILD_OUTBOX: &str = "XRAY_TEST_CHILD_OUTBOX";
@@ -165,9 +165,13 @@ fn spawn_child(test_name: &str, role: &str, outbox: &Path) -> Child {
         .unwrap()
 }
 
-fn wait_for_line(child: &mut Child, wanted: &str) {
-    let stdout = child.stdout.as_mut().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+/// The lines a child prints, read through one buffer for its whole life (a
+/// buffer per wait could swallow the next line along with the one waited for).
+fn lines(child: &mut Child) -> Lines<BufReader<ChildStdout>> {
+    BufReader::new(child.stdout.take().expect("stdout is piped")).lines()
+}
+
+fn wait_for_line(lines: &mut Lines<BufReader<ChildStdout>>, wanted: &str) {
     loop {
         match lines.next() {
             Some(Ok(line)) if line.contains(wanted) => return,
@@ -188,8 +192,9 @@ fn sigkill_keeps_everything_flushed_and_unfinished_steps_show_as_running() {
         "killed",
         &path,
     );
-    wait_for_line(&mut child, "flushed 100");
-    wait_for_line(&mut child, "inside 7");
+    let mut output = lines(&mut child);
+    wait_for_line(&mut output, "flushed 100");
+    wait_for_line(&mut output, "inside 7");
     // SIGKILL: no destructor, no flush on drop.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -216,7 +221,10 @@ fn several_processes_write_one_outbox_without_losing_or_reordering_rows() {
     let name = "several_processes_write_one_outbox_without_losing_or_reordering_rows";
     let mut children: Vec<Child> = (0..3).map(|_| spawn_child(name, "writer", &path)).collect();
     for child in &mut children {
-        wait_for_line(child, "done");
+        let mut output = lines(child);
+        wait_for_line(&mut output, "done");
+        // Read on until it exits: a closed pipe would fail its last prints.
+        output.for_each(drop);
         assert!(child.wait().unwrap().success());
     }
     let rows = support::rows(&path);

@@ -371,3 +371,54 @@ fn a_diverging_step_is_recorded_as_panicked_with_its_message() {
         s.error
     );
 }
+
+#[xray::step]
+fn leaf(x: u32) -> u32 {
+    x
+}
+
+#[test]
+fn a_step_follows_the_span_tree_not_the_spans_entered_around_it() {
+    let (_dir, path) = support::outbox();
+    support::capture(xray::Config::default().outbox(&path), || {
+        // Created outside any execution, so not recorded; entered inside one.
+        let detached = tracing::info_span!("detached");
+        xray::execution("outer").run(|| {
+            leaf(1);
+            detached.in_scope(|| leaf(2));
+            xray::execution("inner").run(|| leaf(3));
+            tracing::info_span!("plain").in_scope(|| leaf(4));
+            leaf(5)
+        });
+    });
+    let outer = support::execution(&path, "outer").id;
+    let inner = support::execution(&path, "inner").id;
+    let by_output = |n: u64| {
+        support::steps(&path)
+            .into_iter()
+            .find(|s| s.name == "leaf" && s.output == Some(serde_json::json!(n)))
+            .unwrap_or_else(|| panic!("no leaf step returning {n}"))
+    };
+    assert_eq!(by_output(1).execution_id, outer);
+    assert_eq!(by_output(1).parent_id, None);
+    let two = by_output(2);
+    assert_ne!(
+        two.execution_id, outer,
+        "its parent span is outside the execution: it is its own implicit execution"
+    );
+    assert_eq!(
+        support::executions(&path)
+            .iter()
+            .filter(|e| e.id == two.execution_id && e.name == "leaf")
+            .count(),
+        1
+    );
+    assert_eq!(by_output(3).execution_id, inner);
+    let plain = support::step(&path, "plain");
+    let four = by_output(4);
+    assert_eq!(
+        (four.execution_id.clone(), four.parent_id),
+        (outer.clone(), Some(plain.id))
+    );
+    assert_eq!(by_output(5).execution_id, outer);
+}

@@ -158,6 +158,7 @@ impl OutboxWriter {
                 }
                 wake.sleep_until(deadline - now, || rx.is_empty());
             }
+            crate::record::resync_clock();
             let result = self.commit_with_retries(&mut batch, !acks.is_empty() || stop, counters);
             for ack in acks.drain(..) {
                 let _ = ack.send(result.clone());
