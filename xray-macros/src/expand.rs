@@ -362,7 +362,7 @@ fn gen_finish(args: &StepArgs) -> TokenStream {
         }
     };
     quote! {
-        __xray_step.output(|__xray_output: &mut ::xray::__private::Output<'_>| {
+        __xray_step.end_with(|__xray_output: &mut ::xray::__private::Output<'_>| {
             // Which impls are picked depends on the returned type.
             #[allow(unused_imports)]
             use ::xray::__private::{
@@ -376,7 +376,6 @@ fn gen_finish(args: &StepArgs) -> TokenStream {
                 (&&&&::xray::__private::CaptureError(__xray_error)).xray_capture_error(__xray_output);
             }
         });
-        __xray_step.end();
         __xray_ret
     }
 }

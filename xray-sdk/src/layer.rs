@@ -49,6 +49,15 @@ pub(crate) const STEP_FIELD: &str = "xray.step";
 /// Most events kept per step (the rest are counted).
 const MAX_EVENTS: usize = 64;
 
+/// What a step returned, as captured: its output, or its error (an `Err`
+/// return), and the flags raised capturing it.
+#[derive(Default)]
+pub(crate) struct Returned {
+    pub output: Option<String>,
+    pub error: Option<String>,
+    pub flags: Flags,
+}
+
 /// What the layer knows about one span.
 #[derive(Clone)]
 pub(crate) enum SpanState {
@@ -209,6 +218,8 @@ pub(crate) struct StepCell {
     start: Instant,
     /// Whether its start record is queued and its end rides on it.
     pub queue: QueueSlot,
+    /// `data.finished`, readable without the lock.
+    finished: AtomicBool,
     data: Mutex<StepData>,
 }
 
@@ -251,6 +262,7 @@ impl StepCell {
             started_at_us,
             start,
             queue: QueueSlot::default(),
+            finished: AtomicBool::new(false),
             data: Mutex::new(StepData::default()),
         })
     }
@@ -360,23 +372,35 @@ impl StepCell {
         self.record(Phase::End, &mut self.data.lock())
     }
 
-    /// Records the step's output, or its error (an `Err` return).
-    pub fn set_output(&self, output: Option<String>, error: Option<String>, flags: Flags) {
-        let mut data = self.data.lock();
-        data.output = output;
-        data.error = error;
-        data.flags.merge(flags);
-    }
-
     /// Ends the step, once: with `outcome` when it did not return normally
     /// (panicked, cancelled), else ok or error from what was recorded.
     pub fn finish(self: &Arc<Self>, outcome: Option<(StepStatus, String)>) {
+        self.finish_with(outcome, None);
+    }
+
+    /// Ends a step that returned, with what it returned (its output, or its
+    /// error for an `Err`): ok or error.
+    pub fn returned(self: &Arc<Self>, output: Returned) {
+        self.finish_with(None, Some(output));
+    }
+
+    fn finish_with(
+        self: &Arc<Self>,
+        outcome: Option<(StepStatus, String)>,
+        returned: Option<Returned>,
+    ) {
         {
             let mut data = self.data.lock();
+            if let Some(returned) = returned.filter(|_| !data.finished) {
+                data.output = returned.output;
+                data.error = returned.error;
+                data.flags.merge(returned.flags);
+            }
             if data.finished {
                 return;
             }
             data.finished = true;
+            self.finished.store(true, Ordering::Relaxed);
             let status = match outcome {
                 Some((status, message)) => {
                     data.error = Some(message);
@@ -410,6 +434,11 @@ impl StepCell {
         if self.owns_execution {
             self.exec.finish(None);
         }
+    }
+
+    /// Whether the step has finished (a hint: `finish` decides under the lock).
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Relaxed)
     }
 
     fn with_data(&self, f: impl FnOnce(&mut StepData)) {
@@ -791,10 +820,15 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         // `#[xray::step]` spans are finished by the step itself; this ends
-        // plain spans (and is a no-op for steps already finished).
-        if let Some(cell) = step_cell(&ctx, &id) {
-            cell.finish(None);
-        }
+        // plain spans (and does nothing for steps already finished).
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let cell = match span.extensions().get::<SpanState>() {
+            Some(SpanState::Step(cell)) if !cell.is_finished() => cell.clone(),
+            _ => return,
+        };
+        cell.finish(None);
     }
 
     unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {

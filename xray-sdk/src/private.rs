@@ -6,8 +6,7 @@
 //! ```text
 //! let __xray_step = if is_active() { Step::start(&SITE, span!(..), |inputs| ..) } else { Step::inert() };
 //! let __xray_ret = __xray_step.call(move || { <body> });          // or call_async(..).await
-//! __xray_step.output(|out| <capture __xray_ret>);
-//! __xray_step.end();
+//! __xray_step.end_with(|out| <capture __xray_ret>);
 //! __xray_ret
 //! ```
 //!
@@ -31,7 +30,7 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 
 use crate::capture::{panic_message, Payload, ValueSink};
-use crate::layer::{new_step_of, StepCell};
+use crate::layer::{new_step_of, Returned, StepCell};
 use crate::record::StepStatus;
 
 pub use tracing;
@@ -115,23 +114,14 @@ impl Step {
         StepFuture { step: self, future }
     }
 
-    /// Captures the step's result, if the step is recorded.
+    /// Ends a step that returned: captures what it returned through
+    /// `capture` (if the step is recorded) and records it, ok, or error if
+    /// the capture saw an `Err`.
     #[inline]
-    pub fn output(&self, capture: impl FnOnce(&mut Output<'_>)) {
-        if let Some(Active {
-            cell: Some(cell), ..
-        }) = self.active.as_deref()
-        {
-            capture_output(cell, capture);
-        }
-    }
-
-    /// Ends the step: ok, or error if the output capture saw an `Err`.
-    #[inline]
-    pub fn end(mut self) {
+    pub fn end_with(mut self, capture: impl FnOnce(&mut Output<'_>)) {
         if let Some(active) = self.active.take() {
             if let Some(cell) = &active.cell {
-                cell.finish(None);
+                cell.returned(capture_output(cell, capture));
             }
         }
     }
@@ -140,7 +130,7 @@ impl Step {
 // Kept out of line so that the expansion's not-recording path stays a few
 // instructions with a small stack frame.
 #[inline(never)]
-fn capture_output(cell: &StepCell, capture: impl FnOnce(&mut Output<'_>)) {
+fn capture_output(cell: &StepCell, capture: impl FnOnce(&mut Output<'_>)) -> Returned {
     let shared = &cell.exec.shared;
     let mut out = Output {
         payload: Payload::with_capacity(128),
@@ -149,8 +139,11 @@ fn capture_output(cell: &StepCell, capture: impl FnOnce(&mut Output<'_>)) {
     };
     capture(&mut out);
     let flags = out.payload.flags;
-    let value = out.payload.finish(shared.config.max_payload_bytes);
-    cell.set_output(value, out.error, flags);
+    Returned {
+        output: out.payload.finish(shared.config.max_payload_bytes),
+        error: out.error,
+        flags,
+    }
 }
 
 impl Active {

@@ -143,7 +143,13 @@ pub(crate) fn write_json<T: Serialize + ?Sized>(
     let mut st = State::new(out, opts);
     let result = serialize_guarded(&mut st, 0, value);
     flags.merge(st.flags);
-    if result.is_err() || st.too_large {
+    // Separators, closing brackets and field names are written without a
+    // check (every value, string and opening bracket is checked, so they can
+    // pass the limit by a few bytes at most): cut back to the limit here.
+    if result.is_err() || st.too_large || out.len() > opts.limit {
+        if out.len() > opts.limit {
+            out.truncate(floor_char_boundary(out, opts.limit));
+        }
         flags.truncated = true;
         return Err(TooLarge);
     }
@@ -281,6 +287,14 @@ static ESCAPE: [u8; 256] = {
 };
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `s` as a quoted, escaped JSON string, without a size limit (for
+/// names and texts X-Ray writes itself: argument names, attribute keys,
+/// event fields).
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    // Unlimited: cannot fail.
+    let _ = push_str_literal(out, usize::MAX, s);
+}
 
 /// Appends `s` as a quoted, escaped JSON string.
 fn push_str_literal(out: &mut String, limit: usize, s: &str) -> Result<(), TooLarge> {
@@ -567,13 +581,13 @@ impl<'a> State<'a> {
         push_str_literal(self.out, self.limit, s).map_err(|TooLarge| self.overflowed())
     }
 
-    /// Writes `"name":`. Field names are short and almost never need
-    /// escaping, so the common case is one reservation and three copies.
+    /// Writes `"name":` for a struct field. Field names are short, fixed
+    /// in the program and almost never need escaping, so the common case is
+    /// one reservation and three copies, without a limit check (see
+    /// [`write_json`]).
     #[inline]
-    fn write_field_name(&mut self, name: &str) -> Result<(), Error> {
-        if name.len() + 3 <= self.limit.saturating_sub(self.out.len())
-            && name.bytes().all(|b| ESCAPE[usize::from(b)] == 0)
-        {
+    fn write_field_name(&mut self, name: &'static str) -> Result<(), Error> {
+        if name.bytes().all(|b| ESCAPE[usize::from(b)] == 0) {
             self.out.reserve(name.len() + 3);
             self.out.push('"');
             self.out.push_str(name);
@@ -670,6 +684,7 @@ impl<'a> State<'a> {
 /// A failure can come after part of the value was written, so the output is
 /// rolled back to where the value started and the error marker written
 /// instead. Flags set by the discarded part are rolled back too.
+#[inline]
 fn serialize_guarded<T: Serialize + ?Sized>(
     st: &mut State<'_>,
     depth: usize,
@@ -682,14 +697,23 @@ fn serialize_guarded<T: Serialize + ?Sized>(
         depth,
     }) {
         Ok(()) => Ok(()),
-        Err(_) if st.too_large => Err(Error::too_large()),
-        Err(e) if e.is_too_large() => Err(st.overflowed()),
-        Err(err) => {
-            st.out.truncate(start);
-            st.flags = flags;
-            st.write_error_marker(&err.to_string())
-        }
+        Err(err) => recover(st, start, flags, err),
     }
+}
+
+/// The failing path of [`serialize_guarded`], out of its way.
+#[cold]
+#[inline(never)]
+fn recover(st: &mut State<'_>, start: usize, flags: Flags, err: Error) -> Result<(), Error> {
+    if st.too_large {
+        return Err(Error::too_large());
+    }
+    if err.is_too_large() {
+        return Err(st.overflowed());
+    }
+    st.out.truncate(start);
+    st.flags = flags;
+    st.write_error_marker(&err.to_string())
 }
 
 /// The value serializer: `depth` is the number of container levels around
@@ -972,12 +996,13 @@ struct Compound<'b, 'a> {
 }
 
 impl Compound<'_, '_> {
-    fn separator(&mut self) -> Result<(), Error> {
+    /// Unchecked, like the closing bracket (see [`write_json`]).
+    #[inline]
+    fn separator(&mut self) {
         if self.first {
             self.first = false;
-            Ok(())
         } else {
-            self.st.push(",")
+            self.st.out.push(',');
         }
     }
 
@@ -985,15 +1010,15 @@ impl Compound<'_, '_> {
         if self.skip {
             return Ok(());
         }
-        self.separator()?;
+        self.separator();
         serialize_guarded(self.st, self.depth, value)
     }
 
-    fn field<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), Error> {
+    fn field<T: Serialize + ?Sized>(&mut self, name: &'static str, value: &T) -> Result<(), Error> {
         if self.skip {
             return Ok(());
         }
-        self.separator()?;
+        self.separator();
         self.st.write_field_name(name)?;
         if self.st.redactor.is_secret(name) {
             self.st.write_redacted()
@@ -1003,17 +1028,17 @@ impl Compound<'_, '_> {
     }
 
     fn finish(self) -> Result<(), Error> {
-        if self.skip {
-            return Ok(());
+        if !self.skip {
+            self.st.out.push_str(self.close);
         }
-        self.st.push(self.close)
+        Ok(())
     }
 
     fn key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
         if self.skip {
             return Ok(());
         }
-        self.separator()?;
+        self.separator();
         let start = self.st.out.len();
         self.st.key_is_secret = false;
         match key.serialize(KeySer { st: &mut *self.st }) {

@@ -215,18 +215,8 @@ pub(crate) fn keyed_json(
 
 /// Appends `s` to `out` as a JSON string literal.
 pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    let mut flags = Flags::default();
-    let opts = JsonOptions {
-        max_depth: MAX_DEPTH,
-        redactor: &NO_REDACTION,
-        limit: usize::MAX,
-    };
-    // A plain `&str` never overflows an unbounded limit nor trips any flag.
-    let _ = json::write_json(out, s, &opts, &mut flags);
+    json::push_json_str(out, s);
 }
-
-static NO_REDACTION: std::sync::LazyLock<Redactor> =
-    std::sync::LazyLock::new(|| Redactor::new(std::iter::empty::<&str>()));
 
 /// The text of a panic payload, as `std` prints it.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
