@@ -196,8 +196,31 @@ fn gen_function(args: &StepArgs, function: StepFn, bindings: &[Ident]) -> TokenS
         gen_future_returning_body(args, block)
     } else if returns_never(&sig.output) {
         gen_diverging_body(block)
-    } else {
+    } else if mentions_impl_trait(&sig.output) {
+        // Two copies of the body would return two different opaque types
+        // (a closure in `impl Iterator` differs from its copy): one body.
         gen_sync_body(args, &sig.output, block)
+    } else {
+        // A plain synchronous function: when X-Ray is not active it runs
+        // its own body and nothing else; the recording path is a closure
+        // run out of line, so that its stack frame and saved registers are
+        // not paid for on every call of a program without X-Ray. (The body
+        // is compiled twice, once on each path.)
+        let recorded = gen_sync_body(args, &sig.output, block.clone());
+        return quote! {
+            #(#outer_attrs)*
+            #vis #sig {
+                #(#inner_attrs)*
+                if ::xray::__private::is_active() {
+                    #[allow(clippy::redundant_closure_call)]
+                    return ::xray::__private::out_of_line(move || {
+                        #step_start
+                        #recorded
+                    });
+                }
+                #block
+            }
+        };
     };
     quote! {
         #(#outer_attrs)*
@@ -229,7 +252,7 @@ fn gen_step_start(args: &StepArgs, sig: &Signature, bindings: &[Ident]) -> Token
             };
             ::xray::__private::Step::start(
                 &__XRAY_SITE,
-                ::xray::__private::tracing::span!(
+                || ::xray::__private::tracing::span!(
                     target: ::core::module_path!(),
                     ::xray::__private::tracing::Level::INFO,
                     #step_name,
@@ -435,6 +458,19 @@ fn returns_never(output: &ReturnType) -> bool {
     matches!(output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)))
 }
 
+/// Whether `impl Trait` appears anywhere in the declared return type
+/// (`impl Iterator<…>`, `Result<impl Display, E>`, …).
+fn mentions_impl_trait(output: &ReturnType) -> bool {
+    fn scan(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(ident) => ident == "impl",
+            proc_macro2::TokenTree::Group(group) => scan(group.stream()),
+            _ => false,
+        })
+    }
+    scan(output.to_token_stream())
+}
+
 /// Whether the declared return type is `impl Future<…>` (with any path to
 /// `Future` and any further bounds such as `+ Send`).
 fn returns_future(output: &ReturnType) -> bool {
@@ -509,6 +545,23 @@ mod tests {
             fn f() -> Pin<Box<dyn Future<Output = ()>>> {}
         )));
         assert!(!returns(quote!(
+            fn f() {}
+        )));
+    }
+
+    #[test]
+    fn impl_trait_is_found_anywhere_in_the_return_type() {
+        let mentions = |tokens| mentions_impl_trait(&signature(tokens).output);
+        assert!(mentions(quote!(
+            fn f() -> impl Iterator<Item = u32> {}
+        )));
+        assert!(mentions(quote!(
+            fn f() -> Result<Box<impl Display>, (u8, impl Debug)> {}
+        )));
+        assert!(!mentions(quote!(
+            fn f() -> Result<Box<dyn Display>, Implement> {}
+        )));
+        assert!(!mentions(quote!(
             fn f() {}
         )));
     }

@@ -42,6 +42,13 @@ pub fn is_active() -> bool {
     crate::pipeline::is_active()
 }
 
+/// Runs `f` in a function of its own: the recording path of a synchronous
+/// step, kept out of the function the macro expands.
+#[inline(never)]
+pub fn out_of_line<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 /// Static description of one `#[xray::step]` function.
 #[derive(Debug)]
 pub struct StepSite {
@@ -73,14 +80,20 @@ impl Step {
         Step { active: None }
     }
 
-    /// Starts a step in `span` and captures its arguments through `inputs`,
-    /// unless the step is not recorded (no X-Ray layer on this thread's
-    /// subscriber, or its execution was not sampled).
+    /// Starts a step in the span `span` creates and captures its arguments
+    /// through `inputs`, unless the step is not recorded (no X-Ray layer on
+    /// this thread's subscriber, or its execution was not sampled).
+    ///
+    /// Out of line, with the span's creation inside it: the function the
+    /// macro expands keeps a small frame, which is all the not-recording
+    /// path pays for.
+    #[inline(never)]
     pub fn start(
         site: &'static StepSite,
-        span: tracing::Span,
+        span: impl FnOnce() -> tracing::Span,
         inputs: impl FnOnce(&mut Inputs),
     ) -> Step {
+        let span = span();
         let cell = new_step_of(&span);
         if let Some(cell) = &cell {
             let shared = &cell.exec.shared;

@@ -1900,6 +1900,32 @@ mod tests {
         let (result, out, _) = write_with(&"é".repeat(100), 8, 20);
         assert_eq!(result, Err(TooLarge));
         assert!(out.len() <= 20);
+
+        // Separators, closing brackets and field names are written without
+        // a check of their own, yet a value never ends past the limit...
+        #[derive(Serialize)]
+        struct One {
+            field: u8,
+        }
+        let one = One { field: 1 };
+        assert_eq!(write_with(&one, 8, 11).1, "{\"field\":1}");
+        for limit in 0..11 {
+            let (result, out, flags) = write_with(&one, 8, limit);
+            assert_eq!(result, Err(TooLarge), "limit {limit}");
+            assert!(flags.truncated);
+            assert!(out.len() <= limit, "{out:?} is over {limit}");
+        }
+        // ... nor runs on through a long sequence of empty containers.
+        #[derive(Serialize)]
+        struct Empty {}
+        let empties: Vec<Empty> = (0..1 << 20).map(|_| Empty {}).collect();
+        let (result, out, _) = write_with(&empties, 128, limit);
+        assert_eq!(result, Err(TooLarge));
+        assert!(out.len() <= limit && out.capacity() < 256 * 1024);
+        let nested: Vec<Vec<Vec<u8>>> = vec![vec![vec![]; 4]; 1 << 18];
+        let (result, out, _) = write_with(&nested, 128, limit);
+        assert_eq!(result, Err(TooLarge));
+        assert!(out.len() <= limit && out.capacity() < 256 * 1024);
     }
 
     /// Fails with a custom error after writing part of itself.
