@@ -2,8 +2,10 @@
 //! thread, with and without X-Ray, against the tools people compare it with.
 //!
 //! Every variant calls the same function body ([`pick`]) on the same input: a
-//! [`Query`] with three candidates (about 400 bytes of JSON), returning a
-//! small [`Chosen`] struct (about 50 bytes of JSON).
+//! [`Query`] with three candidates (about 400 bytes of JSON, the `small`
+//! input) or with 39 (about 5 KB, the `large` input), returning a small
+//! [`Chosen`] struct (about 50 bytes of JSON). Each figure is named
+//! `one_step/<variant>/<input>`.
 //!
 //! | variant | what is measured |
 //! |---|---|
@@ -14,7 +16,10 @@
 //! | `opentelemetry_sdk_span` | an OpenTelemetry SDK span per call (`Tracer::in_span`), attributes `input` and `output` set to the same JSON strings, thread-based `BatchSpanProcessor` + `InMemorySpanExporter` |
 //! | `xray_capturing` | the `#[xray::step]` function capturing into an outbox in a temp dir; **all calls are children of one `xray::execution("bench")`** (the whole measurement runs inside one `run`) |
 //! | `xray_capturing_implicit` | the same with no surrounding execution: every call is its own implicit execution |
-//! | `*_drained` | `opentelemetry_sdk_span`, `xray_capturing` and `xray_capturing_implicit` timed in bursts of 1024 calls, with the exporter / outbox writer drained (untimed) between bursts |
+//! | `*_drained` | `opentelemetry_sdk_span`, `xray_capturing` and `xray_capturing_implicit` timed in bursts of 1024 calls, with the exporter / outbox writer drained (untimed) between bursts; for X-Ray the written rows are then deleted from the outbox, as the collector does after shipping them |
+//!
+//! The back-to-back variants run on the small input only: on the large one
+//! they would write gigabytes of outbox per measurement.
 //!
 //! The back-to-back variants (`b.iter`) call far faster than any real
 //! pipeline, so on a 2-core machine the OpenTelemetry exporter thread and the
@@ -44,7 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -60,7 +65,7 @@ use tracing_subscriber::layer::SubscriberExt;
 
 mod workload;
 
-use workload::{choose_plain, choose_step, pick, query, Chosen, Query};
+use workload::{choose_plain, choose_step, pick, query, query_of_size, Chosen, Query};
 
 #[tracing::instrument(ret)]
 #[inline(never)]
@@ -104,36 +109,55 @@ impl SpanExporter for BoundedInMemoryExporter {
 // ---------------------------------------------------------------------------
 
 fn one_step(c: &mut Criterion) {
-    let q = query();
-    let input_json = serde_json::to_string(&q).expect("serializable");
-    let output_json = serde_json::to_string(&pick(&q)).expect("serializable");
+    let mut group = c.benchmark_group("one_step");
+    one_input(&mut group, "small", &query(), 350..=500, true);
+    one_input(
+        &mut group,
+        "large",
+        &query_of_size(5000),
+        4500..=6000,
+        false,
+    );
+    group.finish();
+}
+
+/// Every variant on one input (`size` names it in the figures);
+/// `back_to_back` adds the variants that do not drain between bursts.
+fn one_input(
+    group: &mut Group<'_>,
+    size: &str,
+    q: &Query,
+    expected_json_bytes: std::ops::RangeInclusive<usize>,
+    back_to_back: bool,
+) {
+    let input_json = serde_json::to_string(q).expect("serializable");
+    let output_json = serde_json::to_string(&pick(q)).expect("serializable");
     eprintln!(
-        "one_step: input {} bytes of JSON, output {} bytes of JSON",
+        "one_step, {size} input: {} bytes of JSON, output {} bytes of JSON",
         input_json.len(),
         output_json.len()
     );
     assert!(
-        (350..=500).contains(&input_json.len()),
-        "the input should be ~400 bytes of JSON"
+        expected_json_bytes.contains(&input_json.len()),
+        "the {size} input should be {expected_json_bytes:?} bytes of JSON"
     );
-
-    let mut group = c.benchmark_group("one_step");
+    let id = |variant: &str| BenchmarkId::new(variant, size);
 
     // 1. The plain function.
-    group.bench_function("baseline_no_xray", |b| {
-        b.iter(|| black_box(choose_plain(black_box(&q))))
+    group.bench_function(id("baseline_no_xray"), |b| {
+        b.iter(|| black_box(choose_plain(black_box(q))))
     });
 
     // 2. The step, with no X-Ray (and no subscriber at all) in the process.
     //    Runs before any pipeline is started below.
-    group.bench_function("xray_not_initialised", |b| {
-        b.iter(|| black_box(choose_step(black_box(&q))))
+    group.bench_function(id("xray_not_initialised"), |b| {
+        b.iter(|| black_box(choose_step(black_box(q))))
     });
 
     // 3. The least that capturing input and output as JSON can cost.
-    group.bench_function("serialization_floor", |b| {
+    group.bench_function(id("serialization_floor"), |b| {
         b.iter(|| {
-            let q = black_box(&q);
+            let q = black_box(q);
             let input = serde_json::to_string(q).expect("serializable");
             let out = choose_plain(q);
             let output = serde_json::to_string(&out).expect("serializable");
@@ -148,57 +172,63 @@ fn one_step(c: &mut Criterion) {
                 .with(tracing_subscriber::fmt::layer().with_writer(std::io::sink)),
         );
         tracing::dispatcher::with_default(&dispatch, || {
-            group.bench_function("tracing_instrument_fmt", |b| {
-                b.iter(|| black_box(choose_traced(black_box(&q))))
+            group.bench_function(id("tracing_instrument_fmt"), |b| {
+                b.iter(|| black_box(choose_traced(black_box(q))))
             });
         });
     }
 
-    // 5. The OpenTelemetry SDK: one span per call, children of one parent
-    //    span (as the steps of `xray_capturing` are children of one
-    //    execution), thread-based batch processor (no async runtime).
-    otel(&mut group, "opentelemetry_sdk_span", |group, tracer, _| {
-        let mut calls = 0;
-        group.bench_function("opentelemetry_sdk_span", |b| {
-            b.iter(|| {
-                calls += 1;
-                otel_call(tracer, black_box(&q))
-            })
-        });
-        calls
-    });
+    if back_to_back {
+        // 5. The OpenTelemetry SDK: one span per call, children of one
+        //    parent span (as the steps of `xray_capturing` are children of
+        //    one execution), thread-based batch processor (no async runtime).
+        otel(
+            group,
+            &format!("opentelemetry_sdk_span/{size}"),
+            |group, tracer, _| {
+                let mut calls = 0;
+                group.bench_function(id("opentelemetry_sdk_span"), |b| {
+                    b.iter(|| {
+                        calls += 1;
+                        otel_call(tracer, black_box(q))
+                    })
+                });
+                calls
+            },
+        );
 
-    // 6. X-Ray capturing, all steps children of one execution.
-    xray_capturing(
-        &mut group,
-        "xray_capturing",
-        XRAY_QUEUE,
-        |group, dispatch, _| {
-            tracing::dispatcher::with_default(dispatch, || {
-                xray::execution("bench").run(|| {
-                    group.bench_function("xray_capturing", |b| {
-                        b.iter(|| black_box(choose_step(black_box(&q))))
+        // 6. X-Ray capturing, all steps children of one execution.
+        xray_capturing(
+            group,
+            &format!("xray_capturing/{size}"),
+            XRAY_QUEUE,
+            |group, dispatch, _, _| {
+                tracing::dispatcher::with_default(dispatch, || {
+                    xray::execution("bench").run(|| {
+                        group.bench_function(id("xray_capturing"), |b| {
+                            b.iter(|| black_box(choose_step(black_box(q))))
+                        });
+                    })
+                })
+            },
+        );
+
+        // 7. X-Ray capturing, every call its own implicit execution. Each
+        //    call queues records for an execution and a step, hence the
+        //    larger queue.
+        xray_capturing(
+            group,
+            &format!("xray_capturing_implicit/{size}"),
+            2 * XRAY_QUEUE,
+            |group, dispatch, _, _| {
+                tracing::dispatcher::with_default(dispatch, || {
+                    group.bench_function(id("xray_capturing_implicit"), |b| {
+                        b.iter(|| black_box(choose_step(black_box(q))))
                     });
                 })
-            })
-        },
-    );
-
-    // 7. X-Ray capturing, every call its own implicit execution. Each call
-    //    queues four records here (execution start and end, step start and
-    //    end) instead of two, hence the larger queue.
-    xray_capturing(
-        &mut group,
-        "xray_capturing_implicit",
-        2 * XRAY_QUEUE,
-        |group, dispatch, _| {
-            tracing::dispatcher::with_default(dispatch, || {
-                group.bench_function("xray_capturing_implicit", |b| {
-                    b.iter(|| black_box(choose_step(black_box(&q))))
-                });
-            })
-        },
-    );
+            },
+        );
+    }
 
     // 8. The `_drained` variants: the same calls in bursts of `BURST`, with
     //    the exporter / outbox writer drained (untimed) between bursts, so
@@ -206,16 +236,16 @@ fn one_step(c: &mut Criterion) {
     //    does in a pipeline whose steps do real work. Nothing can pile up or
     //    be dropped here, whatever the queue size.
     otel(
-        &mut group,
-        "opentelemetry_sdk_span_drained",
+        group,
+        &format!("opentelemetry_sdk_span_drained/{size}"),
         |group, tracer, provider| {
             let mut calls = 0;
-            group.bench_function("opentelemetry_sdk_span_drained", |b| {
+            group.bench_function(id("opentelemetry_sdk_span_drained"), |b| {
                 in_bursts(
                     b,
                     || {
                         calls += 1;
-                        black_box(otel_call(tracer, black_box(&q)));
+                        black_box(otel_call(tracer, black_box(q)));
                     },
                     || provider.force_flush().expect("OpenTelemetry flushes"),
                 )
@@ -224,19 +254,19 @@ fn one_step(c: &mut Criterion) {
         },
     );
     xray_capturing(
-        &mut group,
-        "xray_capturing_drained",
+        group,
+        &format!("xray_capturing_drained/{size}"),
         XRAY_QUEUE,
-        |group, dispatch, guard| {
+        |group, dispatch, guard, outbox| {
             tracing::dispatcher::with_default(dispatch, || {
                 xray::execution("bench").run(|| {
-                    group.bench_function("xray_capturing_drained", |b| {
+                    group.bench_function(id("xray_capturing_drained"), |b| {
                         in_bursts(
                             b,
                             || {
-                                black_box(choose_step(black_box(&q)));
+                                black_box(choose_step(black_box(q)));
                             },
-                            || guard.flush().expect("X-Ray flushes"),
+                            || drain_outbox(guard, outbox),
                         )
                     });
                 })
@@ -244,25 +274,33 @@ fn one_step(c: &mut Criterion) {
         },
     );
     xray_capturing(
-        &mut group,
-        "xray_capturing_implicit_drained",
+        group,
+        &format!("xray_capturing_implicit_drained/{size}"),
         XRAY_QUEUE,
-        |group, dispatch, guard| {
+        |group, dispatch, guard, outbox| {
             tracing::dispatcher::with_default(dispatch, || {
-                group.bench_function("xray_capturing_implicit_drained", |b| {
+                group.bench_function(id("xray_capturing_implicit_drained"), |b| {
                     in_bursts(
                         b,
                         || {
-                            black_box(choose_step(black_box(&q)));
+                            black_box(choose_step(black_box(q)));
                         },
-                        || guard.flush().expect("X-Ray flushes"),
+                        || drain_outbox(guard, outbox),
                     )
                 });
             })
         },
     );
+}
 
-    group.finish();
+/// Between bursts (untimed): flushes the outbox, then deletes the step rows
+/// written, as the collector does after shipping them, so the outbox stays
+/// small whatever the number of iterations.
+fn drain_outbox(guard: &xray::Guard, outbox: &rusqlite::Connection) {
+    guard.flush().expect("X-Ray flushes");
+    outbox
+        .execute("DELETE FROM xray_outbox WHERE record_type = 'step'", [])
+        .expect("delete shipped rows");
 }
 
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -378,18 +416,23 @@ fn xray_capturing(
     group: &mut Group<'_>,
     name: &str,
     queue_capacity: usize,
-    bench: impl FnOnce(&mut Group<'_>, &tracing::Dispatch, &xray::Guard),
+    bench: impl FnOnce(&mut Group<'_>, &tracing::Dispatch, &xray::Guard, &rusqlite::Connection),
 ) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let outbox = dir.path().join("outbox.db");
     let (layer, guard) = xray::Config::default()
-        .outbox(dir.path().join("outbox.db"))
+        .outbox(&outbox)
         .queue_capacity(queue_capacity)
         .outbox_max_bytes(OUTBOX_MAX_BYTES)
         .build()
         .expect("X-Ray starts");
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
+    let reader = rusqlite::Connection::open(&outbox).expect("outbox opens");
+    reader
+        .busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
 
-    bench(group, &dispatch, &guard);
+    bench(group, &dispatch, &guard, &reader);
 
     let start = Instant::now();
     let flushed = guard.flush();

@@ -288,6 +288,43 @@ static ESCAPE: [u8; 256] = {
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
+/// Index of the first byte of `bytes` that JSON escapes (a control byte,
+/// `"` or `\\`), if any.
+///
+/// Looks at eight bytes at a time: most text needs no escaping, and a byte
+/// by byte scan of every key and string is the largest part of writing JSON.
+#[inline]
+fn first_escape(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    /// Whether some byte of `word` is zero (exact, no false positive).
+    #[inline(always)]
+    fn has_zero_byte(word: u64) -> bool {
+        word.wrapping_sub(ONES) & !word & HIGHS != 0
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        // A byte below 0x20 (ASCII only: `!word` drops bytes with the high
+        // bit set, which are never escaped), or equal to `"` or `\\`.
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if control
+            || has_zero_byte(word ^ (ONES * u64::from(b'"')))
+            || has_zero_byte(word ^ (ONES * u64::from(b'\\')))
+        {
+            break;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| ESCAPE[usize::from(b)] != 0)
+        .map(|i| at + i)
+}
+
 /// Appends `s` as a quoted, escaped JSON string, without a size limit (for
 /// names and texts X-Ray writes itself: argument names, attribute keys,
 /// event fields).
@@ -301,7 +338,7 @@ fn push_str_literal(out: &mut String, limit: usize, s: &str) -> Result<(), TooLa
     // Fast path for the common case, a string that fits: one scan for the
     // first byte needing an escape, and a plain copy of everything before it.
     if s.len() + 2 <= limit.saturating_sub(out.len()) {
-        let first_escape = s.bytes().position(|b| ESCAPE[usize::from(b)] != 0);
+        let first_escape = first_escape(s.as_bytes());
         let plain = first_escape.unwrap_or(s.len());
         out.reserve(s.len() + 2);
         out.push('"');
@@ -333,27 +370,23 @@ fn push_escaped(out: &mut String, limit: usize, s: &str) -> Result<(), TooLarge>
 
 /// [`push_escaped`] without the early length check.
 fn push_escaped_unchecked(out: &mut String, limit: usize, s: &str) -> Result<(), TooLarge> {
-    let bytes = s.as_bytes();
-    // Start of the run of bytes that need no escaping, copied in one go.
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = ESCAPE[usize::from(b)];
-        if escape == 0 {
-            continue;
-        }
-        if run < i {
-            // `i` indexes an ASCII byte, hence a char boundary.
-            push_limited(out, limit, &s[run..i])?;
-        }
-        run = i + 1;
-        let short = match escape {
+    let mut rest = s;
+    // Runs of bytes that need no escaping are found a word at a time and
+    // copied in one go (prompts and other long texts have a line break here
+    // and there, not on every byte).
+    while let Some(i) = first_escape(rest.as_bytes()) {
+        // `i` indexes an ASCII byte, hence a char boundary.
+        push_limited(out, limit, &rest[..i])?;
+        let b = rest.as_bytes()[i];
+        rest = &rest[i + 1..];
+        let short = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
-            b'b' => "\\b",
-            b'f' => "\\f",
-            b'n' => "\\n",
-            b'r' => "\\r",
-            b't' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
             _ => "",
         };
         if !short.is_empty() {
@@ -370,10 +403,7 @@ fn push_escaped_unchecked(out: &mut String, limit: usize, s: &str) -> Result<(),
         ];
         push_limited(out, limit, std::str::from_utf8(&unicode).unwrap_or(""))?;
     }
-    if run < bytes.len() {
-        push_limited(out, limit, &s[run..])?;
-    }
-    Ok(())
+    push_limited(out, limit, rest)
 }
 
 /// Widens a `usize`; every supported target has pointers of at most 64 bits.
@@ -587,7 +617,7 @@ impl<'a> State<'a> {
     /// [`write_json`]).
     #[inline]
     fn write_field_name(&mut self, name: &'static str) -> Result<(), Error> {
-        if name.bytes().all(|b| ESCAPE[usize::from(b)] == 0) {
+        if first_escape(name.as_bytes()).is_none() {
             self.out.reserve(name.len() + 3);
             self.out.push('"');
             self.out.push_str(name);
@@ -1595,6 +1625,37 @@ mod tests {
         let optional: BTreeMap<Option<u8>, u8> = [(Some(4), 1)].into_iter().collect();
         same_as_serde_json(&optional);
         same_as_serde_json(&BTreeMap::<String, u8>::new());
+    }
+
+    #[test]
+    fn the_word_at_a_time_scan_finds_the_first_byte_to_escape() {
+        let by_bytes = |b: &[u8]| b.iter().position(|&c| ESCAPE[usize::from(c)] != 0);
+        // Every byte value at every position of texts of 0 to 20 bytes, in
+        // a background of plain ASCII and of multi-byte UTF-8 (high bytes).
+        for background in [b'a', 0xC3, 0x7F, 0x20, 0x21, 0x5B, 0x5D] {
+            for len in 0..=20 {
+                for at in 0..len {
+                    for byte in 0..=255u8 {
+                        let mut text = vec![background; len];
+                        text[at] = byte;
+                        assert_eq!(first_escape(&text), by_bytes(&text), "{text:?}");
+                    }
+                }
+                assert_eq!(
+                    first_escape(&vec![background; len]),
+                    by_bytes(&vec![background; len])
+                );
+            }
+        }
+        // And the escaped text is serde_json's, for every ASCII character
+        // in runs of every length around it.
+        for c in (0..128u8).map(char::from) {
+            for run in 0..18 {
+                let plain = "é".repeat(run / 2) + &"x".repeat(run);
+                let text = format!("{plain}{c}{plain}{c}{c}\"\\{plain}");
+                assert_eq!(ours(&text).0, serde_json::to_string(&text).unwrap());
+            }
+        }
     }
 
     #[test]
