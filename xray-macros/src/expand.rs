@@ -246,10 +246,8 @@ fn gen_step_start(args: &StepArgs, sig: &Signature, bindings: &[Ident]) -> Token
     let input_capture = gen_input_capture(args, bindings);
     quote! {
         let __xray_step = if ::xray::__private::is_active() {
-            static __XRAY_SITE: ::xray::__private::StepSite = ::xray::__private::StepSite {
-                name: #step_name,
-                kind: #kind,
-            };
+            static __XRAY_SITE: ::xray::__private::StepSite =
+                ::xray::__private::StepSite::new(#step_name, #kind);
             ::xray::__private::Step::start(
                 &__XRAY_SITE,
                 || ::xray::__private::tracing::span!(

@@ -24,6 +24,7 @@ use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -56,6 +57,33 @@ pub struct StepSite {
     pub name: &'static str,
     /// The `kind = "…"` option.
     pub kind: Option<&'static str>,
+    /// Size of the inputs captured last: the next capture's buffer starts
+    /// with that much room, instead of growing to it by reallocations.
+    input_bytes: AtomicUsize,
+}
+
+impl StepSite {
+    pub const fn new(name: &'static str, kind: Option<&'static str>) -> StepSite {
+        StepSite {
+            name,
+            kind,
+            input_bytes: AtomicUsize::new(0),
+        }
+    }
+
+    /// Room for the next capture of the inputs: the last size (plus a
+    /// little: sizes vary), at least 128 bytes and at most the payload
+    /// limit.
+    fn input_capacity(&self, limit: usize) -> usize {
+        let last = self.input_bytes.load(Ordering::Relaxed);
+        (last + last / 8).clamp(128, limit.max(128))
+    }
+
+    fn captured_input(&self, bytes: usize) {
+        if self.input_bytes.load(Ordering::Relaxed) != bytes {
+            self.input_bytes.store(bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 /// One running step, owned by the expansion. Dropping it before
@@ -97,13 +125,15 @@ impl Step {
         let cell = new_step_of(&span);
         if let Some(cell) = &cell {
             let shared = &cell.exec.shared;
+            let limit = shared.config.max_payload_bytes;
             let mut args = Inputs {
-                payload: Payload::with_capacity(512),
+                payload: Payload::with_capacity(site.input_capacity(limit)),
                 shared,
             };
             inputs(&mut args);
+            site.captured_input(args.payload.buf.len());
             let flags = args.payload.flags;
-            let input = args.payload.finish(shared.config.max_payload_bytes);
+            let input = args.payload.finish(limit);
             cell.begin(site.kind, input, flags);
         }
         Step {
