@@ -472,6 +472,31 @@ thread_local! {
     /// at once by `Step::start` (which would otherwise look it up through
     /// the dispatcher and the span's extensions).
     static NEW_STEP: Cell<Option<(Id, Arc<StepCell>)>> = const { Cell::new(None) };
+
+    /// The step whose span this thread is entering, for `on_enter` (which
+    /// would otherwise look it up in the span's extensions).
+    static ENTERING: Cell<Option<(Id, Arc<StepCell>)>> = const { Cell::new(None) };
+}
+
+/// Enters the span of a recorded step, handing its cell to `on_enter`.
+pub(crate) fn enter_step<'a>(
+    span: &'a tracing::Span,
+    cell: &Arc<StepCell>,
+) -> tracing::span::Entered<'a> {
+    let handed = span
+        .id()
+        .and_then(|id| {
+            ENTERING
+                .try_with(|slot| slot.set(Some((id, cell.clone()))))
+                .ok()
+        })
+        .is_some();
+    let entered = span.enter();
+    if handed {
+        // Not taken when the span's subscriber has no X-Ray layer.
+        let _ = ENTERING.try_with(Cell::take);
+    }
+    entered
 }
 
 /// An entry of [`CURRENT`].
@@ -785,11 +810,18 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else {
-            return;
-        };
-        let Some(state) = span.extensions().get::<SpanState>().cloned() else {
-            return;
+        let handed = ENTERING.try_with(Cell::take).ok().flatten();
+        let state = match handed {
+            Some((entering, cell)) if entering == *id => SpanState::Step(cell),
+            _ => {
+                let Some(span) = ctx.span(id) else {
+                    return;
+                };
+                let Some(state) = span.extensions().get::<SpanState>().cloned() else {
+                    return;
+                };
+                state
+            }
         };
         let entered = Entered {
             layer: self.identity(),

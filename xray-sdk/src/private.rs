@@ -91,9 +91,9 @@ impl StepSite {
 /// unwinding).
 #[must_use]
 pub struct Step {
-    /// Boxed so that an inert step is one null pointer: the expansion's
-    /// not-recording path then moves and checks a single word.
-    active: Option<Box<Active>>,
+    /// `None` when X-Ray is not active. (A synchronous step does not even
+    /// build one then: the expansion runs its body directly.)
+    active: Option<Active>,
 }
 
 struct Active {
@@ -137,7 +137,7 @@ impl Step {
             cell.begin(site.kind, input, flags);
         }
         Step {
-            active: Some(Box::new(Active { span, cell })),
+            active: Some(Active { span, cell }),
         }
     }
 
@@ -191,7 +191,10 @@ fn capture_output(cell: &StepCell, capture: impl FnOnce(&mut Output<'_>)) -> Ret
 
 impl Active {
     fn call<R>(&self, body: impl FnOnce() -> R) -> R {
-        let _entered = self.span.enter();
+        let _entered = match &self.cell {
+            Some(cell) => crate::layer::enter_step(&self.span, cell),
+            None => self.span.enter(),
+        };
         match catch_unwind(AssertUnwindSafe(body)) {
             Ok(value) => value,
             Err(payload) => {
@@ -221,7 +224,7 @@ impl Step {
     fn drop_unfinished(&mut self) {
         if let Some(Active {
             cell: Some(cell), ..
-        }) = self.active.as_deref()
+        }) = &self.active
         {
             // Reached only when `end` did not run: the body panicked (already
             // recorded with its message) or the future was dropped early.
