@@ -232,17 +232,30 @@ struct StepData {
     input: Option<String>,
     output: Option<String>,
     error: Option<String>,
-    /// Set by an ERROR event carrying an `error` field (`#[instrument(err)]`).
-    event_error: Option<String>,
     attributes: Vec<Attribute>,
     decisions: Vec<Decision>,
+    /// What fewer steps have, boxed so that a step without them (most) is
+    /// smaller while it waits in the queue.
+    extra: Option<Box<StepExtra>>,
+    flags: Flags,
+    panicked_on_exit: bool,
+    finished: bool,
+}
+
+#[derive(Default)]
+struct StepExtra {
+    /// Set by an ERROR event carrying an `error` field (`#[instrument(err)]`).
+    event_error: Option<String>,
     llm_usage: Vec<LlmUsage>,
     events: Vec<String>,
     events_dropped: usize,
     reasons: Vec<String>,
-    flags: Flags,
-    panicked_on_exit: bool,
-    finished: bool,
+}
+
+impl StepData {
+    fn extra(&mut self) -> &mut StepExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
 }
 
 impl StepCell {
@@ -274,27 +287,28 @@ impl StepCell {
         };
         let (output, error, attributes, decisions, llm_usage) = if phase == Phase::End {
             let mut attributes = std::mem::take(&mut data.attributes);
-            if !data.reasons.is_empty() {
-                attributes.push((Cow::Borrowed("reasons"), json_string_array(&data.reasons)));
+            let extra = data.extra.take().map(|e| *e).unwrap_or_default();
+            if !extra.reasons.is_empty() {
+                attributes.push((Cow::Borrowed("reasons"), json_string_array(&extra.reasons)));
             }
-            if !data.events.is_empty() {
+            if !extra.events.is_empty() {
                 attributes.push((
                     Cow::Borrowed("events"),
-                    format!("[{}]", data.events.join(",")),
+                    format!("[{}]", extra.events.join(",")),
                 ));
             }
-            if data.events_dropped > 0 {
+            if extra.events_dropped > 0 {
                 attributes.push((
                     Cow::Borrowed("events_dropped"),
-                    data.events_dropped.to_string(),
+                    extra.events_dropped.to_string(),
                 ));
             }
             (
                 data.output.take(),
-                data.error.take().or_else(|| data.event_error.take()),
+                data.error.take().or(extra.event_error),
                 attributes,
                 std::mem::take(&mut data.decisions),
-                std::mem::take(&mut data.llm_usage),
+                extra.llm_usage,
             )
         } else {
             (None, None, data.attributes.clone(), Vec::new(), Vec::new())
@@ -410,7 +424,11 @@ impl StepCell {
                     data.error.get_or_insert_with(|| "panicked".to_owned());
                     StepStatus::Panicked
                 }
-                None if data.error.is_some() || data.event_error.is_some() => StepStatus::Error,
+                None if data.error.is_some()
+                    || data.extra.as_ref().is_some_and(|e| e.event_error.is_some()) =>
+                {
+                    StepStatus::Error
+                }
                 None => StepStatus::Ok,
             };
             let exec = &self.exec;
@@ -566,11 +584,11 @@ impl StepCell {
     }
 
     pub fn reason(&self, text: String) {
-        self.with_data(|d| d.reasons.push(text));
+        self.with_data(|d| d.extra().reasons.push(text));
     }
 
     pub fn llm_usage(&self, usage: LlmUsage) {
-        self.with_data(|d| d.llm_usage.push(usage));
+        self.with_data(|d| d.extra().llm_usage.push(usage));
     }
 
     /// Adds an attribute; a secret key gets the redaction marker.
@@ -796,14 +814,15 @@ where
                 })
                 .flatten();
             cell.with_data(|d| {
-                if d.events.len() < MAX_EVENTS {
-                    d.events.push(text);
+                let extra = d.extra();
+                if extra.events.len() < MAX_EVENTS {
+                    extra.events.push(text);
                 } else {
-                    d.events_dropped += 1;
+                    extra.events_dropped += 1;
                 }
                 if let Some(e) = error {
                     let e = serde_json::from_str::<String>(&e).unwrap_or(e);
-                    d.event_error = Some(e);
+                    extra.event_error = Some(e);
                 }
             });
         });

@@ -57,9 +57,12 @@ pub struct StepSite {
     pub name: &'static str,
     /// The `kind = "…"` option.
     pub kind: Option<&'static str>,
-    /// Size of the inputs captured last: the next capture's buffer starts
-    /// with that much room, instead of growing to it by reallocations.
+    /// Sizes of the inputs and of the output captured last: the next
+    /// capture's buffer starts with that much room, instead of growing to
+    /// it by reallocations, or holding much more than it needs while it
+    /// waits in the queue.
     input_bytes: AtomicUsize,
+    output_bytes: AtomicUsize,
 }
 
 impl StepSite {
@@ -68,21 +71,22 @@ impl StepSite {
             name,
             kind,
             input_bytes: AtomicUsize::new(0),
+            output_bytes: AtomicUsize::new(0),
         }
     }
+}
 
-    /// Room for the next capture of the inputs: the last size (plus a
-    /// little: sizes vary), at least 128 bytes and at most the payload
-    /// limit.
-    fn input_capacity(&self, limit: usize) -> usize {
-        let last = self.input_bytes.load(Ordering::Relaxed);
-        (last + last / 8).clamp(128, limit.max(128))
-    }
+/// Room for the next capture after one of `last` bytes: that (plus a little:
+/// sizes vary), at least 16 bytes and at most the payload limit.
+fn next_capacity(last: &AtomicUsize, limit: usize) -> usize {
+    let last = last.load(Ordering::Relaxed);
+    (last + last / 8 + 2).clamp(16, limit.max(16))
+}
 
-    fn captured_input(&self, bytes: usize) {
-        if self.input_bytes.load(Ordering::Relaxed) != bytes {
-            self.input_bytes.store(bytes, Ordering::Relaxed);
-        }
+/// Remembers the size of a capture, for [`next_capacity`].
+fn remember_size(last: &AtomicUsize, bytes: usize) {
+    if last.load(Ordering::Relaxed) != bytes {
+        last.store(bytes, Ordering::Relaxed);
     }
 }
 
@@ -99,6 +103,7 @@ pub struct Step {
 struct Active {
     span: tracing::Span,
     cell: Option<Arc<StepCell>>,
+    site: &'static StepSite,
 }
 
 impl Step {
@@ -127,17 +132,17 @@ impl Step {
             let shared = &cell.exec.shared;
             let limit = shared.config.max_payload_bytes;
             let mut args = Inputs {
-                payload: Payload::with_capacity(site.input_capacity(limit)),
+                payload: Payload::with_capacity(next_capacity(&site.input_bytes, limit)),
                 shared,
             };
             inputs(&mut args);
-            site.captured_input(args.payload.buf.len());
+            remember_size(&site.input_bytes, args.payload.buf.len());
             let flags = args.payload.flags;
             let input = args.payload.finish(limit);
             cell.begin(site.kind, input, flags);
         }
         Step {
-            active: Some(Active { span, cell }),
+            active: Some(Active { span, cell, site }),
         }
     }
 
@@ -164,7 +169,7 @@ impl Step {
     pub fn end_with(mut self, capture: impl FnOnce(&mut Output<'_>)) {
         if let Some(active) = self.active.take() {
             if let Some(cell) = &active.cell {
-                cell.returned(capture_output(cell, capture));
+                cell.returned(capture_output(cell, active.site, capture));
             }
         }
     }
@@ -173,17 +178,23 @@ impl Step {
 // Kept out of line so that the expansion's not-recording path stays a few
 // instructions with a small stack frame.
 #[inline(never)]
-fn capture_output(cell: &StepCell, capture: impl FnOnce(&mut Output<'_>)) -> Returned {
+fn capture_output(
+    cell: &StepCell,
+    site: &StepSite,
+    capture: impl FnOnce(&mut Output<'_>),
+) -> Returned {
     let shared = &cell.exec.shared;
+    let limit = shared.config.max_payload_bytes;
     let mut out = Output {
-        payload: Payload::with_capacity(128),
+        payload: Payload::with_capacity(next_capacity(&site.output_bytes, limit)),
         error: None,
         shared,
     };
     capture(&mut out);
+    remember_size(&site.output_bytes, out.payload.buf.len());
     let flags = out.payload.flags;
     Returned {
-        output: out.payload.finish(shared.config.max_payload_bytes),
+        output: out.payload.finish(limit),
         error: out.error,
         flags,
     }
