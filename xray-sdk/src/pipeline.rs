@@ -187,8 +187,8 @@ impl Shared {
             Err(TrySendError::Disconnected(_)) => true,
             Err(TrySendError::Full(message)) => {
                 // The writer may be asleep with a full queue (a queue smaller
-                // than a batch, or a burst): get it going either way.
-                self.wake.wake();
+                // than a batch, or a burst): get it going.
+                self.wake.wake_if_sleeping();
                 match self.config.when_full {
                     WhenFull::Drop => true,
                     WhenFull::Block => self

@@ -177,8 +177,8 @@ impl Record {
 pub(crate) enum Row {
     StepStart(Arc<StepCell>),
     ExecutionStart(Arc<ExecCell>),
-    Step(Box<StepRecord>),
-    Execution(Box<ExecutionRecord>),
+    Step(StepRecord),
+    Execution(ExecutionRecord),
 }
 
 impl Row {
@@ -187,15 +187,15 @@ impl Row {
     pub fn take(record: Record) -> Row {
         match record {
             Record::StepStart(cell) => match cell.queue.take() {
-                Taken::StartWithEnd => Row::Step(Box::new(cell.end_record())),
+                Taken::StartWithEnd => Row::Step(cell.end_record()),
                 Taken::Start => Row::StepStart(cell),
             },
-            Record::StepEnd(cell) => Row::Step(Box::new(cell.end_record())),
+            Record::StepEnd(cell) => Row::Step(cell.end_record()),
             Record::ExecutionStart(cell) => match cell.queue.take() {
-                Taken::StartWithEnd => Row::Execution(Box::new(cell.end_record())),
+                Taken::StartWithEnd => Row::Execution(cell.end_record()),
                 Taken::Start => Row::ExecutionStart(cell),
             },
-            Record::ExecutionEnd(cell) => Row::Execution(Box::new(cell.end_record())),
+            Record::ExecutionEnd(cell) => Row::Execution(cell.end_record()),
         }
     }
 

@@ -437,12 +437,15 @@ fn insert_step(
         .to_string()
     });
     let ended_at = s.duration_us.map(|d| s.started_at_us + d);
+    let (mut id, mut execution_id, mut parent_id) = ([0; 36], [0; 36], [0; 36]);
     insert.execute(params![
         "step",
         s.phase.as_str(),
-        s.id.hyphenated().to_string(),
-        s.execution_id.hyphenated().to_string(),
-        s.parent_id.map(|p| p.hyphenated().to_string()),
+        &*s.id.hyphenated().encode_lower(&mut id),
+        &*s.execution_id.hyphenated().encode_lower(&mut execution_id),
+        s.parent_id
+            .as_ref()
+            .map(|p| &*p.hyphenated().encode_lower(&mut parent_id)),
         &*s.project,
         &*s.name,
         s.kind,
@@ -469,7 +472,8 @@ fn insert_execution(
     pid: i64,
     written_at: i64,
 ) -> rusqlite::Result<usize> {
-    let id = e.id.hyphenated().to_string();
+    let mut buf = [0; 36];
+    let id = &*e.id.hyphenated().encode_lower(&mut buf);
     let metadata = attributes_json(&e.metadata, &crate::capture::Flags::default());
     insert.execute(params![
         "execution",
