@@ -725,7 +725,9 @@ where
                 .skip(1)
                 .find_map(|ancestor| ancestor.extensions().get::<SpanState>().cloned())
         });
-        let state = match (role(meta), inherited) {
+        let role = role(meta);
+        let is_macro_step = matches!(role, SpanRole::Step);
+        let state = match (role, inherited) {
             (SpanRole::Execution, _) => {
                 if shared.sample() {
                     let mut name = ExecutionName(None);
@@ -767,7 +769,7 @@ where
             }
             (SpanRole::Plain, None) => return,
         };
-        if let (SpanRole::Step, SpanState::Step(cell)) = (role(meta), &state) {
+        if let (true, SpanState::Step(cell)) = (is_macro_step, &state) {
             let _ = NEW_STEP.try_with(|stash| stash.set(Some((id.clone(), cell.clone()))));
         }
         span.extensions_mut().insert(state);

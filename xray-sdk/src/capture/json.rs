@@ -759,8 +759,8 @@ impl<'b, 'a> Ser<'b, 'a> {
     fn compound(
         self,
         open_variant: Option<&'static str>,
-        open: &'static str,
-        close: &'static str,
+        open: char,
+        close: char,
     ) -> Result<Compound<'b, 'a>, Error> {
         let Some(depth) = self.st.enter(self.depth)? else {
             return Ok(Compound {
@@ -768,7 +768,8 @@ impl<'b, 'a> Ser<'b, 'a> {
                 depth: self.depth,
                 first: true,
                 skip: true,
-                close: "",
+                close,
+                in_variant: false,
                 redact_value: false,
             });
         };
@@ -777,13 +778,17 @@ impl<'b, 'a> Ser<'b, 'a> {
             self.st.write_str_literal(variant)?;
             self.st.push(":")?;
         }
-        self.st.push(open)?;
+        if self.st.out.len() >= self.st.limit {
+            return Err(self.st.overflowed());
+        }
+        self.st.out.push(open);
         Ok(Compound {
             st: self.st,
             depth,
             first: true,
             skip: false,
             close,
+            in_variant: open_variant.is_some(),
             redact_value: false,
         })
     }
@@ -932,11 +937,11 @@ impl<'b, 'a> ser::Serializer for Ser<'b, 'a> {
     }
 
     fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, "[", "]")
+        self.compound(None, '[', ']')
     }
 
     fn serialize_tuple(self, _len: usize) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, "[", "]")
+        self.compound(None, '[', ']')
     }
 
     fn serialize_tuple_struct(
@@ -944,7 +949,7 @@ impl<'b, 'a> ser::Serializer for Ser<'b, 'a> {
         _name: &'static str,
         _len: usize,
     ) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, "[", "]")
+        self.compound(None, '[', ']')
     }
 
     fn serialize_tuple_variant(
@@ -954,15 +959,15 @@ impl<'b, 'a> ser::Serializer for Ser<'b, 'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(Some(variant), "[", "]}")
+        self.compound(Some(variant), '[', ']')
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, "{", "}")
+        self.compound(None, '{', '}')
     }
 
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, "{", "}")
+        self.compound(None, '{', '}')
     }
 
     fn serialize_struct_variant(
@@ -972,7 +977,7 @@ impl<'b, 'a> ser::Serializer for Ser<'b, 'a> {
         variant: &'static str,
         _len: usize,
     ) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(Some(variant), "{", "}}")
+        self.compound(Some(variant), '{', '}')
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Error> {
@@ -1020,7 +1025,9 @@ struct Compound<'b, 'a> {
     depth: usize,
     first: bool,
     skip: bool,
-    close: &'static str,
+    /// The closing bracket, followed by `}` for an enum variant's content.
+    close: char,
+    in_variant: bool,
     /// The key just written is a secret: write the next value as redacted.
     redact_value: bool,
 }
@@ -1059,7 +1066,10 @@ impl Compound<'_, '_> {
 
     fn finish(self) -> Result<(), Error> {
         if !self.skip {
-            self.st.out.push_str(self.close);
+            self.st.out.push(self.close);
+            if self.in_variant {
+                self.st.out.push('}');
+            }
         }
         Ok(())
     }
