@@ -196,9 +196,11 @@ fn gen_function(args: &StepArgs, function: StepFn, bindings: &[Ident]) -> TokenS
         gen_future_returning_body(args, block)
     } else if returns_never(&sig.output) {
         gen_diverging_body(block)
-    } else if mentions_impl_trait(&sig.output) {
+    } else if mentions_impl_trait(&sig.output) || defines_items_that_must_be_unique(&block) {
         // Two copies of the body would return two different opaque types
-        // (a closure in `impl Iterator` differs from its copy): one body.
+        // (a closure in `impl Iterator` differs from its copy), or would
+        // hold two copies of a `static` (two counters, two caches) or of an
+        // `impl` of an outer type (a compile error): one body.
         gen_sync_body(args, &sig.output, block)
     } else {
         // A plain synchronous function: when X-Ray is not active it runs
@@ -456,6 +458,42 @@ fn returns_never(output: &ReturnType) -> bool {
     matches!(output, ReturnType::Type(_, ty) if matches!(**ty, Type::Never(_)))
 }
 
+/// Whether the body declares, at any depth, something that must exist once:
+/// a `static`, an `impl` block, an `extern` block, or anything an item macro
+/// may expand to (`thread_local!`, `lazy_static!`, any `name! { … }`).
+/// Compiling such a body twice would change what it means, so it is
+/// compiled once (see [`gen_function`]).
+fn defines_items_that_must_be_unique(block: &Block) -> bool {
+    use syn::visit::Visit;
+
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_item(&mut self, item: &'ast syn::Item) {
+            match item {
+                syn::Item::Static(_)
+                | syn::Item::Impl(_)
+                | syn::Item::ForeignMod(_)
+                | syn::Item::Macro(_)
+                | syn::Item::Verbatim(_) => self.0 = true,
+                _ => syn::visit::visit_item(self, item),
+            }
+        }
+
+        fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+            let item_like = matches!(mac.delimiter, syn::MacroDelimiter::Brace(_))
+                || mac.path.segments.last().is_some_and(|segment| {
+                    segment.ident == "thread_local" || segment.ident == "lazy_static"
+                });
+            if item_like {
+                self.0 = true;
+            }
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_block(block);
+    finder.0
+}
+
 /// Whether `impl Trait` appears anywhere in the declared return type
 /// (`impl Iterator<…>`, `Result<impl Display, E>`, …).
 fn mentions_impl_trait(output: &ReturnType) -> bool {
@@ -545,6 +583,47 @@ mod tests {
         assert!(!returns(quote!(
             fn f() {}
         )));
+    }
+
+    #[test]
+    fn bodies_with_items_that_must_be_unique_are_found_at_any_depth() {
+        let finds = |tokens: TokenStream| {
+            defines_items_that_must_be_unique(&syn::parse2::<Block>(tokens).expect("a block"))
+        };
+        assert!(finds(quote!({
+            static COUNT: AtomicU32 = AtomicU32::new(0);
+        })));
+        assert!(finds(quote!({
+            if x {
+                let f = || {
+                    static C: u8 = 0;
+                };
+            }
+        })));
+        assert!(finds(quote!({
+            impl Display for Local {}
+        })));
+        assert!(finds(quote!({
+            thread_local! { static X: Cell<u8> = Cell::new(0); }
+        })));
+        assert!(finds(quote!({
+            std::thread_local!(static X: u8 = 0);
+        })));
+        assert!(finds(quote!({
+            let v = {
+                my_items! { a }
+            };
+        })));
+        assert!(!finds(quote!({
+            use std::fmt::Write;
+            const LIMIT: usize = 3;
+            fn helper() {}
+            struct Local;
+            println!("{}", x);
+            tracing::info!(n = 1, "message");
+            let v = vec![1, 2];
+            v.len()
+        })));
     }
 
     #[test]

@@ -31,7 +31,13 @@
 //!
 //! When X-Ray is not initialised, a step costs one atomic load: nothing is
 //! captured and no span is created. The function's behaviour and result are
-//! never changed.
+//! never changed. (To make that load all it costs, the body of a synchronous
+//! step is compiled twice, once for each case, so that the recording path's
+//! stack frame is not paid for without X-Ray. A body declaring something
+//! that must exist once — a `static`, a `thread_local!`, an `impl`, any
+//! `name! { … }` item macro — or returning `impl Trait` is compiled once;
+//! a `static` hidden in a statement macro invoked with parentheses would
+//! exist once per case.)
 //!
 //! ```ignore
 //! #[xray::step]
