@@ -19,8 +19,8 @@
 //! - `drop --sustained R [--factor F] [--seconds S] [--threads T]`: default
 //!   `drop` policy, producers paced to F × R steps/s (default F = 2) for S
 //!   seconds (default 5); captured, dropped, drop rate.
-//! - `memory [--steps N] [--threads T] [--record-bytes B]`: N steps under `WhenFull::Block`,
-//!   default queue capacity, sampling VmRSS / VmHWM; then counts the step
+//! - `memory [--steps N] [--threads T] [--record-bytes B] [--queue Q]`: N steps under
+//!   `WhenFull::Block`, queue capacity Q (default 65 536, the SDK's default), sampling VmRSS / VmHWM; then counts the step
 //!   ends in the outbox. The bound is (queue capacity + writer batch) × B
 //!   (default 530, measured by `record-size`) + 8 MiB.
 //!
@@ -116,6 +116,7 @@ struct Opts {
     dir: Option<PathBuf>,
     xray_first: bool,
     record_bytes: f64,
+    queue: u64,
 }
 
 fn parse() -> Opts {
@@ -131,6 +132,7 @@ fn parse() -> Opts {
         dir: None,
         xray_first: false,
         record_bytes: 530.0,
+        queue: DEFAULT_QUEUE_CAPACITY,
     };
     while let Some(a) = args.next() {
         let mut v = || {
@@ -150,6 +152,7 @@ fn parse() -> Opts {
             "--record-bytes" => {
                 o.record_bytes = v().parse().unwrap_or_else(|_| usage("bad --record-bytes"))
             }
+            "--queue" => o.queue = v().parse().unwrap_or_else(|_| usage("bad --queue")),
             other => usage(&format!("unknown option {other}")),
         }
     }
@@ -260,10 +263,11 @@ fn executions_per_thread(n: u64, threads: usize) -> u64 {
     n.div_ceil(STEPS_PER_EXECUTION).div_ceil(threads as u64)
 }
 
-fn install(outbox: &Path, when_full: xray::WhenFull) -> xray::Guard {
+fn install(outbox: &Path, when_full: xray::WhenFull, queue: u64) -> xray::Guard {
     let (layer, guard) = xray::Config::default()
         .outbox(outbox)
         .when_full(when_full)
+        .queue_capacity(queue as usize)
         .build()
         .expect("build X-Ray");
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
@@ -521,7 +525,7 @@ fn sustained(o: &Opts, dir: &Path) {
         bare_result = Some(run_bare());
     }
     let outbox = dir.join("outbox.db");
-    let guard = install(&outbox, xray::WhenFull::Block);
+    let guard = install(&outbox, xray::WhenFull::Block, o.queue);
     let c = cpu();
     let start = Instant::now();
     let produced = produce_xray(o.threads, executions, None);
@@ -598,7 +602,7 @@ fn drop_rate(o: &Opts, dir: &Path) {
     let executions = executions_per_thread(total, o.threads);
     let steps = executions * STEPS_PER_EXECUTION * o.threads as u64;
     let outbox = dir.join("outbox.db");
-    let guard = install(&outbox, xray::WhenFull::Drop);
+    let guard = install(&outbox, xray::WhenFull::Drop, o.queue);
     let c = cpu();
     let produced = produce_xray(o.threads, executions, Some(target / o.threads as f64));
     let offered = steps as f64 / produced.as_secs_f64();
@@ -703,7 +707,7 @@ fn memory(o: &Opts, dir: &Path) {
     let steps = executions * STEPS_PER_EXECUTION * o.threads as u64;
     let outbox = dir.join("outbox.db");
     let (rss_start, _) = rss_kib();
-    let guard = install(&outbox, xray::WhenFull::Block);
+    let guard = install(&outbox, xray::WhenFull::Block, o.queue);
     // One warm-up execution per thread's worth of code paths, then settle.
     xray::execution("warmup").run(|| {
         black_box(score_offer(&offers(99)[0]));
@@ -752,12 +756,13 @@ fn memory(o: &Opts, dir: &Path) {
     // Record size as measured by the `record-size` mode (`--record-bytes`);
     // the worst case holds a full queue plus the batch the writer works on.
     let record = o.record_bytes;
-    let worst = (DEFAULT_QUEUE_CAPACITY + WRITER_BATCH) as f64 * record / 1024.0; // KiB
+    let queue = o.queue;
+    let worst = (queue + WRITER_BATCH) as f64 * record / 1024.0; // KiB
     let bound = worst + (MEMORY_CONSTANT_MIB * 1024) as f64;
     let growth = peak.saturating_sub(rss_base);
 
     println!(
-        "== memory: {steps} steps, {} thread(s), WhenFull::Block, queue capacity {DEFAULT_QUEUE_CAPACITY} records, nothing shipping ==",
+        "== memory: {steps} steps, {} thread(s), WhenFull::Block, queue capacity {queue} records, nothing shipping ==",
         o.threads
     );
     println!("| point | VmRSS MiB |");
@@ -782,7 +787,7 @@ fn memory(o: &Opts, dir: &Path) {
         mib(peak)
     );
     println!(
-        "  peak - baseline = {:.1} MiB; worst case held = ({DEFAULT_QUEUE_CAPACITY} queue + {WRITER_BATCH} batch) x {record:.0} B = {:.1} MiB; bound = that + {MEMORY_CONSTANT_MIB} MiB = {:.1} MiB -> {}",
+        "  peak - baseline = {:.1} MiB; worst case held = ({queue} queue + {WRITER_BATCH} batch) x {record:.0} B = {:.1} MiB; bound = that + {MEMORY_CONSTANT_MIB} MiB = {:.1} MiB -> {}",
         mib(growth),
         mib(worst as u64),
         mib(bound as u64),
