@@ -4,14 +4,18 @@
 //! The expansion of a step is, in outline:
 //!
 //! ```text
-//! let __xray_step = if is_active() { Step::start(&SITE, span!(..), |inputs| ..) } else { Step::inert() };
+//! let __xray_step = if is_active() { Step::start(&SITE, || span!(..), |inputs| ..) } else { Step::inert() };
 //! let __xray_ret = __xray_step.call(move || { <body> });          // or call_async(..).await
 //! __xray_step.end_with(|out| <capture __xray_ret>);
 //! __xray_ret
 //! ```
 //!
-//! When X-Ray is not active the whole thing is one relaxed atomic load and a
-//! few branches on `None`: nothing is serialized and no span is created.
+//! A synchronous step wraps that in `if is_active() { return out_of_line(move || { … }) }`
+//! followed by the plain body, so that without X-Ray it runs its body after
+//! one relaxed atomic load and nothing else (see `gen_function` in
+//! `xray-macros`). Otherwise, when X-Ray is not active, the whole thing is
+//! that load and a few branches on `None`: nothing is serialized and no span
+//! is created.
 //!
 //! Values are captured with *autoref specialization*: for
 //! `(&&&Capture(&v)).xray_capture(sink)` the compiler picks the

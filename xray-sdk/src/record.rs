@@ -1,10 +1,12 @@
 //! The records the capture side hands to the outbox writer.
 //!
-//! A step or an execution produces a `Start` record when it begins (so a
-//! process killed mid-run leaves it visible as `running`) and an `End`
-//! record when it finishes. The `End` record is self-sufficient: it repeats
-//! everything the `Start` record said, so a reader may merge the two by id,
-//! and the writer may skip a `Start` whose `End` is in the same batch.
+//! A step or an execution queues a `Start` record when it begins (so a
+//! process killed mid-run leaves it visible as `running`), and its end when
+//! it finishes: on that same record if the writer has not taken it yet (the
+//! common case: see [`QueueSlot`]), else as an `End` record of its own. The
+//! end row is self-sufficient: it repeats everything the start row said, so
+//! a reader may merge the two by id, and the writer writes no start row for
+//! a step whose end it already has.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};

@@ -69,10 +69,21 @@ fn eight_threads_many_executions_exact_counts() {
     // show in another's row.
     for s in &steps {
         let output = s.output.as_ref().unwrap().as_u64().unwrap();
-        let decisions = s.decisions.as_ref().expect("one decision").as_array().unwrap();
+        let decisions = s
+            .decisions
+            .as_ref()
+            .expect("one decision")
+            .as_array()
+            .unwrap();
         assert_eq!(decisions.len(), 1, "{s:?}");
-        assert_eq!(decisions[0]["candidate_id"], (output % 1_000_000).to_string());
-        assert_eq!(s.input.as_ref().unwrap()["i"].as_u64().unwrap(), output % 1_000_000);
+        assert_eq!(
+            decisions[0]["candidate_id"],
+            (output % 1_000_000).to_string()
+        );
+        assert_eq!(
+            s.input.as_ref().unwrap()["i"].as_u64().unwrap(),
+            output % 1_000_000
+        );
     }
     let execs = support::executions(&path);
     assert_eq!(execs.len(), 2000);
