@@ -95,7 +95,7 @@ fn remember_size(last: &AtomicUsize, bytes: usize) {
 }
 
 /// One running step, owned by the expansion. Dropping it before
-/// [`Step::end`] records the step as cancelled (or panicked, if the thread is
+/// [`Step::end_with`] records the step as cancelled (or panicked, if the thread is
 /// unwinding).
 #[must_use]
 pub struct Step {
