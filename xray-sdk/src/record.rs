@@ -266,14 +266,24 @@ pub(crate) fn start_time() -> (Instant, i64) {
     let clock = &*CLOCK;
     let now = Instant::now();
     let since_base = now.saturating_duration_since(clock.base).as_micros() as i64;
+    if since_base - clock.synced_at_us.load(Ordering::Relaxed) > MAX_SYNC_AGE_US {
+        // Nothing resynced for a while (the writer was idle): the wall clock
+        // may have been stepped meanwhile. At most once per period.
+        clock.resync_at(since_base);
+    }
     (now, clock.offset_us.load(Ordering::Relaxed) + since_base)
 }
 
 /// Re-reads the wall clock, so that [`start_time`] follows it when it is
-/// stepped or slewed. The outbox writer calls it for every batch.
+/// stepped or slewed. The outbox writer calls it for every batch, and
+/// [`start_time`] itself when that was more than [`MAX_SYNC_AGE_US`] ago.
 pub(crate) fn resync_clock() {
-    CLOCK.resync();
+    let clock = &*CLOCK;
+    clock.resync_at(clock.base.elapsed().as_micros() as i64);
 }
+
+/// Longest a derived start time goes without the wall clock being re-read.
+const MAX_SYNC_AGE_US: i64 = 1_000_000;
 
 /// The monotonic clock, with the offset that turns it into wall-clock time.
 /// A step's start needs both; reading one clock and deriving the other saves
@@ -282,11 +292,14 @@ struct Clock {
     base: Instant,
     /// Wall-clock microseconds at `base`, as of the last resync.
     offset_us: AtomicI64,
+    /// When the last resync was, in microseconds since `base`.
+    synced_at_us: AtomicI64,
 }
 
 impl Clock {
-    fn resync(&self) {
-        let since_base = self.base.elapsed().as_micros() as i64;
+    /// Resyncs; `since_base` is the monotonic time of the call.
+    fn resync_at(&self, since_base: i64) {
+        self.synced_at_us.store(since_base, Ordering::Relaxed);
         self.offset_us
             .store(now_us() - since_base, Ordering::Relaxed);
     }
@@ -296,8 +309,9 @@ static CLOCK: LazyLock<Clock> = LazyLock::new(|| {
     let clock = Clock {
         base: Instant::now(),
         offset_us: AtomicI64::new(0),
+        synced_at_us: AtomicI64::new(0),
     };
-    clock.resync();
+    clock.resync_at(0);
     clock
 });
 
