@@ -13,7 +13,7 @@ use serde::Serialize;
 use tracing_subscriber::layer::SubscriberExt;
 use xray_collector::query::{ExecutionFilter, QueryStore};
 use xray_collector::render::{self, Style};
-use xray_collector::ship::{Metrics, ShipConfig, Shipper};
+use xray_collector::ship::{ShipConfig, Shipper};
 use xray_collector::store::AnyStore;
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,13 +108,9 @@ fn capture(outbox: &Path) -> Vec<String> {
 async fn ship(store: Arc<AnyStore>, outbox: &Path) {
     let config = ShipConfig {
         outboxes: vec![outbox.to_path_buf()],
-        once: true,
         ..ShipConfig::default()
     };
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let summary = Shipper::new(store, config, Arc::new(Metrics::default()))
-        .run(stopped)
-        .await;
+    let summary = Shipper::ship_once(store, config).await;
     assert_eq!(summary.dead_letters, 0);
 }
 

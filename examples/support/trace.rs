@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use xray_collector::query::QueryStore;
 use xray_collector::render::{self, Style};
-use xray_collector::ship::{Metrics, ShipConfig, Shipper};
+use xray_collector::ship::{ShipConfig, Shipper};
 use xray_collector::store::AnyStore;
 
 /// The outbox the SDK wrote (`XRAY_OUTBOX`, default `.xray/outbox.db`).
@@ -36,11 +36,9 @@ pub fn ship_and_show(
         store.migrate_up().await?;
         let config = ShipConfig {
             outboxes: vec![outbox_path()],
-            once: true,
             ..ShipConfig::default()
         };
-        let (_stop, stopped) = tokio::sync::watch::channel(false);
-        let summary = Shipper::new(store.clone(), config, Arc::new(Metrics::default())).run(stopped).await;
+        let summary = Shipper::ship_once(store.clone(), config).await;
         println!(
             "shipped {} outbox rows into {} ({} dead-lettered)\n",
             summary.rows,

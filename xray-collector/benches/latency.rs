@@ -242,13 +242,10 @@ fn ship_once(rt: &tokio::runtime::Runtime, store: AnyStore, outbox: &Path) -> (D
     rt.block_on(store.migrate_up()).unwrap();
     let config = ShipConfig {
         outboxes: vec![outbox.to_path_buf()],
-        once: true,
         ..ShipConfig::default()
     };
-    let shipper = Shipper::new(Arc::new(store), config, Arc::new(Metrics::default()));
-    let (_tx, rx) = watch::channel(false);
     let t = Instant::now();
-    let summary = rt.block_on(shipper.run(rx));
+    let summary = rt.block_on(Shipper::ship_once(Arc::new(store), config));
     let took = t.elapsed();
     assert_eq!(summary.dead_letters, 0);
     (took, summary.batches)

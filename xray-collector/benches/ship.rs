@@ -17,9 +17,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
-use xray_collector::ship::{Metrics, ShipConfig, Shipper};
+use xray_collector::ship::{ShipConfig, Shipper};
 use xray_collector::store::postgres::PostgresStore;
 
 #[xray::step]
@@ -122,13 +121,10 @@ fn main() {
     // The collector's shipper: read, parse, upsert, delete.
     let config = ShipConfig {
         outboxes: vec![outbox.clone()],
-        once: true,
         ..ShipConfig::default()
     };
-    let shipper = Shipper::new(Arc::new(store), config, Arc::new(Metrics::default()));
-    let (_tx, rx) = watch::channel(false);
     let t = Instant::now();
-    let summary = rt.block_on(shipper.run(rx));
+    let summary = rt.block_on(Shipper::ship_once(Arc::new(store), config));
     let ship_time = t.elapsed();
     // psql \copy of the same rows into tables of the same shape: with the
     // same foreign key to the (now shipped) execution as xray.steps, and,

@@ -7,7 +7,8 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::pg::{self, TestDb};
+use support::pg;
+use support::records::{migrated_postgres, new_id};
 use tokio_postgres::Client;
 use uuid::Uuid;
 use xray_collector::migrate::MigrateError;
@@ -16,10 +17,6 @@ use xray_collector::store::postgres::{classify, redact_url, PostgresStore, MIGRA
 use xray_collector::store::{DeadLetter, Store, StoreError};
 
 const T0: i64 = 1_700_000_000_123_456;
-
-fn new_id() -> Uuid {
-    Uuid::from_u128(fastrand::u128(..))
-}
 
 fn execution(id: Uuid, status: &str, seq: i64) -> ExecutionRow {
     let ended = status != "running";
@@ -84,14 +81,6 @@ fn step(id: Uuid, execution_id: Uuid, status: &str, seq: i64) -> StepRow {
             vec![]
         },
     }
-}
-
-/// A migrated, empty database and a store connected to it.
-async fn migrated() -> (TestDb, PostgresStore) {
-    let db = pg::fresh_database().await;
-    let store = PostgresStore::connect(&db.url).await.expect("connect");
-    store.migrate_up().await.expect("migrate up");
-    (db, store)
 }
 
 /// Every row of every X-Ray table, minus `updated_at`, in a fixed order.
@@ -209,7 +198,7 @@ async fn migrations_go_up_down_and_up_again_twice_leaving_nothing_behind_when_do
 
 #[tokio::test]
 async fn migrate_down_keeps_the_schema_when_something_else_lives_in_it() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     let client = db.client().await;
     client
         .batch_execute("CREATE TABLE xray.users_own (x int)")
@@ -239,7 +228,7 @@ async fn migrate_status_lists_every_known_migration_and_whether_it_is_applied() 
 
 #[tokio::test]
 async fn a_schema_newer_than_the_binary_is_refused() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     db.client()
         .await
         .batch_execute("INSERT INTO xray.schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')")
@@ -273,7 +262,7 @@ async fn a_schema_newer_than_the_binary_is_refused() {
 
 #[tokio::test]
 async fn a_migration_edited_after_it_was_applied_is_refused() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     db.client()
         .await
         .batch_execute(
@@ -310,7 +299,7 @@ async fn two_collectors_migrating_at_once_both_succeed_and_apply_each_version_on
 
 #[tokio::test]
 async fn writing_the_same_batch_twice_changes_nothing() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     let client = db.client().await;
     let e = new_id();
     let (s1, s2) = (new_id(), new_id());
@@ -343,7 +332,7 @@ async fn writing_the_same_batch_twice_changes_nothing() {
 
 #[tokio::test]
 async fn a_start_arriving_after_the_end_does_not_regress_the_row() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     let (e, s) = (new_id(), new_id());
     store
         .write(&[
@@ -381,7 +370,7 @@ async fn a_start_arriving_after_the_end_does_not_regress_the_row() {
 
 #[tokio::test]
 async fn a_step_whose_execution_never_arrived_gets_a_placeholder_that_the_execution_fills_later() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     let client = db.client().await;
     let (e, s) = (new_id(), new_id());
     store
@@ -442,7 +431,7 @@ async fn a_step_whose_execution_never_arrived_gets_a_placeholder_that_the_execut
 
 #[tokio::test]
 async fn a_nul_character_in_json_is_rejected_not_retried_and_the_store_keeps_working() {
-    let (_db, store) = migrated().await;
+    let (_db, store) = migrated_postgres().await;
     let (e, s) = (new_id(), new_id());
     let mut poison = step(s, e, "ok", 1);
     poison.input = Some(json!({"text": "before\u{0}after"}));
@@ -480,7 +469,7 @@ async fn a_nul_character_in_json_is_rejected_not_retried_and_the_store_keeps_wor
 
 #[tokio::test]
 async fn dead_letters_are_stored_once_even_with_nul_characters() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     let client = db.client().await;
     let letters = vec![
         DeadLetter {
@@ -508,7 +497,7 @@ async fn dead_letters_are_stored_once_even_with_nul_characters() {
 
 #[tokio::test]
 async fn deleting_an_execution_removes_its_steps_decisions_and_llm_usage() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     let client = db.client().await;
     let (e, other) = (new_id(), new_id());
     store
@@ -535,7 +524,7 @@ async fn deleting_an_execution_removes_its_steps_decisions_and_llm_usage() {
 
 #[tokio::test]
 async fn full_text_search_finds_a_step_by_a_word_in_its_output() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     let client = db.client().await;
     let e = new_id();
     let (hit, miss) = (new_id(), new_id());
@@ -575,7 +564,7 @@ async fn full_text_search_finds_a_step_by_a_word_in_its_output() {
 
 #[tokio::test]
 async fn a_large_batch_is_written_in_one_go() {
-    let (_db, store) = migrated().await;
+    let (_db, store) = migrated_postgres().await;
     let executions: Vec<Uuid> = (0..50).map(|_| new_id()).collect();
     let mut batch = Vec::new();
     for (i, e) in executions.iter().enumerate() {
@@ -654,7 +643,7 @@ async fn writing_before_migrating_is_a_schema_error_not_a_rejection() {
 
 #[tokio::test]
 async fn the_store_reconnects_after_its_connection_is_killed() {
-    let (db, store) = migrated().await;
+    let (db, store) = migrated_postgres().await;
     let admin = db.client().await;
     let e = new_id();
     store

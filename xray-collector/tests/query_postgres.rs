@@ -5,23 +5,16 @@
 mod support;
 
 use serde_json::json;
-use support::pg::{self, TestDb};
+use support::pg;
+use support::records::{filter, ids, migrated_postgres, usage};
 use uuid::Uuid;
-use xray_collector::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
-use xray_collector::query::{ExecutionFilter, ExecutionSummary, QueryStore};
+use xray_collector::model::{Decision, ExecutionRow, ShipRecord, StepRow};
+use xray_collector::query::{ExecutionFilter, QueryStore};
 use xray_collector::store::postgres::PostgresStore;
 use xray_collector::store::{Store, StoreError};
 
 const T0: i64 = 1_700_000_000_123_456;
 const MS: i64 = 1_000;
-
-/// A migrated, empty database and a store connected to it.
-async fn migrated() -> (TestDb, PostgresStore) {
-    let db = pg::fresh_database().await;
-    let store = PostgresStore::connect(&db.url).await.expect("connect");
-    store.migrate_up().await.expect("migrate up");
-    (db, store)
-}
 
 fn id(n: u128) -> Uuid {
     Uuid::from_u128(n)
@@ -76,28 +69,9 @@ fn decided(candidate: &str, accepted: Option<bool>, reason: &str) -> Decision {
     }
 }
 
-fn usage(model: &str, prompt_tokens: i64, completion_tokens: i64) -> LlmUsage {
-    LlmUsage {
-        model: model.into(),
-        prompt_tokens,
-        completion_tokens,
-    }
-}
-
-fn filter(limit: usize) -> ExecutionFilter {
-    ExecutionFilter {
-        limit,
-        ..ExecutionFilter::default()
-    }
-}
-
-fn ids(rows: &[ExecutionSummary]) -> Vec<Uuid> {
-    rows.iter().map(|e| e.id).collect()
-}
-
 #[tokio::test]
 async fn pages_are_newest_first_without_overlap_and_stable_under_inserts() {
-    let (_db, store) = migrated().await;
+    let (_db, store) = migrated_postgres().await;
     // 25 executions; pairs share a start time, so the id breaks the tie.
     let records: Vec<ShipRecord> = (1..=25u128)
         .map(|n| execution(id(n), "shop", "pick", "ok", T0 + (n as i64 / 2) * MS))
@@ -159,7 +133,7 @@ async fn pages_are_newest_first_without_overlap_and_stable_under_inserts() {
 
 #[tokio::test]
 async fn filters_select_project_name_status_and_time_range() {
-    let (_db, store) = migrated().await;
+    let (_db, store) = migrated_postgres().await;
     store
         .write(&[
             execution(id(1), "shop", "pick", "ok", T0),
@@ -235,7 +209,7 @@ async fn filters_select_project_name_status_and_time_range() {
 
 #[tokio::test]
 async fn an_execution_comes_back_whole_with_exact_times() {
-    let (_db, store) = migrated().await;
+    let (_db, store) = migrated_postgres().await;
     let exec = id(1);
     // Far from round numbers, before and after the epoch: µs must survive.
     let started = 4_102_444_799_999_999; // 2099-12-31T23:59:59.999999Z
@@ -331,7 +305,7 @@ async fn an_execution_comes_back_whole_with_exact_times() {
 
 #[tokio::test]
 async fn why_follows_a_candidate_across_steps_in_order() {
-    let (_db, store) = migrated().await;
+    let (_db, store) = migrated_postgres().await;
     let exec = id(1);
     let mut price = step(id(30), exec, "price_filter", T0 + 10);
     price.decisions = vec![
@@ -389,7 +363,7 @@ async fn why_follows_a_candidate_across_steps_in_order() {
 
 #[tokio::test]
 async fn search_finds_words_anywhere_and_ranks_better_matches_first() {
-    let (_db, store) = migrated().await;
+    let (_db, store) = migrated_postgres().await;
     let exec = id(1);
     let mut named = step(id(11), exec, "aardvark", T0 + 1);
     named.input = Some(json!({"q": "badger"}));
@@ -456,7 +430,7 @@ async fn search_finds_words_anywhere_and_ranks_better_matches_first() {
 
 #[tokio::test]
 async fn stats_report_percentiles_errors_and_tokens() {
-    let (_db, store) = migrated().await;
+    let (_db, store) = migrated_postgres().await;
     let exec = id(1);
     let mut records = vec![execution(exec, "shop", "pick", "ok", T0)];
     // `rank`: 1..=100 ms, every 10th failed, shuffled start order.

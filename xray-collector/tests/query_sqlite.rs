@@ -2,21 +2,19 @@
 //! against real files in temporary directories: keyset pagination and
 //! filters, whole executions, `why`, full-text search and statistics.
 
+mod support;
+
 use serde_json::json;
+use support::records::{filter, ids, new_id, usage};
 use uuid::Uuid;
-use xray_collector::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
-use xray_collector::query::{Cursor, ExecutionFilter, ExecutionSummary, QueryStore};
+use xray_collector::model::{Decision, ExecutionRow, ShipRecord, StepRow};
+use xray_collector::query::{Cursor, ExecutionFilter, QueryStore};
 use xray_collector::store::sqlite::SqliteStore;
 use xray_collector::store::{Store, StoreError};
 
 const T0: i64 = 1_700_000_000_000_000;
 const MS: i64 = 1_000;
 const NONE: [Uuid; 0] = [];
-
-/// A random (version 4) id.
-fn new_id() -> Uuid {
-    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
-}
 
 async fn migrated_store() -> (tempfile::TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -75,25 +73,6 @@ fn decision(candidate: &str, accepted: Option<bool>, filter: &str, reason: &str)
         reason: Some(reason.into()),
         score: None,
     }
-}
-
-fn usage(model: &str, prompt: i64, completion: i64) -> LlmUsage {
-    LlmUsage {
-        model: model.into(),
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-    }
-}
-
-fn filter(limit: usize) -> ExecutionFilter {
-    ExecutionFilter {
-        limit,
-        ..ExecutionFilter::default()
-    }
-}
-
-fn ids(rows: &[ExecutionSummary]) -> Vec<Uuid> {
-    rows.iter().map(|e| e.id).collect()
 }
 
 /// Every page of `filter`, following the cursors.

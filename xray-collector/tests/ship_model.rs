@@ -12,9 +12,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use support::outbox::{outbox_rows, write_steps};
-use tokio::sync::watch;
 use xray_collector::outbox::OutboxReader;
-use xray_collector::ship::{Metrics, ShipConfig, Shipper};
+use xray_collector::ship::{ShipConfig, Shipper};
 use xray_collector::store::sqlite::SqliteStore;
 use xray_collector::store::Store;
 
@@ -70,16 +69,9 @@ async fn ship_all(store: &SqliteStore, outbox: &Path, batch_rows: usize) {
     let config = ShipConfig {
         outboxes: vec![outbox.to_path_buf()],
         batch_rows,
-        once: true,
         ..ShipConfig::default()
     };
-    let shipper = Shipper::new(
-        Arc::new(store.clone()),
-        config,
-        Arc::new(Metrics::default()),
-    );
-    let (_tx, rx) = watch::channel(false);
-    let summary = shipper.run(rx).await;
+    let summary = Shipper::ship_once(Arc::new(store.clone()), config).await;
     assert_eq!(summary.dead_letters, 0);
 }
 

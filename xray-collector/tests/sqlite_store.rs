@@ -2,11 +2,14 @@
 //! migrations, idempotent writes, placeholders, rejection, dead letters,
 //! cascades and full-text search.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 
 use rusqlite::Connection;
 use serde_json::json;
+use support::records::new_id;
 use uuid::Uuid;
 use xray_collector::migrate::MigrateError;
 use xray_collector::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
@@ -14,11 +17,6 @@ use xray_collector::store::sqlite::{SqliteStore, MIGRATIONS};
 use xray_collector::store::{DeadLetter, Store, StoreError};
 
 const T0: i64 = 1_700_000_000_000_000;
-
-/// A random (version 4) id.
-fn new_id() -> Uuid {
-    uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
-}
 
 fn store_path(dir: &tempfile::TempDir) -> PathBuf {
     dir.path().join("nested").join("xray.db")

@@ -149,6 +149,20 @@ impl<S: Store> Shipper<S> {
         }
     }
 
+    /// Ships what `config.outboxes` hold into `store`, then returns (as
+    /// `run --once` does, without a shutdown signal or shared metrics): for
+    /// programs and tests that ship in-process.
+    pub async fn ship_once(store: Arc<S>, config: ShipConfig) -> ShipSummary {
+        let config = ShipConfig {
+            once: true,
+            ..config
+        };
+        let (_never, shutdown) = watch::channel(false);
+        Shipper::new(store, config, Arc::new(Metrics::default()))
+            .run(shutdown)
+            .await
+    }
+
     /// Ships until `shutdown` turns true (or, with `once`, until every
     /// outbox is empty, missing or unreadable).
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) -> ShipSummary {

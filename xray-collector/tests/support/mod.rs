@@ -6,4 +6,5 @@
 
 pub mod outbox;
 pub mod pg;
+pub mod records;
 pub mod target;
