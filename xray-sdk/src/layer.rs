@@ -85,8 +85,7 @@ pub(crate) struct ExecCell {
 #[derive(Default)]
 struct ExecData {
     metadata: Vec<Attribute>,
-    finished: bool,
-    /// Set when it finishes; the writer builds the end row from it.
+    /// Set when it finishes (once); the writer builds the end row from it.
     end: Option<ExecEnd>,
 }
 
@@ -169,7 +168,10 @@ impl ExecCell {
     /// finished (its `end` row says everything).
     pub(crate) fn start_record(&self) -> Option<ExecutionRecord> {
         let state = self.state.lock();
-        (!state.finished).then(|| self.record(Phase::Start, &state))
+        state
+            .end
+            .is_none()
+            .then(|| self.record(Phase::Start, &state))
     }
 
     /// The `end` row, built by the writer once the execution has finished.
@@ -183,10 +185,9 @@ impl ExecCell {
     pub fn finish(self: &Arc<Self>, error: Option<String>) {
         {
             let mut state = self.state.lock();
-            if state.finished {
+            if state.end.is_some() {
                 return;
             }
-            state.finished = true;
             let failed = error.is_some() || self.failed.load(Ordering::Relaxed);
             state.end = Some(ExecEnd {
                 status: if failed {
@@ -218,7 +219,8 @@ pub(crate) struct StepCell {
     start: Instant,
     /// Whether its start record is queued and its end rides on it.
     pub queue: QueueSlot,
-    /// `data.finished`, readable without the lock.
+    /// Whether it has finished. Set under the `data` lock, so exact when
+    /// read under it; a hint when read without.
     finished: AtomicBool,
     data: Mutex<StepData>,
 }
@@ -239,7 +241,6 @@ struct StepData {
     extra: Option<Box<StepExtra>>,
     flags: Flags,
     panicked_on_exit: bool,
-    finished: bool,
 }
 
 #[derive(Default)]
@@ -374,7 +375,7 @@ impl StepCell {
     /// finished (its `end` row says everything).
     pub(crate) fn start_record(&self) -> Option<StepRecord> {
         let mut data = self.data.lock();
-        if data.finished {
+        if self.is_finished() {
             return None;
         }
         Some(self.record(Phase::Start, &mut data))
@@ -405,16 +406,15 @@ impl StepCell {
     ) {
         {
             let mut data = self.data.lock();
-            if let Some(returned) = returned.filter(|_| !data.finished) {
+            if self.is_finished() {
+                return;
+            }
+            self.finished.store(true, Ordering::Relaxed);
+            if let Some(returned) = returned {
                 data.output = returned.output;
                 data.error = returned.error;
                 data.flags.merge(returned.flags);
             }
-            if data.finished {
-                return;
-            }
-            data.finished = true;
-            self.finished.store(true, Ordering::Relaxed);
             let status = match outcome {
                 Some((status, message)) => {
                     data.error = Some(message);
@@ -454,14 +454,14 @@ impl StepCell {
         }
     }
 
-    /// Whether the step has finished (a hint: `finish` decides under the lock).
+    /// Whether the step has finished (exact under the `data` lock).
     fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Relaxed)
     }
 
     fn with_data(&self, f: impl FnOnce(&mut StepData)) {
         let mut data = self.data.lock();
-        if !data.finished {
+        if !self.is_finished() {
             f(&mut data);
         }
     }

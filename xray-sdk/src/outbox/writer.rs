@@ -7,7 +7,8 @@
 //! interval has passed since that first record, a flush was requested, or
 //! the queue holds a full batch ([`WriterWake`]); then it takes what is
 //! queued and commits it in one transaction. Records taken late also let
-//! most steps' ends ride on their start records (see `record::QueueSlot`). A flush is answered only after the commit that holds every
+//! most steps' ends ride on their start records (see `record::QueueSlot`).
+//! A flush is answered only after the commit that holds every
 //! record queued before it (synced with `synchronous = FULL`). A batch that
 //! cannot be written is retried, then counted as dropped: the writer never
 //! panics and never stops the application.
