@@ -190,46 +190,39 @@ fn gen_function(args: &StepArgs, function: StepFn, bindings: &[Ident]) -> TokenS
         block,
     } = function;
     let step_start = gen_step_start(args, &sig, bindings);
-    let body = if sig.asyncness.is_some() {
-        gen_async_body(args, &sig.output, block)
+    let one_body = |body: TokenStream| quote! { #step_start #body };
+    let statements = if sig.asyncness.is_some() {
+        one_body(gen_async_body(args, &sig.output, block))
     } else if returns_future(&sig.output) {
-        gen_future_returning_body(args, block)
+        one_body(gen_future_returning_body(args, block))
     } else if returns_never(&sig.output) {
-        gen_diverging_body(block)
+        one_body(gen_diverging_body(block))
     } else if mentions_impl_trait(&sig.output) || defines_items_that_must_be_unique(&block) {
         // Two copies of the body would return two different opaque types
         // (a closure in `impl Iterator` differs from its copy), or would
         // hold two copies of a `static` (two counters, two caches) or of an
         // `impl` of an outer type (a compile error): one body.
-        gen_sync_body(args, &sig.output, block)
+        one_body(gen_sync_body(args, &sig.output, block))
     } else {
         // A plain synchronous function: when X-Ray is not active it runs
         // its own body and nothing else; the recording path is a closure
         // run out of line, so that its stack frame and saved registers are
         // not paid for on every call of a program without X-Ray. (The body
         // is compiled twice, once on each path.)
-        let recorded = gen_sync_body(args, &sig.output, block.clone());
-        return quote! {
-            #(#outer_attrs)*
-            #vis #sig {
-                #(#inner_attrs)*
-                if ::xray::__private::is_active() {
-                    #[allow(clippy::redundant_closure_call)]
-                    return ::xray::__private::out_of_line(move || {
-                        #step_start
-                        #recorded
-                    });
-                }
-                #block
+        let recorded = one_body(gen_sync_body(args, &sig.output, block.clone()));
+        quote! {
+            if ::xray::__private::is_active() {
+                #[allow(clippy::redundant_closure_call)]
+                return ::xray::__private::out_of_line(move || { #recorded });
             }
-        };
+            #block
+        }
     };
     quote! {
         #(#outer_attrs)*
         #vis #sig {
             #(#inner_attrs)*
-            #step_start
-            #body
+            #statements
         }
     }
 }

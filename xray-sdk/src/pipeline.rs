@@ -165,8 +165,7 @@ impl Shared {
     /// (A step is counted as captured when it finishes, not here.)
     pub fn send(&self, record: Record) -> bool {
         let step_end = record.is_step_end();
-        if !step_end
-            && record.is_start()
+        if record.is_start()
             && self.config.when_full == WhenFull::Drop
             && self.tx.len() * 2 > self.capacity
         {
@@ -266,6 +265,8 @@ impl Guard {
 
 fn flush_until(shared: &Shared, deadline: Instant, timeout: Duration) -> Result<(), Error> {
     let (ack_tx, ack_rx) = bounded(1);
+    // Before queueing, in case the queue is full while the writer sleeps
+    // (the send would wait for room); after, so that it sees the flush.
     shared.wake.wake();
     shared
         .tx

@@ -15,7 +15,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 
-pub(crate) use json::{Flags, JsonOptions};
+pub(crate) use json::{push_json_str, Flags, JsonOptions};
 pub(crate) use redact::Redactor;
 use redact::REDACTED_JSON;
 
@@ -211,11 +211,6 @@ pub(crate) fn keyed_json(
     }
     let flags = payload.flags;
     (payload.finish(limits.max_bytes), flags)
-}
-
-/// Appends `s` to `out` as a JSON string literal.
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    json::push_json_str(out, s);
 }
 
 /// The text of a panic payload, as `std` prints it.
