@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tracing_subscriber::layer::SubscriberExt;
-use xray_collector::query::{ExecutionFilter, QueryStore};
+use xray_collector::backend::{AnyStore, Migrations, QueryStore};
+use xray_collector::query::ExecutionFilter;
 use xray_collector::render::{self, Style};
 use xray_collector::ship::{ShipConfig, Shipper};
-use xray_collector::store::AnyStore;
 
 #[derive(Debug, Clone, Serialize)]
 struct Product {

@@ -5,10 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use xray_collector::query::QueryStore;
+use xray_collector::backend::{AnyStore, Migrations, QueryStore};
 use xray_collector::render::{self, Style};
 use xray_collector::ship::{ShipConfig, Shipper};
-use xray_collector::store::AnyStore;
 
 /// The outbox the SDK wrote (`XRAY_OUTBOX`, default `.xray/outbox.db`).
 pub fn outbox_path() -> PathBuf {

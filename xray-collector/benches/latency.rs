@@ -38,9 +38,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing_subscriber::layer::SubscriberExt;
+use xray_collector::backend::{postgres::PostgresStore, AnyStore, Migrations};
 use xray_collector::ship::{Metrics, ShipConfig, Shipper};
-use xray_collector::store::postgres::PostgresStore;
-use xray_collector::store::AnyStore;
 
 // ---------------------------------------------------------------------------
 // Phase 1: latency

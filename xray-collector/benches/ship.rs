@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tracing_subscriber::layer::SubscriberExt;
+use xray_collector::backend::{postgres::PostgresStore, Migrations};
 use xray_collector::ship::{ShipConfig, Shipper};
-use xray_collector::store::postgres::PostgresStore;
 
 #[xray::step]
 fn small(i: u64) -> u64 {

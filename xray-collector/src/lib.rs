@@ -9,11 +9,12 @@
 //! in the backend: a batch is written in one transaction of idempotent
 //! upserts keyed by ids, and only then deleted from the outbox, so a crash
 //! between the commit and the delete re-ships harmlessly. See [`ship`] for
-//! the shipping loop's invariants, [`outbox`] for reading, [`store`] for
+//! the shipping loop's invariants, [`outbox`] for reading, [`backend`] for
 //! the backends.
 
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod http;
 pub mod migrate;
 pub mod model;
@@ -21,4 +22,3 @@ pub mod outbox;
 pub mod query;
 pub mod render;
 pub mod ship;
-pub mod store;

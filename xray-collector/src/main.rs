@@ -10,11 +10,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
 use uuid::Uuid;
+use xray_collector::backend::{redact_url, AnyStore, Migrations, QueryStore, StoreError};
 use xray_collector::migrate::MigrateError;
-use xray_collector::query::{parse_time, Cursor, ExecutionFilter, QueryStore};
+use xray_collector::query::{parse_time, Cursor, ExecutionFilter};
 use xray_collector::render::{self, Style};
 use xray_collector::ship::{Fault, Metrics, ShipConfig, Shipper};
-use xray_collector::store::{redact_url, AnyStore, StoreError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,15 +25,24 @@ use xray_collector::store::{redact_url, AnyStore, StoreError};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    backend: Backend,
 }
 
+/// The backend every command reads or writes. Global: accepted before or
+/// after the subcommand's own words (`migrate up --database-url URL`).
 #[derive(clap::Args, Debug, Clone)]
 struct Backend {
     /// PostgreSQL URL; without it, the embedded store at XRAY_STORE is used.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
     /// The embedded store's file (when no database URL is given).
-    #[arg(long, env = "XRAY_STORE", default_value = ".xray/xray.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "XRAY_STORE",
+        default_value = ".xray/xray.db"
+    )]
     store: PathBuf,
 }
 
@@ -44,8 +53,6 @@ enum Command {
         /// An outbox to ship (repeatable); default XRAY_OUTBOX or .xray/outbox.db.
         #[arg(long = "outbox")]
         outboxes: Vec<PathBuf>,
-        #[command(flatten)]
-        backend: Backend,
         /// Ship everything in the outboxes at start, then exit.
         #[arg(long)]
         once: bool,
@@ -84,8 +91,6 @@ enum Command {
         cursor: Option<String>,
         #[command(flatten)]
         output: Output,
-        #[command(flatten)]
-        backend: Backend,
     },
     /// Show one execution as a tree of steps.
     Show {
@@ -96,8 +101,6 @@ enum Command {
         full: bool,
         #[command(flatten)]
         output: Output,
-        #[command(flatten)]
-        backend: Backend,
     },
     /// Follow one candidate through an execution's decisions.
     Why {
@@ -107,8 +110,6 @@ enum Command {
         candidate: String,
         #[command(flatten)]
         output: Output,
-        #[command(flatten)]
-        backend: Backend,
     },
     /// Full-text search over step names, inputs, outputs and errors.
     Search {
@@ -119,8 +120,6 @@ enum Command {
         limit: u32,
         #[command(flatten)]
         output: Output,
-        #[command(flatten)]
-        backend: Backend,
     },
     /// Per step name: count, error rate, p50/p95/max duration; tokens per model.
     Stats {
@@ -132,15 +131,11 @@ enum Command {
         name: Option<String>,
         #[command(flatten)]
         output: Output,
-        #[command(flatten)]
-        backend: Backend,
     },
     /// Apply, revert or list schema migrations.
     Migrate {
         #[command(subcommand)]
         action: Option<MigrateAction>,
-        #[command(flatten)]
-        backend: Backend,
     },
 }
 
@@ -160,6 +155,10 @@ enum MigrateAction {
         /// How many.
         #[arg(default_value_t = 1)]
         n: usize,
+        /// Really drop what those migrations created (without it, nothing
+        /// is changed).
+        #[arg(long)]
+        yes: bool,
     },
     /// List migrations and whether each is applied.
     Status,
@@ -294,6 +293,7 @@ fn style() -> Style {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let backend = cli.backend;
     match cli.command {
         Command::Executions {
             project,
@@ -304,7 +304,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             limit,
             cursor,
             output,
-            backend,
         } => {
             let filter = ExecutionFilter {
                 project,
@@ -332,7 +331,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             execution,
             full,
             output,
-            backend,
         } => {
             let store = open_for_query(&backend).await?;
             let id = execution_id(&store, &execution).await?;
@@ -351,7 +349,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             execution,
             candidate,
             output,
-            backend,
         } => {
             let store = open_for_query(&backend).await?;
             let id = execution_id(&store, &execution).await?;
@@ -372,7 +369,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             text,
             limit,
             output,
-            backend,
         } => {
             if text.trim().is_empty() {
                 return Err(UsageError("search text is empty".into()).into());
@@ -390,7 +386,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             since,
             name,
             output,
-            backend,
         } => {
             let since_us = time_arg("since", since.as_deref())?;
             let store = open_for_query(&backend).await?;
@@ -402,7 +397,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Migrate { action, backend } => {
+        Command::Migrate { action } => {
+            if let Some(MigrateAction::Down { n, yes: false }) = action {
+                // Refused before the backend is even opened: nothing changes.
+                return Err(UsageError(format!(
+                    "migrate down drops the tables of the last {n} migration(s) and \
+                     everything in them: pass --yes to do it"
+                ))
+                .into());
+            }
             let store = open(&backend).await?;
             match action.unwrap_or(MigrateAction::Up) {
                 MigrateAction::Up => {
@@ -414,7 +417,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         println!("applied {v}");
                     }
                 }
-                MigrateAction::Down { n } => {
+                MigrateAction::Down { n, .. } => {
                     for v in store.migrate_down(n).await? {
                         println!("reverted {v}");
                     }
@@ -434,7 +437,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run {
             outboxes,
-            backend,
             once,
             listen,
             no_migrate,

@@ -11,10 +11,12 @@ use support::pg;
 use support::records::{migrated_postgres, new_id};
 use tokio_postgres::Client;
 use uuid::Uuid;
+use xray_collector::backend::{
+    postgres::{classify, redact_url, PostgresStore, MIGRATIONS},
+    DeadLetter, Migrations, Store, StoreError,
+};
 use xray_collector::migrate::MigrateError;
 use xray_collector::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
-use xray_collector::store::postgres::{classify, redact_url, PostgresStore, MIGRATIONS};
-use xray_collector::store::{DeadLetter, Store, StoreError};
 
 const T0: i64 = 1_700_000_000_123_456;
 
@@ -252,7 +254,7 @@ async fn a_schema_newer_than_the_binary_is_refused() {
     let got: bool = other
         .query_one(
             "SELECT pg_try_advisory_lock($1)",
-            &[&xray_collector::store::postgres::MIGRATION_LOCK_KEY],
+            &[&xray_collector::backend::postgres::MIGRATION_LOCK_KEY],
         )
         .await
         .unwrap()

@@ -8,10 +8,9 @@ use serde_json::json;
 use support::pg;
 use support::records::{filter, ids, migrated_postgres, usage};
 use uuid::Uuid;
+use xray_collector::backend::{postgres::PostgresStore, Migrations, QueryStore, Store, StoreError};
 use xray_collector::model::{Decision, ExecutionRow, ShipRecord, StepRow};
-use xray_collector::query::{ExecutionFilter, QueryStore};
-use xray_collector::store::postgres::PostgresStore;
-use xray_collector::store::{Store, StoreError};
+use xray_collector::query::ExecutionFilter;
 
 const T0: i64 = 1_700_000_000_123_456;
 const MS: i64 = 1_000;

@@ -7,10 +7,9 @@ mod support;
 use serde_json::json;
 use support::records::{filter, ids, new_id, usage};
 use uuid::Uuid;
+use xray_collector::backend::{sqlite::SqliteStore, Migrations, QueryStore, Store, StoreError};
 use xray_collector::model::{Decision, ExecutionRow, ShipRecord, StepRow};
-use xray_collector::query::{Cursor, ExecutionFilter, QueryStore};
-use xray_collector::store::sqlite::SqliteStore;
-use xray_collector::store::{Store, StoreError};
+use xray_collector::query::{Cursor, ExecutionFilter};
 
 const T0: i64 = 1_700_000_000_000_000;
 const MS: i64 = 1_000;

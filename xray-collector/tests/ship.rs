@@ -473,7 +473,7 @@ fn migrate_cli(store: Target) {
             migrate(&[]).contains("schema is up to date"),
             "`migrate` alone means up"
         );
-        assert!(migrate(&["down"]).contains("reverted 1"));
+        assert!(migrate(&["down", "--yes"]).contains("reverted 1"));
         assert!(migrate(&["status"]).contains("pending"));
     }
     assert!(migrate(&["up"]).contains("applied 1"));

@@ -12,10 +12,9 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use support::outbox::{outbox_rows, write_steps};
+use xray_collector::backend::{sqlite::SqliteStore, Migrations, Store};
 use xray_collector::outbox::OutboxReader;
 use xray_collector::ship::{ShipConfig, Shipper};
-use xray_collector::store::sqlite::SqliteStore;
-use xray_collector::store::Store;
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -11,10 +11,13 @@ use rusqlite::Connection;
 use serde_json::json;
 use support::records::new_id;
 use uuid::Uuid;
+use xray_collector::backend::{
+    sqlite::{SqliteStore, MIGRATIONS},
+    DeadLetter, Migrations, QueryStore, Store, StoreError,
+};
 use xray_collector::migrate::MigrateError;
 use xray_collector::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
-use xray_collector::store::sqlite::{SqliteStore, MIGRATIONS};
-use xray_collector::store::{DeadLetter, Store, StoreError};
+use xray_collector::query::SearchHit;
 
 const T0: i64 = 1_700_000_000_000_000;
 
@@ -586,11 +589,11 @@ async fn deleting_an_execution_deletes_its_steps_decisions_usage_and_search_entr
         .await
         .unwrap();
     assert_eq!(
-        store.search_step_ids("budget").await.unwrap().len(),
+        store.search("budget", 100).await.unwrap().len(),
         0,
         "decisions are not step text"
     );
-    assert_eq!(store.search_step_ids("B0CHOSEN").await.unwrap().len(), 2);
+    assert_eq!(store.search("B0CHOSEN", 100).await.unwrap().len(), 2);
 
     raw(&path)
         .execute("DELETE FROM executions WHERE id = ?1", [gone.to_string()])
@@ -604,7 +607,7 @@ async fn deleting_an_execution_deletes_its_steps_decisions_usage_and_search_entr
     assert_eq!(count("steps"), 1);
     assert_eq!(count("decisions"), 2);
     assert_eq!(count("llm_usage"), 1);
-    assert_eq!(store.search_step_ids("B0CHOSEN").await.unwrap().len(), 1);
+    assert_eq!(store.search("B0CHOSEN", 100).await.unwrap().len(), 1);
     assert_search_index_consistent(&path);
 }
 
@@ -636,47 +639,47 @@ async fn search_finds_a_step_by_a_word_in_its_output_and_ranks_the_better_match_
         .await
         .unwrap();
 
-    let hits = store.search_step_ids("waterproof").await.unwrap();
-    let ids: Vec<Uuid> = hits.iter().map(|(id, _)| *id).collect();
+    let hits = store.search("waterproof", 100).await.unwrap();
+    let ids: Vec<Uuid> = hits.iter().map(|h| h.step_id).collect();
     assert_eq!(
         ids,
         [strong, passing],
         "the step saying it three times in a short text ranks first"
     );
-    assert!(hits[0].1 < hits[1].1, "bm25: lower is better: {hits:?}");
+    assert!(hits[0].rank > hits[1].rank, "higher is better: {hits:?}");
 
     // Stemmed, case-insensitive, every word must match, syntax-safe.
     assert_eq!(
-        ids_of(store.search_step_ids("Colour").await.unwrap()),
+        ids_of(store.search("Colour", 100).await.unwrap()),
         [passing]
     );
     assert_eq!(
-        ids_of(store.search_step_ids("waterproof jacket").await.unwrap()),
+        ids_of(store.search("waterproof jacket", 100).await.unwrap()),
         [strong]
     );
     assert_eq!(
-        ids_of(store.search_step_ids("TIMED-out").await.unwrap()),
+        ids_of(store.search("TIMED-out", 100).await.unwrap()),
         [failed]
     );
-    assert!(store
-        .search_step_ids("\"unbalanced")
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(store.search_step_ids("   ").await.unwrap().is_empty());
+    assert!(store.search("\"unbalanced", 100).await.unwrap().is_empty());
+    // Blank text is refused (the query layer's rule, as `search` says).
+    assert!(matches!(
+        store.search("   ", 100).await,
+        Err(StoreError::Config(m)) if m == "search text is empty"
+    ));
 
     // An end that replaces the output replaces what search finds.
     let mut rewritten = step_row(unrelated, e, 6, "ok");
     rewritten.output = Some(json!({"title": "enamel mug"}));
     store.write(&[ShipRecord::Step(rewritten)]).await.unwrap();
-    assert!(store.search_step_ids("ceramic").await.unwrap().is_empty());
+    assert!(store.search("ceramic", 100).await.unwrap().is_empty());
     assert_eq!(
-        ids_of(store.search_step_ids("enamel").await.unwrap()),
+        ids_of(store.search("enamel", 100).await.unwrap()),
         [unrelated]
     );
     assert_search_index_consistent(&store_path(&dir));
 }
 
-fn ids_of(hits: Vec<(Uuid, f64)>) -> Vec<Uuid> {
-    hits.into_iter().map(|(id, _)| id).collect()
+fn ids_of(hits: Vec<SearchHit>) -> Vec<Uuid> {
+    hits.into_iter().map(|h| h.step_id).collect()
 }

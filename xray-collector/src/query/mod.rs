@@ -6,16 +6,9 @@
 //! first: a [`Cursor`] names the last row of a page, so pages stay stable
 //! while new executions arrive.
 
-mod postgres;
-mod sqlite;
-
-use std::future::Future;
-
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
-
-use crate::store::StoreError;
 
 /// Filters of `executions`.
 #[derive(Debug, Clone, Default)]
@@ -224,45 +217,6 @@ pub struct Stats {
     pub models: Vec<ModelTokens>,
 }
 
-/// The read side of a backend.
-pub trait QueryStore: Send + Sync {
-    /// A page of executions, newest first (`started_at desc, id desc`).
-    fn executions(
-        &self,
-        filter: &ExecutionFilter,
-    ) -> impl Future<Output = Result<ExecutionPage, StoreError>> + Send;
-    /// The newest execution's id (optionally of one project).
-    fn latest_execution(
-        &self,
-        project: Option<&str>,
-    ) -> impl Future<Output = Result<Option<Uuid>, StoreError>> + Send;
-    /// One execution with its steps, decisions and usage; `None` if unknown.
-    fn execution(
-        &self,
-        id: Uuid,
-    ) -> impl Future<Output = Result<Option<ExecutionDetail>, StoreError>> + Send;
-    /// Every decision about `candidate` in the execution, in step start order.
-    fn why(
-        &self,
-        execution: Uuid,
-        candidate: &str,
-    ) -> impl Future<Output = Result<Vec<WhyEntry>, StoreError>> + Send;
-    /// Steps matching `text` (all words) in name, input, output or error,
-    /// best first, at most `limit`.
-    fn search(
-        &self,
-        text: &str,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<SearchHit>, StoreError>> + Send;
-    /// Step statistics over finished steps started since `since_us`
-    /// (optionally one step name), and tokens per model.
-    fn stats(
-        &self,
-        since_us: Option<i64>,
-        name: Option<&str>,
-    ) -> impl Future<Output = Result<Stats, StoreError>> + Send;
-}
-
 /// Parses `--since`/`--until`: `30s`, `30m`, `2h`, `7d` (before now), or an
 /// RFC 3339 time (`2026-11-21T10:00:00Z`, `…+02:00`). Returns µs since the epoch.
 pub fn parse_time(text: &str, now_us: i64) -> Result<i64, String> {
@@ -371,50 +325,6 @@ pub fn format_time(us: i64) -> String {
         sod % 3600 / 60,
         sod % 60
     )
-}
-
-impl QueryStore for crate::store::AnyStore {
-    async fn executions(&self, filter: &ExecutionFilter) -> Result<ExecutionPage, StoreError> {
-        match self {
-            Self::Postgres(s) => s.executions(filter).await,
-            Self::Sqlite(s) => s.executions(filter).await,
-        }
-    }
-
-    async fn latest_execution(&self, project: Option<&str>) -> Result<Option<Uuid>, StoreError> {
-        match self {
-            Self::Postgres(s) => s.latest_execution(project).await,
-            Self::Sqlite(s) => s.latest_execution(project).await,
-        }
-    }
-
-    async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
-        match self {
-            Self::Postgres(s) => s.execution(id).await,
-            Self::Sqlite(s) => s.execution(id).await,
-        }
-    }
-
-    async fn why(&self, execution: Uuid, candidate: &str) -> Result<Vec<WhyEntry>, StoreError> {
-        match self {
-            Self::Postgres(s) => s.why(execution, candidate).await,
-            Self::Sqlite(s) => s.why(execution, candidate).await,
-        }
-    }
-
-    async fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
-        match self {
-            Self::Postgres(s) => s.search(text, limit).await,
-            Self::Sqlite(s) => s.search(text, limit).await,
-        }
-    }
-
-    async fn stats(&self, since_us: Option<i64>, name: Option<&str>) -> Result<Stats, StoreError> {
-        match self {
-            Self::Postgres(s) => s.stats(since_us, name).await,
-            Self::Sqlite(s) => s.stats(since_us, name).await,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! 1. read the oldest rows, bounded by rows and bytes ([`ShipConfig`]);
 //! 2. rows that do not parse go to the dead-letter table with the reason;
 //! 3. the parsed records are written in **one transaction** of idempotent
-//!    upserts ([`crate::store::Store::write`]);
+//!    upserts ([`crate::backend::Store::write`]);
 //! 4. only after that commit are the rows deleted from the outbox.
 //!
 //! A crash between 3 and 4 re-ships the rows; the upserts make that
@@ -39,9 +39,9 @@ use tokio::sync::watch;
 pub use backoff::Backoff;
 pub use metrics::Metrics;
 
+use crate::backend::{DeadLetter, Store, StoreError};
 use crate::model::ShipRecord;
 use crate::outbox::{OutboxError, OutboxReader, ReadBatch};
-use crate::store::{DeadLetter, Store, StoreError};
 
 /// A fault to inject, for the crash tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -2,9 +2,9 @@
 //! share.
 
 use uuid::Uuid;
+use xray_collector::backend::{postgres::PostgresStore, Migrations};
 use xray_collector::model::LlmUsage;
 use xray_collector::query::{ExecutionFilter, ExecutionSummary};
-use xray_collector::store::postgres::PostgresStore;
 
 use super::pg::{self, TestDb};
 

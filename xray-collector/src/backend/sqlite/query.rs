@@ -15,12 +15,12 @@ use rusqlite::{params, params_from_iter, Connection, Row};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{
+use crate::backend::sqlite::SqliteStore;
+use crate::backend::{QueryStore, StoreError};
+use crate::query::{
     Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionPage, ExecutionSummary,
-    ModelTokens, QueryStore, SearchHit, Stats, StepDetail, StepStats, UsageRow, WhyEntry,
+    ModelTokens, SearchHit, Stats, StepDetail, StepStats, UsageRow, WhyEntry,
 };
-use crate::store::sqlite::SqliteStore;
-use crate::store::StoreError;
 
 /// The largest page `executions` returns, whatever the filter asks.
 const MAX_PAGE: usize = 1000;

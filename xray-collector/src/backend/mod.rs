@@ -1,6 +1,9 @@
 //! Backends: PostgreSQL ([`postgres`]) and the embedded SQLite store
-//! ([`sqlite`]), behind one trait. The rest of the collector does not know
-//! which one it talks to.
+//! ([`sqlite`]), one folder each holding its connection, migrations,
+//! writes, queries and error classification, behind three traits —
+//! [`Store`] (shipping), [`Migrations`] (the schema) and [`QueryStore`]
+//! (reading) — and one dispatch, [`AnyStore`]. The rest of the collector
+//! does not know which backend it talks to.
 //!
 //! # What a backend guarantees
 //!
@@ -22,7 +25,11 @@ pub use postgres::redact_url;
 
 use std::future::Future;
 
+use uuid::Uuid;
+
+use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
+use crate::query::{ExecutionDetail, ExecutionFilter, ExecutionPage, SearchHit, Stats, WhyEntry};
 
 /// Errors from a backend.
 #[derive(Debug, thiserror::Error)]
@@ -82,4 +89,62 @@ pub trait Store: Send + Sync {
         &self,
         letters: &[DeadLetter],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The schema of a backend: versioned migrations with an up and a down,
+/// checksummed and applied under a lock (see [`crate::migrate`]).
+pub trait Migrations: Send + Sync {
+    /// Applies every pending migration; returns the versions applied (empty
+    /// when the schema is current). Refuses a schema newer than this binary
+    /// or an applied migration that was edited.
+    fn migrate_up(&self) -> impl Future<Output = Result<Vec<i64>, MigrateError>> + Send;
+
+    /// Reverts the `n` newest applied migrations, newest first; returns the
+    /// versions reverted.
+    fn migrate_down(&self, n: usize)
+        -> impl Future<Output = Result<Vec<i64>, MigrateError>> + Send;
+
+    /// Every migration this binary knows and whether it is applied.
+    fn migrate_status(
+        &self,
+    ) -> impl Future<Output = Result<Vec<MigrationStatus>, MigrateError>> + Send;
+}
+
+/// The read side of a backend.
+pub trait QueryStore: Send + Sync {
+    /// A page of executions, newest first (`started_at desc, id desc`).
+    fn executions(
+        &self,
+        filter: &ExecutionFilter,
+    ) -> impl Future<Output = Result<ExecutionPage, StoreError>> + Send;
+    /// The newest execution's id (optionally of one project).
+    fn latest_execution(
+        &self,
+        project: Option<&str>,
+    ) -> impl Future<Output = Result<Option<Uuid>, StoreError>> + Send;
+    /// One execution with its steps, decisions and usage; `None` if unknown.
+    fn execution(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<ExecutionDetail>, StoreError>> + Send;
+    /// Every decision about `candidate` in the execution, in step start order.
+    fn why(
+        &self,
+        execution: Uuid,
+        candidate: &str,
+    ) -> impl Future<Output = Result<Vec<WhyEntry>, StoreError>> + Send;
+    /// Steps matching `text` (all words) in name, input, output or error,
+    /// best first, at most `limit`.
+    fn search(
+        &self,
+        text: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<SearchHit>, StoreError>> + Send;
+    /// Step statistics over finished steps started since `since_us`
+    /// (optionally one step name), and tokens per model.
+    fn stats(
+        &self,
+        since_us: Option<i64>,
+        name: Option<&str>,
+    ) -> impl Future<Output = Result<Stats, StoreError>> + Send;
 }

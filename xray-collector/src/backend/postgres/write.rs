@@ -27,8 +27,8 @@ use serde_json::Value;
 use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
+use crate::backend::DeadLetter;
 use crate::model::{merge_by_id, ExecutionRow, ShipRecord, StepRow};
-use crate::store::DeadLetter;
 
 /// `'epoch' + µs`: exact to the microsecond, unlike `to_timestamp(µs / 1e6)`,
 /// which goes through a double.

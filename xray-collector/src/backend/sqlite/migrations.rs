@@ -13,6 +13,7 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::SqliteStore;
+use crate::backend::Migrations;
 use crate::migrate::{self, Applied, MigrateError, Migration, MigrationStatus};
 
 /// The embedded store's migrations, oldest first.
@@ -30,12 +31,12 @@ const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrati
     applied_at_us INTEGER NOT NULL
 ) STRICT";
 
-impl SqliteStore {
+impl Migrations for SqliteStore {
     /// Applies the pending migrations under the migration lock and returns
     /// their versions (empty when the schema is current). Refuses a store
     /// whose schema is newer than this binary, or whose applied migration
     /// was edited since.
-    pub async fn migrate_up(&self) -> Result<Vec<i64>, MigrateError> {
+    async fn migrate_up(&self) -> Result<Vec<i64>, MigrateError> {
         self.with_connection(|conn| up(conn, MIGRATIONS))
             .await
             .map_err(worker_failed)?
@@ -44,7 +45,7 @@ impl SqliteStore {
     /// Reverts the `n` most recently applied migrations, newest first,
     /// and returns their versions. Refuses, like
     /// [`migrate_up`](Self::migrate_up), a schema this binary does not know.
-    pub async fn migrate_down(&self, n: usize) -> Result<Vec<i64>, MigrateError> {
+    async fn migrate_down(&self, n: usize) -> Result<Vec<i64>, MigrateError> {
         self.with_connection(move |conn| down(conn, MIGRATIONS, n))
             .await
             .map_err(worker_failed)?
@@ -53,7 +54,7 @@ impl SqliteStore {
     /// Every known migration and whether it is applied. Changes nothing
     /// (a store never migrated has no `schema_migrations` table and reports
     /// nothing applied).
-    pub async fn migrate_status(&self) -> Result<Vec<MigrationStatus>, MigrateError> {
+    async fn migrate_status(&self) -> Result<Vec<MigrationStatus>, MigrateError> {
         self.with_connection(|conn| status(conn, MIGRATIONS))
             .await
             .map_err(worker_failed)?

@@ -7,8 +7,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use uuid::Uuid;
 
 use super::migrations::now_us;
+use crate::backend::DeadLetter;
 use crate::model::{ExecutionRow, ShipRecord, StepRow};
-use crate::store::DeadLetter;
 
 /// Upserts an execution. The real row, start or end, replaces a
 /// placeholder (whose status is `running`); otherwise a `running` row

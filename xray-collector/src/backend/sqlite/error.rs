@@ -2,7 +2,7 @@
 
 use rusqlite::ffi::ErrorCode;
 
-use crate::store::StoreError;
+use crate::backend::StoreError;
 
 /// Turns a SQLite error into a [`StoreError`], deciding whether retrying
 /// may help.

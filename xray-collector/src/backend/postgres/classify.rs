@@ -11,7 +11,7 @@
 
 use tokio_postgres::error::DbError;
 
-use crate::store::StoreError;
+use crate::backend::StoreError;
 
 /// What to do about an error, by its SQLSTATE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

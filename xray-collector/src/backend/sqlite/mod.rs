@@ -43,6 +43,7 @@
 
 mod error;
 mod migrations;
+mod query;
 mod read;
 mod write;
 
@@ -56,8 +57,8 @@ use rusqlite::Connection;
 pub use error::classify;
 pub use migrations::MIGRATIONS;
 
+use crate::backend::{DeadLetter, Store, StoreError};
 use crate::model::{merge_by_id, ShipRecord};
-use crate::store::{DeadLetter, Store, StoreError};
 
 /// Where the embedded store lives when `XRAY_STORE` is not set.
 pub const DEFAULT_PATH: &str = ".xray/xray.db";

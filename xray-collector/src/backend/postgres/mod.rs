@@ -43,6 +43,7 @@
 mod classify;
 mod connect;
 mod migrations;
+mod query;
 mod read;
 mod write;
 
@@ -56,9 +57,9 @@ pub use migrations::{MIGRATIONS, MIGRATION_LOCK_KEY};
 
 use self::connect::Target;
 use self::write::Statements;
+use crate::backend::{DeadLetter, Migrations, Store, StoreError};
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
-use crate::store::{DeadLetter, Store, StoreError};
 
 /// A connection to PostgreSQL holding the X-Ray schema.
 pub struct PostgresStore {
@@ -126,41 +127,6 @@ impl PostgresStore {
     /// The URL this store connects to, password hidden.
     pub fn url(&self) -> &str {
         &self.target.shown
-    }
-
-    /// Applies every pending migration, under the migration lock; returns
-    /// the versions applied (empty when the schema is current). Refuses a
-    /// schema newer than this binary or an applied migration that was
-    /// edited ([`MigrateError::NewerSchema`], [`MigrateError::Edited`]).
-    pub async fn migrate_up(&self) -> Result<Vec<i64>, MigrateError> {
-        let mut guard = self.session.lock().await;
-        let session = self.open(&mut guard).await.map_err(backend)?;
-        let result = migrations::up(&mut session.client, &self.target.redactor).await;
-        Self::after_migrating(&mut guard);
-        result
-    }
-
-    /// Reverts the `n` newest applied migrations, newest first, under the
-    /// migration lock; returns the versions reverted. Reverting version 1
-    /// removes every X-Ray table, `xray.schema_migrations` and (if nothing
-    /// else is in it) the `xray` schema.
-    pub async fn migrate_down(&self, n: usize) -> Result<Vec<i64>, MigrateError> {
-        let mut guard = self.session.lock().await;
-        let session = self.open(&mut guard).await.map_err(backend)?;
-        let result = migrations::down(&mut session.client, &self.target.redactor, n).await;
-        Self::after_migrating(&mut guard);
-        result
-    }
-
-    /// Every migration this binary knows and whether it is applied. Changes
-    /// nothing; fails like [`migrate_up`](Self::migrate_up) on a newer or
-    /// edited schema.
-    pub async fn migrate_status(&self) -> Result<Vec<MigrationStatus>, MigrateError> {
-        let mut guard = self.session.lock().await;
-        let session = self.open(&mut guard).await.map_err(backend)?;
-        let result = migrations::status(&mut session.client, &self.target.redactor).await;
-        Self::after_migrating(&mut guard);
-        result
     }
 
     /// Number of executions stored.
@@ -240,6 +206,43 @@ impl PostgresStore {
             Some(s) if !s.client.is_closed() => s.statements = None,
             _ => *guard = None,
         }
+    }
+}
+
+impl Migrations for PostgresStore {
+    /// Applies every pending migration, under the migration lock; returns
+    /// the versions applied (empty when the schema is current). Refuses a
+    /// schema newer than this binary or an applied migration that was
+    /// edited ([`MigrateError::NewerSchema`], [`MigrateError::Edited`]).
+    async fn migrate_up(&self) -> Result<Vec<i64>, MigrateError> {
+        let mut guard = self.session.lock().await;
+        let session = self.open(&mut guard).await.map_err(backend)?;
+        let result = migrations::up(&mut session.client, &self.target.redactor).await;
+        Self::after_migrating(&mut guard);
+        result
+    }
+
+    /// Reverts the `n` newest applied migrations, newest first, under the
+    /// migration lock; returns the versions reverted. Reverting version 1
+    /// removes every X-Ray table, `xray.schema_migrations` and (if nothing
+    /// else is in it) the `xray` schema.
+    async fn migrate_down(&self, n: usize) -> Result<Vec<i64>, MigrateError> {
+        let mut guard = self.session.lock().await;
+        let session = self.open(&mut guard).await.map_err(backend)?;
+        let result = migrations::down(&mut session.client, &self.target.redactor, n).await;
+        Self::after_migrating(&mut guard);
+        result
+    }
+
+    /// Every migration this binary knows and whether it is applied. Changes
+    /// nothing; fails like [`migrate_up`](Self::migrate_up) on a newer or
+    /// edited schema.
+    async fn migrate_status(&self) -> Result<Vec<MigrationStatus>, MigrateError> {
+        let mut guard = self.session.lock().await;
+        let session = self.open(&mut guard).await.map_err(backend)?;
+        let result = migrations::status(&mut session.client, &self.target.redactor).await;
+        Self::after_migrating(&mut guard);
+        result
     }
 }
 

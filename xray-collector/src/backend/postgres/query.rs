@@ -16,12 +16,12 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
 use uuid::Uuid;
 
-use super::{
+use crate::backend::postgres::PostgresStore;
+use crate::backend::{QueryStore, StoreError};
+use crate::query::{
     Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionPage, ExecutionSummary,
-    ModelTokens, QueryStore, SearchHit, Stats, StepDetail, StepStats, UsageRow, WhyEntry,
+    ModelTokens, SearchHit, Stats, StepDetail, StepStats, UsageRow, WhyEntry,
 };
-use crate::store::postgres::PostgresStore;
-use crate::store::StoreError;
 
 /// A `timestamptz` column as exact µs since the epoch (`NULL` stays
 /// `NULL`). Whole seconds are exact even where `extract` returns a

@@ -36,7 +36,7 @@ use tokio_postgres::{Client, Config, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::classify::describe;
-use crate::store::StoreError;
+use crate::backend::StoreError;
 
 /// How long to wait for the TCP connection (per attempt) when the URL does
 /// not say (`connect_timeout`): long enough for a slow network, short
@@ -55,7 +55,7 @@ const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(60);
 /// (`host=h password='secret'`). Everything else is kept as written.
 ///
 /// ```
-/// use xray_collector::store::postgres::redact_url;
+/// use xray_collector::backend::postgres::redact_url;
 /// assert_eq!(
 ///     redact_url("postgres://xray:s3cret@db:5432/xray?sslmode=require"),
 ///     "postgres://xray:***@db:5432/xray?sslmode=require",

@@ -1,0 +1,95 @@
+//! [`AnyStore`]: the backend chosen at start, behind the backend traits.
+
+use std::path::Path;
+
+use super::postgres::PostgresStore;
+use super::sqlite::SqliteStore;
+use uuid::Uuid;
+
+use super::{DeadLetter, Migrations, QueryStore, Store, StoreError};
+use crate::migrate::{MigrateError, MigrationStatus};
+use crate::model::ShipRecord;
+use crate::query::{ExecutionDetail, ExecutionFilter, ExecutionPage, SearchHit, Stats, WhyEntry};
+
+/// PostgreSQL or the embedded store: the rest of the collector does not
+/// need to know which.
+#[derive(Debug)]
+pub enum AnyStore {
+    /// A PostgreSQL database (`DATABASE_URL`).
+    Postgres(PostgresStore),
+    /// The embedded SQLite store (`XRAY_STORE`).
+    Sqlite(SqliteStore),
+}
+
+/// Forwards a trait method to the backend in hand: the one place that
+/// matches on [`AnyStore`].
+macro_rules! dispatch {
+    ($self:ident.$method:ident($($arg:expr),*)) => {
+        match $self {
+            AnyStore::Postgres(s) => s.$method($($arg),*).await,
+            AnyStore::Sqlite(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl AnyStore {
+    /// Connects to PostgreSQL.
+    pub async fn postgres(url: &str) -> Result<AnyStore, StoreError> {
+        Ok(AnyStore::Postgres(PostgresStore::connect(url).await?))
+    }
+
+    /// Opens (creating) the embedded store.
+    pub async fn sqlite(path: &Path) -> Result<AnyStore, StoreError> {
+        Ok(AnyStore::Sqlite(SqliteStore::open(path)?))
+    }
+}
+
+impl Store for AnyStore {
+    async fn write(&self, records: &[ShipRecord]) -> Result<(), StoreError> {
+        dispatch!(self.write(records))
+    }
+
+    async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
+        dispatch!(self.dead_letter(letters))
+    }
+}
+
+impl Migrations for AnyStore {
+    async fn migrate_up(&self) -> Result<Vec<i64>, MigrateError> {
+        dispatch!(self.migrate_up())
+    }
+
+    async fn migrate_down(&self, n: usize) -> Result<Vec<i64>, MigrateError> {
+        dispatch!(self.migrate_down(n))
+    }
+
+    async fn migrate_status(&self) -> Result<Vec<MigrationStatus>, MigrateError> {
+        dispatch!(self.migrate_status())
+    }
+}
+
+impl QueryStore for AnyStore {
+    async fn executions(&self, filter: &ExecutionFilter) -> Result<ExecutionPage, StoreError> {
+        dispatch!(self.executions(filter))
+    }
+
+    async fn latest_execution(&self, project: Option<&str>) -> Result<Option<Uuid>, StoreError> {
+        dispatch!(self.latest_execution(project))
+    }
+
+    async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
+        dispatch!(self.execution(id))
+    }
+
+    async fn why(&self, execution: Uuid, candidate: &str) -> Result<Vec<WhyEntry>, StoreError> {
+        dispatch!(self.why(execution, candidate))
+    }
+
+    async fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+        dispatch!(self.search(text, limit))
+    }
+
+    async fn stats(&self, since_us: Option<i64>, name: Option<&str>) -> Result<Stats, StoreError> {
+        dispatch!(self.stats(since_us, name))
+    }
+}
