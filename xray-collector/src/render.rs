@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use anstyle::AnsiColor;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -20,31 +21,31 @@ pub struct Style {
 }
 
 impl Style {
-    fn paint(&self, code: &str, text: &str) -> String {
+    fn paint(&self, style: anstyle::Style, text: &str) -> String {
         if self.colour {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            format!("{}{text}{}", style.render(), style.render_reset())
         } else {
             text.to_owned()
         }
     }
 
     fn status(&self, status: &str) -> String {
-        let code = match status {
-            "ok" => "32",
-            "error" | "panicked" => "31",
-            "running" => "33",
-            "cancelled" => "35",
-            _ => "0",
+        let colour = match status {
+            "ok" => AnsiColor::Green,
+            "error" | "panicked" => AnsiColor::Red,
+            "running" => AnsiColor::Yellow,
+            "cancelled" => AnsiColor::Magenta,
+            _ => return status.to_owned(),
         };
-        self.paint(code, status)
+        self.paint(colour.on_default(), status)
     }
 
     fn dim(&self, text: &str) -> String {
-        self.paint("2", text)
+        self.paint(anstyle::Style::new().dimmed(), text)
     }
 
     fn bold(&self, text: &str) -> String {
-        self.paint("1", text)
+        self.paint(anstyle::Style::new().bold(), text)
     }
 }
 
@@ -188,7 +189,12 @@ pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
         );
     }
     if let Some(err) = &e.error {
-        let _ = writeln!(out, "  {} {}", style.paint("31", "error:"), err);
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            style.paint(AnsiColor::Red.on_default(), "error:"),
+            err
+        );
     }
     let known: BTreeSet<Uuid> = e.steps.iter().map(|st| st.id).collect();
     // Roots: no parent, or a parent that is not in the execution (lost).
@@ -270,7 +276,7 @@ fn render_step(
         let _ = writeln!(
             out,
             "{inner}   {} {}",
-            style.paint("31", "error:"),
+            style.paint(AnsiColor::Red.on_default(), "error:"),
             indent(&text, &inner)
         );
     }
@@ -318,8 +324,8 @@ fn render_step(
 /// "rejected by price: 79.99 > 50", "scored (score 0.976)".
 fn decision_line(d: &DecisionRow, style: Style) -> String {
     let verdict = match d.accepted {
-        Some(true) => style.paint("32", "accepted"),
-        Some(false) => style.paint("31", "rejected"),
+        Some(true) => style.paint(AnsiColor::Green.on_default(), "accepted"),
+        Some(false) => style.paint(AnsiColor::Red.on_default(), "rejected"),
         None => "scored".to_owned(),
     };
     let filter = d

@@ -6,6 +6,10 @@
 //! first: a [`Cursor`] names the last row of a page, so pages stay stable
 //! while new executions arrive.
 
+mod time;
+
+pub use time::{format_time, parse_time};
+
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -217,152 +221,9 @@ pub struct Stats {
     pub models: Vec<ModelTokens>,
 }
 
-/// Parses `--since`/`--until`: `30s`, `30m`, `2h`, `7d` (before now), or an
-/// RFC 3339 time (`2026-11-21T10:00:00Z`, `…+02:00`). Returns µs since the epoch.
-pub fn parse_time(text: &str, now_us: i64) -> Result<i64, String> {
-    let t = text.trim();
-    let bad = || {
-        format!("invalid time {text:?}: use a duration like 30m, 2h or 7d, or an RFC 3339 time like 2026-11-21T10:00:00Z")
-    };
-    if let Some(unit) = t.chars().last().filter(|c| c.is_ascii_alphabetic()) {
-        let number = &t[..t.len() - 1];
-        if let Ok(n) = number.parse::<u64>() {
-            let seconds = match unit {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                'w' => 7 * 86_400,
-                _ => return Err(bad()),
-            };
-            let us = n.checked_mul(seconds * 1_000_000).ok_or_else(bad)?;
-            return Ok(now_us - i64::try_from(us).map_err(|_| bad())?);
-        }
-    }
-    parse_rfc3339(t).ok_or_else(bad)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` → µs since the epoch.
-fn parse_rfc3339(t: &str) -> Option<i64> {
-    let b = t.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut rest = &t[19..];
-    let mut micros = 0i64;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits: String = frac.chars().take_while(char::is_ascii_digit).collect();
-        if digits.is_empty() {
-            return None;
-        }
-        let padded = format!("{:0<6}", &digits[..digits.len().min(6)]);
-        micros = padded.parse().ok()?;
-        rest = &frac[digits.len()..];
-    }
-    let offset_s = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
-                return None;
-            }
-            let h: i64 = rest[1..3].parse().ok()?;
-            let m: i64 = rest[4..6].parse().ok()?;
-            sign * (h * 3600 + m * 60)
-        }
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_s;
-    Some(seconds * 1_000_000 + micros)
-}
-
-/// Formats µs since the epoch as RFC 3339 UTC with milliseconds.
-pub fn format_time(us: i64) -> String {
-    let seconds = us.div_euclid(1_000_000);
-    let millis = us.rem_euclid(1_000_000) / 1000;
-    let days = seconds.div_euclid(86_400);
-    let sod = seconds.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn relative_and_absolute_times_parse() {
-        let now = 1_800_000_000_000_000;
-        assert_eq!(parse_time("30m", now), Ok(now - 1_800_000_000));
-        assert_eq!(parse_time("2h", now), Ok(now - 7_200_000_000));
-        assert_eq!(parse_time("7d", now), Ok(now - 604_800_000_000));
-        assert_eq!(parse_time("1970-01-01T00:00:00Z", now), Ok(0));
-        assert_eq!(
-            parse_time("2026-11-21T10:00:00.5+02:00", now),
-            Ok(1_795_248_000_500_000)
-        );
-        for bad in [
-            "",
-            "yesterday",
-            "5y",
-            "2026-13-01T00:00:00Z",
-            "2026-11-21",
-            "-3h",
-            "99999999999999999999d",
-        ] {
-            let err = parse_time(bad, now).unwrap_err();
-            assert!(err.contains("invalid time"), "{bad}: {err}");
-        }
-    }
-
-    #[test]
-    fn times_format_and_parse_back() {
-        for us in [0, 1_795_248_000_500_000, 951_782_400_000_000] {
-            assert_eq!(parse_time(&format_time(us), 0), Ok(us - us % 1000));
-        }
-        assert_eq!(format_time(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
-    }
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {

@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::migrate::{self, Applied, MigrateError, Migration, MigrationStatus};
 
 use super::classify::describe;
-use super::connect::Redactor;
+use super::password::Redactor;
 
 /// The schema's migrations, oldest first.
 pub const MIGRATIONS: &[Migration] = &[Migration {

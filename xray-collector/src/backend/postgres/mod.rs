@@ -43,6 +43,7 @@
 mod classify;
 mod connect;
 mod migrations;
+mod password;
 mod query;
 mod read;
 mod write;
@@ -52,8 +53,8 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 pub use classify::classify;
-pub use connect::redact_url;
 pub use migrations::{MIGRATIONS, MIGRATION_LOCK_KEY};
+pub use password::{redact_url, Redactor};
 
 use self::connect::Target;
 use self::write::Statements;
