@@ -10,7 +10,7 @@ use axum::Router;
 use crate::ship::Metrics;
 
 /// The routes: `/healthz` answers `200 ok`, or `503 degraded: <reason>`;
-/// `/metrics` the Prometheus text format.
+/// `/metrics` the OpenMetrics text format (which Prometheus reads).
 pub fn router(metrics: Arc<Metrics>) -> Router {
     let health = metrics.clone();
     Router::new()
@@ -35,7 +35,7 @@ pub fn router(metrics: Arc<Metrics>) -> Router {
                 let metrics = metrics.clone();
                 async move {
                     (
-                        [("content-type", "text/plain; version=0.0.4")],
+                        [("content-type", crate::ship::METRICS_CONTENT_TYPE)],
                         metrics.prometheus(),
                     )
                 }
@@ -50,7 +50,7 @@ pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<S
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router(metrics)).await {
-            eprintln!("xray-collector: the HTTP server stopped: {e}");
+            tracing::error!(error = %e, "the HTTP server stopped");
         }
     });
     Ok(bound)

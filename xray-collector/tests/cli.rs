@@ -216,3 +216,27 @@ fn an_unreachable_database_is_a_one_line_error_without_the_password() {
         assert!(!stderr(&out).contains("S3cret-pw"));
     }
 }
+
+#[test]
+fn a_database_url_given_as_a_flag_is_scrubbed_from_json_log_lines() {
+    let target = Target::embedded();
+    let url = "postgres://xray:Fl4g-S3cret@127.0.0.1:1/xray?connect_timeout=2";
+    for args in [
+        &["executions", "--database-url", url][..],
+        &["--database-url", url, "--log-format", "json", "show", "latest"],
+        &["migrate", "status", "--log-format", "json", "--database-url", url],
+    ] {
+        let out = collector(&target).args(args).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(!err.contains("Fl4g-S3cret"), "{err}");
+        assert!(err.contains("xray:***@127.0.0.1:1"), "{err}");
+        if args.contains(&"json") {
+            for line in err.lines() {
+                let event: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+                assert_eq!(event["level"], "ERROR", "{line}");
+            }
+        }
+    }
+}

@@ -308,6 +308,8 @@ fn healthz_and_metrics(store: Target) {
         "xray_collector_outbox_backlog_age_seconds{",
         "xray_collector_last_success_timestamp_seconds",
         "xray_collector_up 1",
+        "xray_collector_batch_write_seconds_bucket{le=",
+        "xray_collector_batch_write_seconds_count",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }

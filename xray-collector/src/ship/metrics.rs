@@ -1,18 +1,38 @@
-//! Counters and gauges behind `/metrics` and `/healthz`.
+//! What the daemon reports about itself: the counters, gauges and the
+//! batch write latency histogram behind `/metrics` (OpenMetrics text, by
+//! `prometheus-client`), and the health behind `/healthz`.
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// The `outbox` label of the per-outbox gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboxLabel {
+    outbox: String,
+}
 
 /// The shipper's state, read by the HTTP endpoints.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    shipped_rows: AtomicU64,
-    shipped_batches: AtomicU64,
-    retries: AtomicU64,
-    dead_letters: AtomicU64,
-    last_success_us: AtomicI64,
+    registry: Registry,
+    shipped_rows: Counter,
+    shipped_batches: Counter,
+    retries: Counter,
+    dead_letters: Counter,
+    backlog_rows: Family<OutboxLabel, Gauge>,
+    backlog_age: Family<OutboxLabel, Gauge<f64, AtomicU64>>,
+    last_success: Gauge<f64, AtomicU64>,
+    up: Gauge,
+    batch_write: Histogram,
     state: Mutex<State>,
 }
 
@@ -20,15 +40,83 @@ pub struct Metrics {
 struct State {
     backend_problem: Option<String>,
     outbox_problems: BTreeMap<String, String>,
-    /// Per outbox: rows waiting and the commit time of the oldest.
-    backlog: BTreeMap<String, (u64, Option<i64>)>,
+    /// Per outbox: the commit time of the oldest waiting row (the age
+    /// gauge is computed from it when scraped).
+    oldest: BTreeMap<String, Option<i64>>,
 }
 
 fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    jiff::Timestamp::now().as_microsecond()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("xray_collector");
+        let shipped_rows = Counter::default();
+        let shipped_batches = Counter::default();
+        let retries = Counter::default();
+        let dead_letters = Counter::default();
+        let backlog_rows = Family::<OutboxLabel, Gauge>::default();
+        let backlog_age = Family::<OutboxLabel, Gauge<f64, AtomicU64>>::default();
+        let last_success = Gauge::<f64, AtomicU64>::default();
+        let up = Gauge::default();
+        // 1 ms to ~65 s.
+        let batch_write = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        registry.register(
+            "shipped_rows",
+            "Outbox rows committed to the backend",
+            shipped_rows.clone(),
+        );
+        registry.register(
+            "shipped_batches",
+            "Batches committed to the backend",
+            shipped_batches.clone(),
+        );
+        registry.register(
+            "retries",
+            "Backend operations retried after a retriable error",
+            retries.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Rows moved to the dead-letter table",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "outbox_backlog_rows",
+            "Rows waiting in the outbox",
+            backlog_rows.clone(),
+        );
+        registry.register(
+            "outbox_backlog_age_seconds",
+            "Age of the oldest waiting row",
+            backlog_age.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "When a batch was last committed (Unix time)",
+            last_success.clone(),
+        );
+        registry.register("up", "1 when healthy, 0 when degraded", up.clone());
+        registry.register(
+            "batch_write_seconds",
+            "Time to write one batch into the backend (successful writes)",
+            batch_write.clone(),
+        );
+        Metrics {
+            registry,
+            shipped_rows,
+            shipped_batches,
+            retries,
+            dead_letters,
+            backlog_rows,
+            backlog_age,
+            last_success,
+            up,
+            batch_write,
+            state: Mutex::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -37,9 +125,13 @@ impl Metrics {
     }
 
     pub(crate) fn batch_committed(&self, rows: u64) {
-        self.shipped_rows.fetch_add(rows, Ordering::Relaxed);
-        self.shipped_batches.fetch_add(1, Ordering::Relaxed);
-        self.last_success_us.store(now_us(), Ordering::Relaxed);
+        self.shipped_rows.inc_by(rows);
+        self.shipped_batches.inc();
+        self.last_success.set(now_us() as f64 / 1e6);
+    }
+
+    pub(crate) fn batch_written(&self, took: Duration) {
+        self.batch_write.observe(took.as_secs_f64());
     }
 
     pub(crate) fn backend_ok(&self) {
@@ -52,12 +144,12 @@ impl Metrics {
     }
 
     pub(crate) fn backend_failed(&self, reason: String) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.retries.inc();
         self.state().backend_problem = Some(reason);
     }
 
     pub(crate) fn dead_lettered(&self, n: u64) {
-        self.dead_letters.fetch_add(n, Ordering::Relaxed);
+        self.dead_letters.inc_by(n);
     }
 
     pub(crate) fn set_outbox_problem(&self, outbox: &str, reason: String) {
@@ -71,9 +163,13 @@ impl Metrics {
     }
 
     pub(crate) fn set_backlog(&self, outbox: &str, rows: u64, oldest_us: Option<i64>) {
-        self.state()
-            .backlog
-            .insert(outbox.to_owned(), (rows, oldest_us));
+        let label = OutboxLabel {
+            outbox: outbox.to_owned(),
+        };
+        self.backlog_rows
+            .get_or_create(&label)
+            .set(i64::try_from(rows).unwrap_or(i64::MAX));
+        self.state().oldest.insert(label.outbox, oldest_us);
     }
 
     /// `None` when healthy, else why the collector is degraded.
@@ -89,82 +185,28 @@ impl Metrics {
 
     /// Rows shipped so far.
     pub fn shipped_rows(&self) -> u64 {
-        self.shipped_rows.load(Ordering::Relaxed)
+        self.shipped_rows.get()
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric, with the gauges
+    /// that depend on the time of the scrape brought up to date.
     pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        counter(
-            "xray_collector_shipped_rows_total",
-            "Outbox rows committed to the backend.",
-            self.shipped_rows.load(Ordering::Relaxed),
-        );
-        counter(
-            "xray_collector_shipped_batches_total",
-            "Batches committed to the backend.",
-            self.shipped_batches.load(Ordering::Relaxed),
-        );
-        counter(
-            "xray_collector_retries_total",
-            "Backend operations retried after a retriable error.",
-            self.retries.load(Ordering::Relaxed),
-        );
-        counter(
-            "xray_collector_dead_letters_total",
-            "Rows moved to the dead-letter table.",
-            self.dead_letters.load(Ordering::Relaxed),
-        );
-        let state = self.state();
         let now = now_us();
-        let _ = writeln!(
-            out,
-            "# HELP xray_collector_outbox_backlog_rows Rows waiting in the outbox.\n# TYPE xray_collector_outbox_backlog_rows gauge"
-        );
-        for (outbox, (rows, _)) in &state.backlog {
-            let _ = writeln!(
-                out,
-                "xray_collector_outbox_backlog_rows{{outbox=\"{}\"}} {rows}",
-                escape(outbox)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP xray_collector_outbox_backlog_age_seconds Age of the oldest waiting row.\n# TYPE xray_collector_outbox_backlog_age_seconds gauge"
-        );
-        for (outbox, (_, oldest)) in &state.backlog {
+        for (outbox, oldest) in &self.state().oldest {
             let age = oldest.map_or(0.0, |t| (now - t).max(0) as f64 / 1e6);
-            let _ = writeln!(
-                out,
-                "xray_collector_outbox_backlog_age_seconds{{outbox=\"{}\"}} {age}",
-                escape(outbox)
-            );
+            self.backlog_age
+                .get_or_create(&OutboxLabel {
+                    outbox: outbox.clone(),
+                })
+                .set(age);
         }
-        let last = self.last_success_us.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "# HELP xray_collector_last_success_timestamp_seconds When a batch was last committed (Unix time).\n# TYPE xray_collector_last_success_timestamp_seconds gauge\nxray_collector_last_success_timestamp_seconds {}",
-            last as f64 / 1e6
-        );
-        drop(state);
-        let _ = writeln!(
-            out,
-            "# HELP xray_collector_up 1 when healthy, 0 when degraded.\n# TYPE xray_collector_up gauge\nxray_collector_up {}",
-            u8::from(self.degraded().is_none())
-        );
+        self.up.set(i64::from(self.degraded().is_none()));
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }
 
-fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+/// The `Content-Type` of [`Metrics::prometheus`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -30,14 +30,14 @@
 mod backoff;
 mod metrics;
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
 pub use backoff::Backoff;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
 
 use crate::backend::{DeadLetter, Store, StoreError};
 use crate::model::ShipRecord;
@@ -55,7 +55,9 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// Reads `XRAY_COLLECTOR_FAULT` (`crash-after-commit:N`); for tests.
+    /// Reads `XRAY_COLLECTOR_FAULT` (`crash-after-commit:N`); for tests,
+    /// only built with the `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
     pub fn from_env() -> Fault {
         match std::env::var("XRAY_COLLECTOR_FAULT") {
             Ok(v) => match v
@@ -122,7 +124,8 @@ pub struct ShipSummary {
 struct OutboxState {
     path: PathBuf,
     label: String,
-    reader: Option<OutboxReader>,
+    /// Shared with the blocking threads its calls run on.
+    reader: Option<Arc<Mutex<OutboxReader>>>,
     /// The batch after the one in hand, read while that one was written.
     prefetched: Option<ReadBatch>,
     failed_at: Option<Instant>,
@@ -189,7 +192,7 @@ impl<S: Store> Shipper<S> {
                 if *shutdown.borrow() {
                     break 'outer;
                 }
-                let Some(batch) = self.next_batch(state, &mut summary) else {
+                let Some(batch) = self.next_batch(state, &mut summary).await else {
                     continue;
                 };
                 if batch.is_empty() {
@@ -219,7 +222,11 @@ impl<S: Store> Shipper<S> {
 
     /// Opens the outbox if needed and reads its next batch; `None` when it
     /// is missing or unreadable right now.
-    fn next_batch(&self, state: &mut OutboxState, summary: &mut ShipSummary) -> Option<ReadBatch> {
+    async fn next_batch(
+        &self,
+        state: &mut OutboxState,
+        summary: &mut ShipSummary,
+    ) -> Option<ReadBatch> {
         if let Some(batch) = state.prefetched.take() {
             if !batch.is_empty() {
                 return Some(batch);
@@ -231,16 +238,18 @@ impl<S: Store> Shipper<S> {
                     return None;
                 }
             }
-            match OutboxReader::open(&state.path) {
+            let path = state.path.clone();
+            let opened = off_runtime(&state.path, move || OutboxReader::open(&path)).await;
+            match opened {
                 Ok(reader) => {
-                    eprintln!("xray-collector: shipping {}", state.label);
+                    tracing::info!(outbox = %state.label, "shipping");
                     self.metrics.clear_outbox_problem(&state.label);
-                    state.reader = Some(reader);
+                    state.reader = Some(Arc::new(Mutex::new(reader)));
                     state.failed_at = None;
                 }
                 Err(OutboxError::Missing(_)) => {
                     if !state.waiting_logged {
-                        eprintln!("xray-collector: waiting for {} to appear", state.label);
+                        tracing::info!(outbox = %state.label, "waiting for the outbox to appear");
                         state.waiting_logged = true;
                     }
                     return None;
@@ -248,13 +257,17 @@ impl<S: Store> Shipper<S> {
                 Err(e) => return self.outbox_failed(state, e, summary),
             }
         }
-        let reader = state.reader.as_ref()?;
-        match reader.backlog() {
-            Ok((rows, oldest)) => self.metrics.set_backlog(&state.label, rows, oldest),
-            Err(e) => return self.outbox_failed(state, e, summary),
-        }
-        match reader.read_batch(self.config.batch_rows, self.config.batch_bytes) {
-            Ok(batch) => Some(batch),
+        let reader = Arc::clone(state.reader.as_ref()?);
+        let (max_rows, max_bytes) = (self.config.batch_rows, self.config.batch_bytes);
+        let read = on_reader(&state.path, reader, move |r| {
+            Ok((r.backlog()?, r.read_batch(max_rows, max_bytes)?))
+        })
+        .await;
+        match read {
+            Ok(((rows, oldest), batch)) => {
+                self.metrics.set_backlog(&state.label, rows, oldest);
+                Some(batch)
+            }
             Err(e) => self.outbox_failed(state, e, summary),
         }
     }
@@ -267,10 +280,13 @@ impl<S: Store> Shipper<S> {
     ) -> Option<ReadBatch> {
         state.prefetched = None;
         if e.is_retriable() {
-            eprintln!("xray-collector: {e}; will retry");
+            tracing::warn!(outbox = %state.label, error = %e, "cannot read the outbox; will retry");
         } else {
-            eprintln!(
-                "xray-collector: {e}; leaving it alone for {:?}, other outboxes keep shipping",
+            tracing::error!(
+                outbox = %state.label,
+                error = %e,
+                recheck_in = ?self.config.recheck_failed,
+                "{e}; leaving it alone for {:?}, other outboxes keep shipping",
                 self.config.recheck_failed
             );
             summary.unreadable_outboxes += 1;
@@ -309,16 +325,18 @@ impl<S: Store> Shipper<S> {
             // read is a local SQLite query, the write a round trip to another
             // process, so the two overlap. Rows are deleted only below.
             let write = self.write(&state.label, &batch.records, shutdown);
-            let reader = state.reader.as_ref();
+            let (last_seq, max_rows, max_bytes) = (
+                batch.last_seq,
+                self.config.batch_rows,
+                self.config.batch_bytes,
+            );
             let prefetch = async {
-                reader.and_then(|r| {
-                    r.read_batch_after(
-                        batch.last_seq,
-                        self.config.batch_rows,
-                        self.config.batch_bytes,
-                    )
-                    .ok()
+                let reader = Arc::clone(state.reader.as_ref()?);
+                on_reader(&state.path, reader, move |r| {
+                    r.read_batch_after(last_seq, max_rows, max_bytes)
                 })
+                .await
+                .ok()
             };
             let (written, next) = tokio::join!(write, prefetch);
             summary.dead_letters += written?;
@@ -329,17 +347,27 @@ impl<S: Store> Shipper<S> {
         summary.rows += rows;
         if let Fault::CrashAfterCommit(n) = self.config.fault {
             if summary.batches >= n {
-                eprintln!(
-                    "xray-collector: injected fault: aborting after commit {}, before delete",
+                tracing::error!(
+                    batches = summary.batches,
+                    "injected fault: aborting after commit {}, before delete",
                     summary.batches
                 );
                 std::process::abort();
             }
         }
         if let Some(reader) = &state.reader {
-            if let Err(e) = reader.delete_through(batch.last_seq) {
+            let last_seq = batch.last_seq;
+            let deleted = on_reader(&state.path, Arc::clone(reader), move |r| {
+                r.delete_through(last_seq)
+            })
+            .await;
+            if let Err(e) = deleted {
                 // The rows stay and will be shipped again: harmless.
-                eprintln!("xray-collector: could not delete shipped rows: {e}");
+                tracing::warn!(
+                    outbox = %state.label,
+                    error = %e,
+                    "could not delete shipped rows (they will be shipped again, harmlessly)"
+                );
             }
         }
         Ok(())
@@ -356,8 +384,10 @@ impl<S: Store> Shipper<S> {
     ) -> Result<u64, Interrupted> {
         let mut attempt = 0u32;
         loop {
+            let started = Instant::now();
             match self.store.write(records).await {
                 Ok(()) => {
+                    self.metrics.batch_written(started.elapsed());
                     self.metrics.backend_ok();
                     return Ok(0);
                 }
@@ -380,9 +410,11 @@ impl<S: Store> Shipper<S> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<u64, Interrupted> {
         if let [record] = records {
-            eprintln!(
-                "xray-collector: dead-lettering {outbox} seq {}: {error}",
-                record.seq()
+            tracing::warn!(
+                outbox,
+                seq = record.seq(),
+                reason = %error,
+                "dead-lettering a record the backend refused"
             );
             let letter = DeadLetter {
                 outbox: outbox.to_owned(),
@@ -430,9 +462,11 @@ impl<S: Store> Shipper<S> {
     ) -> Result<(), Interrupted> {
         let wait = self.config.backoff.delay(attempt);
         if attempt == 0 || attempt.is_power_of_two() {
-            eprintln!(
-                "xray-collector: {error}; retrying in {wait:?} (attempt {})",
-                attempt + 1
+            tracing::warn!(
+                error = %error,
+                retry_in = ?wait,
+                attempt = attempt + 1,
+                "the backend could not take the batch; retrying"
             );
         }
         self.metrics.backend_failed(error.to_string());
@@ -444,4 +478,39 @@ impl<S: Store> Shipper<S> {
             _ = shutdown.changed() => Err(Interrupted),
         }
     }
+}
+
+/// Runs an outbox call on a blocking thread: SQLite calls may wait up to
+/// the busy timeout for a writer's lock, and must not stall the runtime's
+/// worker threads (which also serve `/healthz` and the backend's I/O).
+async fn off_runtime<T, F>(path: &Path, work: F) -> Result<T, OutboxError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, OutboxError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        Err(OutboxError::Busy {
+            path: path.to_owned(),
+            reason: format!("the reading thread failed: {e}"),
+        })
+    })
+}
+
+/// [`off_runtime`] with the outbox's reader.
+async fn on_reader<T, F>(
+    path: &Path,
+    reader: Arc<Mutex<OutboxReader>>,
+    work: F,
+) -> Result<T, OutboxError>
+where
+    T: Send + 'static,
+    F: FnOnce(&OutboxReader) -> Result<T, OutboxError> + Send + 'static,
+{
+    off_runtime(path, move || {
+        // A panic in a call leaves nothing half-done in the reader (each
+        // call is one statement or one read transaction).
+        let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+        work(&reader)
+    })
+    .await
 }

@@ -56,6 +56,15 @@ impl Target {
         }
     }
 
+    /// The flags naming this backend on a command line (`--store PATH` or
+    /// `--database-url URL`), for commands given no backend environment.
+    pub fn flags(&self) -> Vec<String> {
+        match self {
+            Target::Embedded { path, .. } => vec!["--store".into(), path.display().to_string()],
+            Target::Postgres { db, .. } => vec!["--database-url".into(), db.url.clone()],
+        }
+    }
+
     fn query_i64(&self, sql_embedded: &str, sql_postgres: &str) -> Vec<i64> {
         match self {
             Target::Embedded { path, .. } => {

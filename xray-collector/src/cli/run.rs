@@ -1,0 +1,144 @@
+//! `run`: ship outboxes to the backend, once or until SIGINT/SIGTERM, with
+//! `/healthz` and `/metrics` on `--listen`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use xray_collector::backend::{AnyStore, Migrations};
+use xray_collector::migrate::MigrateError;
+use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
+
+use super::{describe_backend, open_store, Backend};
+
+#[derive(clap::Args, Debug)]
+pub(super) struct RunArgs {
+    /// An outbox to ship (repeatable); default XRAY_OUTBOX or .xray/outbox.db.
+    #[arg(long = "outbox")]
+    outboxes: Vec<PathBuf>,
+    /// Ship everything in the outboxes at start, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Serve /healthz and /metrics on this address (e.g. 127.0.0.1:9464).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Do not apply pending migrations at start.
+    #[arg(long)]
+    no_migrate: bool,
+    /// Most rows per batch.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    batch_rows: u32,
+}
+
+pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<ExitCode> {
+    let metrics = Arc::new(Metrics::default());
+    if let Some(addr) = args.listen {
+        let bound = xray_collector::http::serve(addr, metrics.clone())
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(address = %bound, "serving /healthz and /metrics");
+    }
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping after the batch in hand");
+        let _ = stop_tx.send(true);
+    });
+    let Some(store) = open_for_run(backend, args.no_migrate, &metrics, &mut stop_rx).await? else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let outboxes = if args.outboxes.is_empty() {
+        vec![std::env::var_os("XRAY_OUTBOX")
+            .map_or_else(|| PathBuf::from(".xray/outbox.db"), PathBuf::from)]
+    } else {
+        args.outboxes
+    };
+    let config = ShipConfig {
+        outboxes,
+        once: args.once,
+        batch_rows: args.batch_rows as usize,
+        #[cfg(feature = "fault-injection")]
+        fault: xray_collector::ship::Fault::from_env(),
+        ..ShipConfig::default()
+    };
+    let shipper = Shipper::new(Arc::new(store), config, metrics);
+    let summary = shipper.run(stop_rx).await;
+    tracing::info!(
+        rows = summary.rows,
+        batches = summary.batches,
+        dead_letters = summary.dead_letters,
+        "shipped {} rows in {} batches ({} dead-lettered)",
+        summary.rows,
+        summary.batches,
+        summary.dead_letters
+    );
+    Ok(if summary.unreadable_outboxes > 0 && args.once {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Opens the backend and migrates it, waiting out a backend that is down
+/// (or not migrated yet) with the shipper's backoff; `None` when stopped
+/// by a signal meanwhile. Errors that waiting cannot fix end the run.
+async fn open_for_run(
+    backend: &Backend,
+    no_migrate: bool,
+    metrics: &Metrics,
+    stop: &mut watch::Receiver<bool>,
+) -> anyhow::Result<Option<AnyStore>> {
+    let backoff = Backoff::default();
+    let mut attempt = 0u32;
+    loop {
+        let (retriable, error) = match open_store(backend).await {
+            Ok(store) if no_migrate => return Ok(Some(store)),
+            Ok(store) => match store.migrate_up().await {
+                Ok(_) => return Ok(Some(store)),
+                Err(e @ MigrateError::Backend(_)) => (true, anyhow::Error::new(e)),
+                Err(e) => return Err(e.into()),
+            },
+            Err(e) => (e.is_retriable(), anyhow::Error::new(e)),
+        };
+        if !retriable {
+            return Err(error.context(describe_backend(backend)));
+        }
+        let wait = backoff.delay(attempt);
+        let text = format!("{:#}", error.context(describe_backend(backend)));
+        tracing::warn!(error = %text, retry_in = ?wait, "the backend is not ready");
+        metrics.set_backend_problem(text);
+        attempt = attempt.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return Ok(None),
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,194 @@
+//! Every line of the CLI block of the contract (`../shared/DESIGN.md`, "The
+//! collector and the backend") run as written, with real values, on both
+//! backends. The backend is given as flags — after the subcommand's own
+//! words, as the contract writes `migrate up --database-url URL`, and once
+//! before them — with nothing in the environment to fall back on.
+//!
+//! Lines of commands that later work adds (`serve`, `prune`, `import`,
+//! `reason`, `run --otlp-endpoint`, `run --retention`) join this test with
+//! the commands.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::outbox::write_steps;
+use support::target::Target;
+
+macro_rules! on_both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[test]
+            fn embedded() {
+                super::$body(super::Target::embedded());
+            }
+            #[test]
+            fn postgres() {
+                super::$body(super::Target::postgres());
+            }
+        }
+    };
+}
+
+/// `xray-collector <args>` in `dir`, with no backend, outbox or log
+/// settings in the environment.
+fn collector(dir: &Path, args: &[String]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xray-collector"))
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("XRAY_STORE")
+        .env_remove("XRAY_OUTBOX")
+        .env_remove("XRAY_LOG_FORMAT")
+        .env_remove("RUST_LOG")
+        .env_remove("XRAY_COLLECTOR_FAULT")
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .expect("run the collector")
+}
+
+/// `words` followed by the backend flags.
+fn line(words: &[&str], target: &Target) -> Vec<String> {
+    let mut args: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+    args.extend(target.flags());
+    args
+}
+
+fn ok(out: Output, what: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what}: {stderr}");
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+fn json(out: Output, what: &str) -> serde_json::Value {
+    let text = ok(out, what);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text}"))
+}
+
+on_both_backends!(every_cli_line_of_the_contract_works_as_written, contract);
+fn contract(target: Target) {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path();
+    let run = |words: &[&str]| collector(cwd, &line(words, &target));
+
+    // xray-collector migrate [up | down [N] [--yes] | status] [--database-url URL]
+    let status = ok(run(&["migrate", "status"]), "migrate status");
+    assert!(status.contains("pending"), "{status}");
+    let up = ok(run(&["migrate", "up"]), "migrate up");
+    assert!(up.contains("applied 1"), "{up}");
+
+    let refused = run(&["migrate", "down"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "down without --yes: {err}");
+    assert!(err.contains("--yes"), "{err}");
+    let status = ok(run(&["migrate", "status"]), "migrate status");
+    assert!(
+        status.contains("applied") && !status.contains("pending"),
+        "nothing was reverted: {status}"
+    );
+    let down = ok(
+        run(&["migrate", "down", "1", "--yes"]),
+        "migrate down 1 --yes",
+    );
+    assert!(down.contains("reverted 1"), "{down}");
+    let mut before: Vec<String> = target.flags();
+    before.extend(["migrate".into(), "status".into()]);
+    let status = ok(collector(cwd, &before), "--database-url URL migrate status");
+    assert!(status.contains("pending"), "{status}");
+    ok(run(&["migrate", "up"]), "migrate up");
+
+    // xray-collector run [--outbox PATH]… [--database-url URL] [--once]
+    //                    [--listen 127.0.0.1:9464] [--log-format text|json]
+    let (a, b) = (cwd.join("a/outbox.db"), cwd.join("b/outbox.db"));
+    std::fs::create_dir_all(a.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(b.parent().unwrap()).unwrap();
+    write_steps(&a, 0, 3);
+    write_steps(&b, 3, 2);
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    let shipped = run(&[
+        "run",
+        "--outbox",
+        &a,
+        "--outbox",
+        &b,
+        "--once",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]);
+    let log = String::from_utf8_lossy(&shipped.stderr).into_owned();
+    assert!(shipped.status.success(), "run: {log}");
+    assert!(!log.trim().is_empty(), "run logs what it did");
+    for l in log.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"));
+        assert!(event["level"].is_string(), "{l}");
+    }
+    assert_eq!(target.counts().steps, 5, "{log}");
+
+    // xray-collector executions [--project P] [--name N] [--status S]
+    //                           [--since 1h] [--limit N] [--cursor C] [--json]
+    let filters = [
+        "executions",
+        "--project",
+        "default",
+        "--name",
+        "ship-test",
+        "--status",
+        "ok",
+        "--since",
+        "1h",
+        "--limit",
+        "2",
+    ];
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut words = filters.to_vec();
+        if let Some(c) = &cursor {
+            words.extend(["--cursor", c.as_str()]);
+        }
+        words.push("--json");
+        let page = json(run(&words), "executions");
+        for e in page["executions"].as_array().unwrap() {
+            seen.push(e["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (5, 5), "{seen:?}");
+
+    // xray-collector show <execution-id | latest> [--json]
+    let id = seen[0].clone();
+    let shown = json(run(&["show", &id, "--json"]), "show <id>");
+    assert_eq!(shown["id"], id.as_str());
+    assert_eq!(shown["steps"][0]["name"], "pick");
+    let latest = json(run(&["show", "latest", "--json"]), "show latest");
+    assert_eq!(latest["id"], id.as_str(), "the newest is listed first");
+
+    // xray-collector why <execution-id> <candidate-id> [--json]
+    let output = shown["steps"][0]["output"].as_u64().unwrap();
+    let candidate = format!("d{output}");
+    let why = json(run(&["why", &id, &candidate, "--json"]), "why");
+    assert_eq!(why["decisions"][0]["filter"], "price");
+    assert_eq!(why["decisions"][0]["accepted"], false);
+
+    // xray-collector search <text> [--json]
+    let found = json(run(&["search", "pick", "--json"]), "search");
+    assert_eq!(found["hits"].as_array().unwrap().len(), 5);
+
+    // xray-collector stats [--since …] [--name …] [--json]
+    let stats = json(
+        run(&["stats", "--since", "1h", "--name", "pick", "--json"]),
+        "stats",
+    );
+    assert_eq!(stats["steps"][0]["name"], "pick");
+    assert_eq!(stats["steps"][0]["count"], 5);
+}
