@@ -1,6 +1,6 @@
 //! What the collector ships: outbox records turned into backend rows.
 //!
-//! An outbox row (format: `xray::outbox`) is a `start` or an `end` of a
+//! An outbox row (format: the `xray-outbox` crate) is a `start` or an `end` of a
 //! step or an execution. [`ShipRecord`] is one such row, parsed; the
 //! backend upserts it by id, never letting a `start` (status `running`)
 //! overwrite a row that already has its `end`. A step's decisions and LLM
@@ -105,31 +105,12 @@ impl StepRow {
     }
 }
 
-/// One decision about a candidate (contract table `xray.decisions`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Decision {
-    /// The candidate's id.
-    pub candidate_id: String,
-    /// `Some(true)` accepted, `Some(false)` rejected, `None` only scored.
-    pub accepted: Option<bool>,
-    /// The filter that decided.
-    pub filter: Option<String>,
-    /// Why.
-    pub reason: Option<String>,
-    /// A score given to the candidate.
-    pub score: Option<f64>,
-}
-
-/// Tokens one LLM call used (contract table `xray.llm_usage`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LlmUsage {
-    /// Model name.
-    pub model: String,
-    /// Prompt tokens.
-    pub prompt_tokens: i64,
-    /// Completion tokens.
-    pub completion_tokens: i64,
-}
+/// One decision about a candidate (contract table `xray.decisions`), as the
+/// outbox carries it.
+pub use xray_outbox::Decision;
+/// Tokens one LLM call used (contract table `xray.llm_usage`), as the
+/// outbox carries it.
+pub use xray_outbox::LlmUsage;
 
 /// An execution (contract table `xray.executions`), from one outbox row.
 #[derive(Debug, Clone, PartialEq)]

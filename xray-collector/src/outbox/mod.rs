@@ -1,4 +1,4 @@
-//! Reading outboxes (the format is documented in `xray::outbox`).
+//! Reading outboxes (the format is defined in the `xray-outbox` crate).
 //!
 //! # What the reader relies on and guarantees
 //!

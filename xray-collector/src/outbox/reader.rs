@@ -7,6 +7,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
 use uuid::Uuid;
 
+use xray_outbox::{Column, ExecutionStatus, RecordType, StepStatus};
+
 use crate::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
 
 /// Errors from reading an outbox. None of them is fixed by retrying soon,
@@ -99,13 +101,6 @@ impl std::fmt::Debug for OutboxReader {
     }
 }
 
-const SELECT: &str = "SELECT seq, record_type, phase, id, execution_id, parent_id, project, name, kind, status,
-        input, output, error, attributes, metadata, outcome, decisions, llm_usage,
-        started_at_us, ended_at_us, duration_us,
-        coalesce(length(input), 0) + coalesce(length(output), 0) + coalesce(length(attributes), 0)
-          + coalesce(length(metadata), 0) + coalesce(length(decisions), 0) + coalesce(length(error), 0) + 200
-    FROM xray_outbox WHERE seq > ?2 ORDER BY seq LIMIT ?1";
-
 impl OutboxReader {
     /// Opens an existing outbox and checks that it is one this collector reads.
     pub fn open(path: &Path) -> Result<OutboxReader, OutboxError> {
@@ -141,14 +136,14 @@ impl OutboxReader {
                 return Err(OutboxError::Missing(path.to_path_buf()));
             }
         }
-        if app_id != xray::outbox::APPLICATION_ID {
+        if app_id != xray_outbox::APPLICATION_ID {
             return Err(corrupt(&"not an X-Ray outbox (application_id differs)"));
         }
-        if version != xray::outbox::FORMAT_VERSION {
+        if version != xray_outbox::FORMAT_VERSION {
             return Err(OutboxError::UnknownVersion {
                 path: path.to_path_buf(),
                 found: version,
-                supported: xray::outbox::FORMAT_VERSION,
+                supported: xray_outbox::FORMAT_VERSION,
             });
         }
         let reader = OutboxReader {
@@ -199,26 +194,28 @@ impl OutboxReader {
     ) -> Result<ReadBatch, OutboxError> {
         let mut stmt = self
             .conn
-            .prepare_cached(SELECT)
+            .prepare_cached(xray_outbox::select_sql())
             .map_err(|e| self.sql_error(e))?;
+        let at = ColumnIndex::of(&stmt).map_err(|e| self.sql_error(e))?;
         let mut rows = stmt
             .query([max_rows as i64, after_seq])
             .map_err(|e| self.sql_error(e))?;
         let mut batch = ReadBatch::default();
         let mut bytes = 0usize;
         while let Some(row) = rows.next().map_err(|e| self.sql_error(e))? {
-            let size: i64 = row.get(21).unwrap_or(0);
+            let size: i64 = row.get(at.payload_bytes).unwrap_or(0);
             if !batch.is_empty() && bytes + size as usize > max_bytes {
                 break;
             }
             bytes += size as usize;
-            let seq: i64 = row.get(0).map_err(|e| self.sql_error(e))?;
+            let seq: i64 = row.get(at[Column::Seq]).map_err(|e| self.sql_error(e))?;
             batch.last_seq = seq;
-            match parse_row(row) {
+            let fields = Fields { row, at: &at };
+            match fields.record(seq) {
                 Ok(record) => batch.records.push(record),
                 Err(reason) => batch.problems.push(RowProblem {
                     seq,
-                    raw: raw_row(row),
+                    raw: fields.raw(),
                     reason,
                 }),
             }
@@ -252,181 +249,173 @@ impl OutboxReader {
     }
 }
 
-fn raw_row(row: &rusqlite::Row<'_>) -> Value {
-    let names = [
-        "seq",
-        "record_type",
-        "phase",
-        "id",
-        "execution_id",
-        "parent_id",
-        "project",
-        "name",
-        "kind",
-        "status",
-        "input",
-        "output",
-        "error",
-        "attributes",
-        "metadata",
-        "outcome",
-        "decisions",
-        "llm_usage",
-        "started_at_us",
-        "ended_at_us",
-        "duration_us",
-    ];
-    let mut map = serde_json::Map::new();
-    for (i, name) in names.iter().enumerate() {
-        let value = match row.get_ref(i) {
-            Ok(rusqlite::types::ValueRef::Null) | Err(_) => Value::Null,
-            Ok(rusqlite::types::ValueRef::Integer(n)) => Value::from(n),
-            Ok(rusqlite::types::ValueRef::Real(f)) => Value::from(f),
-            Ok(rusqlite::types::ValueRef::Text(t)) => {
-                Value::from(String::from_utf8_lossy(t).into_owned())
-            }
-            Ok(rusqlite::types::ValueRef::Blob(b)) => {
-                Value::from(format!("<{} bytes of blob>", b.len()))
-            }
-        };
-        map.insert((*name).to_owned(), value);
-    }
-    Value::Object(map)
+/// Where each column of [`xray_outbox::select_sql`] is, looked up by name
+/// once per statement.
+struct ColumnIndex {
+    columns: Vec<usize>,
+    payload_bytes: usize,
 }
 
-fn text(row: &rusqlite::Row<'_>, i: usize, column: &str) -> Result<Option<String>, String> {
-    match row.get_ref(i).map_err(|e| format!("{column}: {e}"))? {
-        rusqlite::types::ValueRef::Null => Ok(None),
-        rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
-            .map(|s| Some(s.to_owned()))
-            .map_err(|_| format!("{column} is not valid UTF-8")),
-        other => Err(format!(
-            "{column} should be text, found {:?}",
-            other.data_type()
-        )),
+impl ColumnIndex {
+    fn of(stmt: &rusqlite::Statement<'_>) -> rusqlite::Result<ColumnIndex> {
+        Ok(ColumnIndex {
+            columns: Column::ALL
+                .iter()
+                .map(|c| stmt.column_index(c.name()))
+                .collect::<rusqlite::Result<_>>()?,
+            payload_bytes: stmt.column_index("payload_bytes")?,
+        })
     }
 }
 
-fn required(row: &rusqlite::Row<'_>, i: usize, column: &str) -> Result<String, String> {
-    text(row, i, column)?.ok_or_else(|| format!("{column} is missing"))
-}
+impl std::ops::Index<Column> for ColumnIndex {
+    type Output = usize;
 
-fn json(row: &rusqlite::Row<'_>, i: usize, column: &str) -> Result<Option<Value>, String> {
-    match text(row, i, column)? {
-        None => Ok(None),
-        Some(t) => serde_json::from_str(&t)
-            .map(Some)
-            .map_err(|e| format!("{column} is not valid JSON: {e}")),
+    fn index(&self, column: Column) -> &usize {
+        // `Column::ALL` lists every variant in declaration order.
+        &self.columns[column as usize]
     }
 }
 
-fn uuid(s: &str, column: &str) -> Result<Uuid, String> {
-    Uuid::parse_str(s).map_err(|e| format!("{column} {s:?} is not a UUID: {e}"))
+/// One row, read column by column with the reason for whatever is wrong.
+struct Fields<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    at: &'r ColumnIndex,
 }
 
-fn int(row: &rusqlite::Row<'_>, i: usize, column: &str) -> Result<Option<i64>, String> {
-    row.get::<_, Option<i64>>(i)
-        .map_err(|e| format!("{column}: {e}"))
-}
-
-fn parse_row(row: &rusqlite::Row<'_>) -> Result<ShipRecord, String> {
-    let seq: i64 = row.get(0).map_err(|e| e.to_string())?;
-    let record_type = required(row, 1, "record_type")?;
-    let id = uuid(&required(row, 3, "id")?, "id")?;
-    let status = required(row, 9, "status")?;
-    let started_at_us = int(row, 18, "started_at_us")?.ok_or("started_at_us is missing")?;
-    match record_type.as_str() {
-        "step" => {
-            const STATUSES: [&str; 5] = ["running", "ok", "error", "panicked", "cancelled"];
-            if !STATUSES.contains(&status.as_str()) {
-                return Err(format!("unknown step status {status:?}"));
-            }
-            let parent_id = text(row, 5, "parent_id")?
-                .map(|p| uuid(&p, "parent_id"))
-                .transpose()?;
-            Ok(ShipRecord::Step(StepRow {
-                seq,
-                id,
-                execution_id: uuid(&required(row, 4, "execution_id")?, "execution_id")?,
-                parent_id,
-                project: required(row, 6, "project")?,
-                name: required(row, 7, "name")?,
-                kind: text(row, 8, "kind")?,
-                status,
-                input: json(row, 10, "input")?,
-                output: json(row, 11, "output")?,
-                error: text(row, 12, "error")?,
-                attributes: json(row, 13, "attributes")?,
-                started_at_us,
-                duration_us: int(row, 20, "duration_us")?,
-                decisions: decisions(json(row, 16, "decisions")?)?,
-                llm_usage: llm_usage(json(row, 17, "llm_usage")?)?,
-            }))
-        }
-        "execution" => {
-            if !["running", "ok", "error"].contains(&status.as_str()) {
-                return Err(format!("unknown execution status {status:?}"));
-            }
-            Ok(ShipRecord::Execution(ExecutionRow {
-                seq,
-                id,
-                project: required(row, 6, "project")?,
-                name: required(row, 7, "name")?,
-                status,
-                metadata: json(row, 14, "metadata")?,
-                outcome: json(row, 15, "outcome")?,
-                error: text(row, 12, "error")?,
-                started_at_us,
-                ended_at_us: int(row, 19, "ended_at_us")?,
-            }))
-        }
-        other => Err(format!("unknown record_type {other:?}")),
-    }
-}
-
-fn decisions(value: Option<Value>) -> Result<Vec<Decision>, String> {
-    let Some(value) = value else {
-        return Ok(Vec::new());
-    };
-    let items = value.as_array().ok_or("decisions is not an array")?;
-    items
-        .iter()
-        .map(|d| {
-            let candidate_id = match &d["candidate_id"] {
-                Value::String(s) => s.clone(),
-                other => return Err(format!("decision candidate_id {other} is not a string")),
+impl Fields<'_, '_> {
+    /// The row as found, as JSON (text columns as strings), for the
+    /// dead-letter table.
+    fn raw(&self) -> Value {
+        let mut map = serde_json::Map::new();
+        for column in Column::ALL {
+            let value = match self.row.get_ref(self.at[*column]) {
+                Ok(rusqlite::types::ValueRef::Null) | Err(_) => Value::Null,
+                Ok(rusqlite::types::ValueRef::Integer(n)) => Value::from(n),
+                Ok(rusqlite::types::ValueRef::Real(f)) => Value::from(f),
+                Ok(rusqlite::types::ValueRef::Text(t)) => {
+                    Value::from(String::from_utf8_lossy(t).into_owned())
+                }
+                Ok(rusqlite::types::ValueRef::Blob(b)) => {
+                    Value::from(format!("<{} bytes of blob>", b.len()))
+                }
             };
-            Ok(Decision {
-                candidate_id,
-                accepted: d["accepted"].as_bool(),
-                filter: d["filter"].as_str().map(str::to_owned),
-                reason: d["reason"].as_str().map(str::to_owned),
-                score: d["score"].as_f64(),
-            })
-        })
-        .collect()
-}
+            map.insert(column.name().to_owned(), value);
+        }
+        Value::Object(map)
+    }
 
-fn llm_usage(value: Option<Value>) -> Result<Vec<LlmUsage>, String> {
-    let Some(value) = value else {
-        return Ok(Vec::new());
-    };
-    let items = value.as_array().ok_or("llm_usage is not an array")?;
-    items
-        .iter()
-        .map(|u| {
-            Ok(LlmUsage {
-                model: u["model"]
-                    .as_str()
-                    .ok_or("llm_usage model is not a string")?
-                    .to_owned(),
-                prompt_tokens: u["prompt_tokens"]
-                    .as_i64()
-                    .ok_or("prompt_tokens is not an integer")?,
-                completion_tokens: u["completion_tokens"]
-                    .as_i64()
-                    .ok_or("completion_tokens is not an integer")?,
+    fn text(&self, column: Column) -> Result<Option<String>, String> {
+        let name = column.name();
+        match self
+            .row
+            .get_ref(self.at[column])
+            .map_err(|e| format!("{name}: {e}"))?
+        {
+            rusqlite::types::ValueRef::Null => Ok(None),
+            rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
+                .map(|s| Some(s.to_owned()))
+                .map_err(|_| format!("{name} is not valid UTF-8")),
+            other => Err(format!(
+                "{name} should be text, found {:?}",
+                other.data_type()
+            )),
+        }
+    }
+
+    fn required(&self, column: Column) -> Result<String, String> {
+        self.text(column)?
+            .ok_or_else(|| format!("{} is missing", column.name()))
+    }
+
+    fn json(&self, column: Column) -> Result<Option<Value>, String> {
+        match self.text(column)? {
+            None => Ok(None),
+            Some(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| format!("{} is not valid JSON: {e}", column.name())),
+        }
+    }
+
+    /// A JSON array of `T` (absent: empty).
+    fn array<T: serde::de::DeserializeOwned>(&self, column: Column) -> Result<Vec<T>, String> {
+        match self.text(column)? {
+            None => Ok(Vec::new()),
+            Some(t) => serde_json::from_str(&t).map_err(|e| format!("{}: {e}", column.name())),
+        }
+    }
+
+    fn uuid(&self, column: Column) -> Result<Option<Uuid>, String> {
+        self.text(column)?
+            .map(|s| {
+                Uuid::parse_str(&s)
+                    .map_err(|e| format!("{} {s:?} is not a UUID: {e}", column.name()))
             })
-        })
-        .collect()
+            .transpose()
+    }
+
+    fn required_uuid(&self, column: Column) -> Result<Uuid, String> {
+        self.uuid(column)?
+            .ok_or_else(|| format!("{} is missing", column.name()))
+    }
+
+    fn int(&self, column: Column) -> Result<Option<i64>, String> {
+        self.row
+            .get::<_, Option<i64>>(self.at[column])
+            .map_err(|e| format!("{}: {e}", column.name()))
+    }
+
+    fn record(&self, seq: i64) -> Result<ShipRecord, String> {
+        let record_type: RecordType = self
+            .required(Column::RecordType)?
+            .parse()
+            .map_err(|e: xray_outbox::UnknownValue| e.to_string())?;
+        let id = self.required_uuid(Column::Id)?;
+        let status = self.required(Column::Status)?;
+        let started_at_us = self
+            .int(Column::StartedAtUs)?
+            .ok_or("started_at_us is missing")?;
+        match record_type {
+            RecordType::Step => {
+                let status: StepStatus = status
+                    .parse()
+                    .map_err(|e: xray_outbox::UnknownValue| e.to_string())?;
+                Ok(ShipRecord::Step(StepRow {
+                    seq,
+                    id,
+                    execution_id: self.required_uuid(Column::ExecutionId)?,
+                    parent_id: self.uuid(Column::ParentId)?,
+                    project: self.required(Column::Project)?,
+                    name: self.required(Column::Name)?,
+                    kind: self.text(Column::Kind)?,
+                    status: status.as_str().to_owned(),
+                    input: self.json(Column::Input)?,
+                    output: self.json(Column::Output)?,
+                    error: self.text(Column::Error)?,
+                    attributes: self.json(Column::Attributes)?,
+                    started_at_us,
+                    duration_us: self.int(Column::DurationUs)?,
+                    decisions: self.array::<Decision>(Column::Decisions)?,
+                    llm_usage: self.array::<LlmUsage>(Column::LlmUsage)?,
+                }))
+            }
+            RecordType::Execution => {
+                let status: ExecutionStatus = status
+                    .parse()
+                    .map_err(|e: xray_outbox::UnknownValue| e.to_string())?;
+                Ok(ShipRecord::Execution(ExecutionRow {
+                    seq,
+                    id,
+                    project: self.required(Column::Project)?,
+                    name: self.required(Column::Name)?,
+                    status: status.as_str().to_owned(),
+                    metadata: self.json(Column::Metadata)?,
+                    outcome: self.json(Column::Outcome)?,
+                    error: self.text(Column::Error)?,
+                    started_at_us,
+                    ended_at_us: self.int(Column::EndedAtUs)?,
+                }))
+            }
+        }
+    }
 }

@@ -81,22 +81,38 @@ pub fn outbox_rows(outbox: &Path) -> u64 {
     .unwrap() as u64
 }
 
-/// Appends a hand-made step `end` row (for rows the SDK would never write).
+/// Appends a hand-made step `end` row (for rows the SDK would never
+/// write), through the format's own insert statement; columns not given
+/// are NULL.
 pub fn append_raw_step(outbox: &Path, name: &str, status: &str, input: &str) {
+    use rusqlite::types::Value;
+    use xray_outbox::{Column, Phase, RecordType};
     let conn = rusqlite::Connection::open(outbox).unwrap();
-    conn.execute(
-        "INSERT INTO xray_outbox (record_type, phase, id, execution_id, project, name, status, input,
-            started_at_us, duration_us, pid, written_at_us)
-         VALUES ('step', 'end', ?1, ?2, 'default', ?3, ?4, ?5, 1700000000000000, 5, 1, 1700000000000000)",
-        rusqlite::params![
-            uuid::Uuid::from_u128(fastrand::u128(..)).to_string(),
-            uuid::Uuid::from_u128(fastrand::u128(..)).to_string(),
-            name,
-            status,
-            input
-        ],
-    )
-    .unwrap();
+    let mut insert = conn.prepare(xray_outbox::insert_sql()).unwrap();
+    let new_id = || uuid::Uuid::from_u128(fastrand::u128(..)).to_string();
+    let values: [(Column, Value); 12] = [
+        (
+            Column::RecordType,
+            RecordType::Step.as_str().to_owned().into(),
+        ),
+        (Column::Phase, Phase::End.as_str().to_owned().into()),
+        (Column::Id, new_id().into()),
+        (Column::ExecutionId, new_id().into()),
+        (Column::Project, "default".to_owned().into()),
+        (Column::Name, name.to_owned().into()),
+        (Column::Status, status.to_owned().into()),
+        (Column::Input, input.to_owned().into()),
+        (Column::StartedAtUs, 1_700_000_000_000_000i64.into()),
+        (Column::DurationUs, 5i64.into()),
+        (Column::Pid, 1i64.into()),
+        (Column::WrittenAtUs, 1_700_000_000_000_000i64.into()),
+    ];
+    for (column, value) in values {
+        insert
+            .raw_bind_parameter(column.parameter().unwrap(), value)
+            .unwrap();
+    }
+    insert.raw_execute().unwrap();
 }
 
 /// Row counts of the embedded store.
