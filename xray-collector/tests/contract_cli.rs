@@ -192,3 +192,123 @@ fn contract(target: Target) {
     assert_eq!(stats["steps"][0]["name"], "pick");
     assert_eq!(stats["steps"][0]["count"], 5);
 }
+
+/// The subcommands and options of the CLI block of `../shared/DESIGN.md`,
+/// a line (with its continuation lines) each.
+fn design_cli_lines() -> Vec<(String, Vec<String>)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/DESIGN.md");
+    let design = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the contract lives in ../shared beside the repository)",
+            path.display()
+        )
+    });
+    let section = design
+        .split("## The collector and the backend (contract)")
+        .nth(1)
+        .expect("the collector's contract section");
+    let block = section.split("```").nth(1).expect("its CLI block");
+    let mut lines: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let options = words
+            .iter()
+            .flat_map(|w| w.split('|'))
+            .map(|w| w.trim_matches(|c: char| "[]…".contains(c)))
+            .filter(|w| w.starts_with("--"))
+            .map(str::to_owned);
+        match words.first() {
+            Some(&"xray-collector") => lines.push((words[1].to_owned(), options.collect())),
+            Some(_) => lines.last_mut().expect("a first line").1.extend(options),
+            None => {}
+        }
+    }
+    lines
+}
+
+/// What later issues add, and which: not runnable yet, so not in
+/// [`contract`]. Each is checked to be absent still, so that building one
+/// makes this test say to add its line above.
+const NOT_BUILT_YET: &[(&str, &str, &str)] = &[
+    ("run", "--otlp-endpoint", "issue 13 (OTLP export)"),
+    ("run", "--retention", "issue 12 (retention)"),
+    ("serve", "", "issue 11 (web UI and HTTP API)"),
+    ("prune", "", "issue 12 (retention)"),
+    ("import", "", "issue 14 (import)"),
+    ("reason", "", "issue 14 (reasoning)"),
+];
+
+/// What [`contract`] runs, per subcommand.
+const RUN_ABOVE: &[(&str, &[&str])] = &[
+    (
+        "run",
+        &[
+            "--outbox",
+            "--database-url",
+            "--once",
+            "--listen",
+            "--log-format",
+        ],
+    ),
+    ("migrate", &["--yes", "--database-url"]),
+    (
+        "executions",
+        &[
+            "--project",
+            "--name",
+            "--status",
+            "--since",
+            "--limit",
+            "--cursor",
+            "--json",
+        ],
+    ),
+    ("show", &["--json"]),
+    ("why", &["--json"]),
+    ("search", &["--json"]),
+    ("stats", &["--since", "--name", "--json"]),
+];
+
+#[test]
+fn the_contract_test_runs_every_cli_line_of_the_design_that_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    for (command, options) in design_cli_lines() {
+        let pending: Vec<&(&str, &str, &str)> =
+            NOT_BUILT_YET.iter().filter(|p| p.0 == command).collect();
+        let help = collector(dir.path(), &[command.clone(), "--help".into()]);
+        if let Some((_, _, issue)) = pending.iter().find(|p| p.1.is_empty()) {
+            assert!(
+                !help.status.success(),
+                "`{command}` exists now ({issue}): add its DESIGN.md line to `contract`"
+            );
+            continue;
+        }
+        let mut help = ok(help, &format!("{command} --help"));
+        if command == "migrate" {
+            // `--yes` belongs to `migrate down`.
+            let down = ["migrate", "down", "--help"].map(String::from);
+            help.push_str(&ok(collector(dir.path(), &down), "migrate down --help"));
+        }
+        let covered = RUN_ABOVE
+            .iter()
+            .find(|(c, _)| *c == command)
+            .unwrap_or_else(|| {
+                panic!("DESIGN.md has `xray-collector {command}`: run it in `contract`")
+            })
+            .1;
+        for option in options {
+            if let Some((_, _, issue)) = pending.iter().find(|p| p.1 == option) {
+                assert!(
+                    !help.contains(&option),
+                    "`{command} {option}` exists now ({issue}): run it in `contract`"
+                );
+                continue;
+            }
+            assert!(
+                covered.contains(&option.as_str()),
+                "DESIGN.md has `{command} … {option}`: run it in `contract`"
+            );
+            assert!(help.contains(&option), "`{command} --help` lacks {option}");
+        }
+    }
+}
