@@ -8,6 +8,7 @@
 //! `reason`, `run --otlp-endpoint`, `run --retention`) join this test with
 //! the commands.
 
+#[macro_use]
 mod support;
 
 use std::path::Path;
@@ -15,21 +16,6 @@ use std::process::{Command, Output};
 
 use support::outbox::write_steps;
 use support::target::Target;
-
-macro_rules! on_both_backends {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[test]
-            fn embedded() {
-                super::$body(super::Target::embedded());
-            }
-            #[test]
-            fn postgres() {
-                super::$body(super::Target::postgres());
-            }
-        }
-    };
-}
 
 /// `xray-collector <args>` in `dir`, with no backend, outbox or log
 /// settings in the environment.

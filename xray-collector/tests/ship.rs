@@ -2,6 +2,7 @@
 //! outboxes written by the real SDK, against both backends: every scenario
 //! runs once on the embedded store and once on a real PostgreSQL.
 
+#[macro_use]
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -15,21 +16,6 @@ use support::target::Target;
 
 /// Declares a module `<name>` with tests `embedded` and `postgres`, each
 /// running `body(target)`.
-macro_rules! on_both_backends {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[test]
-            fn embedded() {
-                super::$body(super::Target::embedded());
-            }
-            #[test]
-            fn postgres() {
-                super::$body(super::Target::postgres());
-            }
-        }
-    };
-}
-
 fn collector() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xray-collector"));
     cmd.env_remove("DATABASE_URL")
