@@ -12,7 +12,6 @@ use std::time::Duration;
 use serde_json::json;
 use support::pg;
 use support::records::{filter_step, new_id, step};
-use tokio_postgres::Client;
 use xray_collector::backend::{
     postgres::{classify, redact_url, PostgresStore, MIGRATIONS},
     Migrations, Store, StoreError,
@@ -24,32 +23,6 @@ async fn migrated_postgres() -> (pg::TestDb, PostgresStore) {
     let store = PostgresStore::connect(&db.url).await.expect("connect");
     store.migrate_up().await.expect("migrate up");
     (db, store)
-}
-
-async fn xray_tables(client: &Client) -> Vec<String> {
-    client
-        .query(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'xray' ORDER BY 1",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
-}
-
-async fn recorded_versions(client: &Client) -> Vec<i64> {
-    client
-        .query(
-            "SELECT version FROM xray.schema_migrations ORDER BY version",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 #[tokio::test]
@@ -67,8 +40,18 @@ async fn two_collectors_migrating_at_once_both_succeed_and_apply_each_version_on
             MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>()
         );
         let client = db.client().await;
-        assert_eq!(recorded_versions(&client).await, applied);
-        assert_eq!(xray_tables(&client).await.len(), 6);
+        let recorded: Vec<i64> = pg::column(
+            &client,
+            "SELECT version FROM xray.schema_migrations ORDER BY version",
+        )
+        .await;
+        assert_eq!(recorded, applied);
+        let tables: Vec<String> = pg::column(
+            &client,
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'xray'",
+        )
+        .await;
+        assert_eq!(tables.len(), 6);
     }
 }
 

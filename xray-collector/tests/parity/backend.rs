@@ -127,18 +127,37 @@ impl Backend {
 
     // ----- Looking -----
 
+    /// The first column of every row `sql` returns; `{xray}` in it stands
+    /// for where X-Ray's tables live (see [`Backend::execute`]).
+    async fn column<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: rusqlite::types::FromSql + for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        match &self.raw {
+            Raw::Embedded { path, .. } => {
+                let conn = raw_sqlite(path);
+                let mut stmt = conn.prepare(&sql.replace("{xray}", "")).unwrap();
+                let values = stmt.query_map([], |r| r.get(0)).unwrap();
+                values.collect::<Result<_, _>>().unwrap()
+            }
+            Raw::Postgres { client, .. } => {
+                pg::column(client, &sql.replace("{xray}", "xray.")).await
+            }
+        }
+    }
+
+    /// The SQL for this backend, where the two differ.
+    fn either<'a>(&self, embedded: &'a str, postgres: &'a str) -> &'a str {
+        match self.raw {
+            Raw::Embedded { .. } => embedded,
+            Raw::Postgres { .. } => postgres,
+        }
+    }
+
     /// Rows in `table`.
     pub async fn count(&self, table: &str) -> i64 {
-        match &self.raw {
-            Raw::Embedded { path, .. } => raw_sqlite(path)
-                .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
-                .unwrap(),
-            Raw::Postgres { client, .. } => client
-                .query_one(&format!("SELECT count(*) FROM xray.{table}"), &[])
-                .await
-                .unwrap()
-                .get(0),
-        }
+        self.column(&format!("SELECT count(*) FROM {{xray}}{table}"))
+            .await[0]
     }
 
     /// Every row of every table, minus when it was written, in a fixed
@@ -152,7 +171,7 @@ impl Backend {
             ("llm_usage", "step_id, ordinal"),
             ("dead_letters", "outbox, seq"),
         ] {
-            match &self.raw {
+            let rows: Vec<String> = match &self.raw {
                 Raw::Embedded { path, .. } => {
                     let conn = raw_sqlite(path);
                     let mut stmt = conn
@@ -167,21 +186,20 @@ impl Backend {
                                 .iter()
                                 .map(|&i| format!("{:?}", r.get_ref(i).unwrap()))
                                 .collect();
-                            Ok(format!("{table}: {}", values.join(" | ")))
+                            Ok(values.join(" | "))
                         })
                         .unwrap();
-                    out.extend(rows.map(Result::unwrap));
+                    rows.collect::<Result<_, _>>().unwrap()
                 }
-                Raw::Postgres { client, .. } => {
-                    let sql = format!(
-                        "SELECT to_jsonb(t) - 'updated_at' - 'created_at' FROM xray.{table} t \
-                         ORDER BY {order}"
-                    );
-                    for row in client.query(&sql, &[]).await.unwrap() {
-                        out.push(format!("{table}: {}", row.get::<_, Value>(0)));
-                    }
+                Raw::Postgres { .. } => {
+                    self.column(&format!(
+                        "SELECT (to_jsonb(t) - 'updated_at' - 'created_at')::text \
+                         FROM xray.{table} t ORDER BY {order}"
+                    ))
+                    .await
                 }
-            }
+            };
+            out.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
         }
         out
     }
@@ -189,71 +207,32 @@ impl Backend {
     /// X-Ray's tables, by name (PostgreSQL: those of schema `xray`; SQLite:
     /// the file's, without the search index's own shadow tables).
     pub async fn tables(&self) -> Vec<String> {
-        match &self.raw {
-            Raw::Embedded { path, .. } => {
-                let conn = raw_sqlite(path);
-                let mut stmt = conn
-                    .prepare(
-                        "SELECT name FROM sqlite_schema WHERE type = 'table' \
-                         AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'steps_fts_%' ORDER BY name",
-                    )
-                    .unwrap();
-                let names = stmt.query_map([], |r| r.get(0)).unwrap();
-                names.collect::<Result<_, _>>().unwrap()
-            }
-            Raw::Postgres { client, .. } => client
-                .query(
-                    "SELECT table_name::text FROM information_schema.tables \
-                     WHERE table_schema = 'xray' ORDER BY 1",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect(),
-        }
+        self.column(self.either(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'steps_fts_%' ORDER BY name",
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'xray' ORDER BY 1",
+        ))
+        .await
     }
 
     /// Whether anything of the schema is left: PostgreSQL's `xray`
     /// namespace (even empty); in SQLite, where the file is the namespace,
     /// any table.
     pub async fn schema_exists(&self) -> bool {
-        match &self.raw {
+        match self.raw {
             Raw::Embedded { .. } => !self.tables().await.is_empty(),
-            Raw::Postgres { client, .. } => client
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'xray')",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0),
+            Raw::Postgres { .. } => {
+                self.column("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'xray')")
+                    .await[0]
+            }
         }
     }
 
     /// The versions `schema_migrations` records, oldest first.
     pub async fn recorded_versions(&self) -> Vec<i64> {
-        match &self.raw {
-            Raw::Embedded { path, .. } => {
-                let conn = raw_sqlite(path);
-                let mut stmt = conn
-                    .prepare("SELECT version FROM schema_migrations ORDER BY version")
-                    .unwrap();
-                let versions = stmt.query_map([], |r| r.get(0)).unwrap();
-                versions.collect::<Result<_, _>>().unwrap()
-            }
-            Raw::Postgres { client, .. } => client
-                .query(
-                    "SELECT version FROM xray.schema_migrations ORDER BY version",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect(),
-        }
+        self.column("SELECT version FROM {xray}schema_migrations ORDER BY version")
+            .await
     }
 
     /// Whether another session could take the migration lock now
@@ -266,22 +245,13 @@ impl Backend {
                 let _ = conn.execute_batch("ROLLBACK");
                 free
             }
-            Raw::Postgres { client, .. } => {
-                let free: bool = client
-                    .query_one(
-                        "SELECT pg_try_advisory_lock($1)",
-                        &[&postgres::MIGRATION_LOCK_KEY],
-                    )
-                    .await
-                    .unwrap()
-                    .get(0);
-                client
-                    .execute(
-                        "SELECT pg_advisory_unlock($1)",
-                        &[&postgres::MIGRATION_LOCK_KEY],
-                    )
-                    .await
-                    .unwrap();
+            Raw::Postgres { .. } => {
+                let key = postgres::MIGRATION_LOCK_KEY;
+                let free = self
+                    .column(&format!("SELECT pg_try_advisory_lock({key})"))
+                    .await[0];
+                self.execute(&format!("SELECT pg_advisory_unlock({key})"))
+                    .await;
                 free
             }
         }
@@ -289,87 +259,46 @@ impl Backend {
 
     /// Whether execution `id` is a placeholder.
     pub async fn is_placeholder(&self, id: Uuid) -> bool {
-        match &self.raw {
-            Raw::Embedded { path, .. } => raw_sqlite(path)
-                .query_row(
-                    "SELECT placeholder = 1 FROM executions WHERE id = ?1",
-                    [id.to_string()],
-                    |r| r.get(0),
-                )
-                .unwrap(),
-            Raw::Postgres { client, .. } => client
-                .query_one(
-                    "SELECT placeholder FROM xray.executions WHERE id = $1",
-                    &[&id],
-                )
-                .await
-                .unwrap()
-                .get(0),
-        }
+        self.column(&format!(
+            "SELECT placeholder FROM {{xray}}executions WHERE id = '{id}'"
+        ))
+        .await[0]
     }
 
     /// Step `id`'s start as stored, in µs since the epoch (PostgreSQL
     /// stores a `timestamptz`).
     pub async fn stored_step_start_us(&self, id: Uuid) -> i64 {
-        match &self.raw {
-            Raw::Embedded { path, .. } => raw_sqlite(path)
-                .query_row(
-                    "SELECT started_at_us FROM steps WHERE id = ?1",
-                    [id.to_string()],
-                    |r| r.get(0),
-                )
-                .unwrap(),
-            Raw::Postgres { client, .. } => client
-                .query_one(
-                    "SELECT (extract(epoch FROM started_at) * 1000000)::bigint \
-                     FROM xray.steps WHERE id = $1",
-                    &[&id],
-                )
-                .await
-                .unwrap()
-                .get(0),
-        }
+        self.column(&format!(
+            "SELECT {} FROM {{xray}}steps WHERE id = '{id}'",
+            self.either(
+                "started_at_us",
+                "(extract(epoch FROM started_at) * 1000000)::bigint"
+            )
+        ))
+        .await[0]
     }
 
     /// The dead-letter table, by outbox and seq.
     pub async fn dead_letters(&self) -> Vec<StoredLetter> {
-        match &self.raw {
-            Raw::Embedded { path, .. } => {
-                let conn = raw_sqlite(path);
-                let mut stmt = conn
-                    .prepare(
-                        "SELECT outbox, seq, record, reason FROM dead_letters ORDER BY outbox, seq",
-                    )
-                    .unwrap();
-                let rows = stmt
-                    .query_map([], |r| {
-                        let record: String = r.get(2)?;
-                        Ok(StoredLetter {
-                            outbox: r.get(0)?,
-                            seq: r.get(1)?,
-                            record: serde_json::from_str(&record).unwrap(),
-                            reason: r.get(3)?,
-                        })
-                    })
-                    .unwrap();
-                rows.collect::<Result<_, _>>().unwrap()
-            }
-            Raw::Postgres { client, .. } => client
-                .query(
-                    "SELECT outbox, seq, record, reason FROM xray.dead_letters ORDER BY outbox, seq",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| StoredLetter {
-                    outbox: r.get(0),
-                    seq: r.get(1),
-                    record: r.get(2),
-                    reason: r.get(3),
-                })
-                .collect(),
-        }
+        let rows: Vec<String> = self
+            .column(self.either(
+                "SELECT json_array(outbox, seq, json(record), reason) FROM dead_letters \
+                 ORDER BY outbox, seq",
+                "SELECT jsonb_build_array(outbox, seq, record, reason)::text \
+                 FROM xray.dead_letters ORDER BY outbox, seq",
+            ))
+            .await;
+        rows.iter()
+            .map(|row| {
+                let (outbox, seq, record, reason) = serde_json::from_str(row).unwrap();
+                StoredLetter {
+                    outbox,
+                    seq,
+                    record,
+                    reason,
+                }
+            })
+            .collect()
     }
 
     // ----- Changing the database behind the store's back -----

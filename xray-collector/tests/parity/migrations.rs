@@ -18,6 +18,16 @@ on_both_backends!(
     a_migration_edited_after_it_was_applied_is_refused,
 );
 
+/// What `migrate up`, `migrate down 1` and `migrate status` each refuse
+/// with.
+async fn refusals(db: &Backend) -> [(&'static str, MigrateError); 3] {
+    [
+        ("up", db.store.migrate_up().await.unwrap_err()),
+        ("down", db.store.migrate_down(1).await.unwrap_err()),
+        ("status", db.store.migrate_status().await.unwrap_err()),
+    ]
+}
+
 async fn migrations_go_up_down_and_up_again_twice_leaving_nothing_behind(db: Backend) {
     let all: Vec<i64> = db.known_migrations().iter().map(|m| m.version).collect();
     let mut newest_first = all.clone();
@@ -99,11 +109,7 @@ async fn migrate_status_lists_every_known_migration_and_whether_it_is_applied(db
 
 async fn a_schema_newer_than_the_binary_is_refused(db: Backend) {
     db.record_migration(999).await;
-    for (command, err) in [
-        ("up", db.store.migrate_up().await.unwrap_err()),
-        ("down", db.store.migrate_down(1).await.unwrap_err()),
-        ("status", db.store.migrate_status().await.unwrap_err()),
-    ] {
+    for (command, err) in refusals(&db).await {
         assert!(
             matches!(err, MigrateError::NewerSchema { found: 999, .. }),
             "{command}: {err}"
@@ -123,11 +129,7 @@ async fn a_schema_newer_than_the_binary_is_refused(db: Backend) {
 async fn a_migration_edited_after_it_was_applied_is_refused(db: Backend) {
     db.execute("UPDATE {xray}schema_migrations SET checksum = 'edited' WHERE version = 1")
         .await;
-    for (command, err) in [
-        ("up", db.store.migrate_up().await.unwrap_err()),
-        ("down", db.store.migrate_down(1).await.unwrap_err()),
-        ("status", db.store.migrate_status().await.unwrap_err()),
-    ] {
+    for (command, err) in refusals(&db).await {
         assert!(
             matches!(err, MigrateError::Edited { version: 1, .. }),
             "{command}: {err}"

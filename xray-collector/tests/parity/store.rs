@@ -23,6 +23,14 @@ on_both_backends!(
 
 on_both_backends!(unmigrated: writing_before_migrating_is_a_schema_error_not_a_rejection);
 
+/// A refusal by a CHECK constraint: rejected, not retried, and worded as
+/// the database words it.
+fn assert_refused_by_a_check(db: &Backend, err: &StoreError) {
+    assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
+    assert!(!err.is_retriable());
+    assert!(err.to_string().contains(db.check_violation()), "{err}");
+}
+
 async fn writing_the_same_records_twice_changes_nothing(db: Backend) {
     let (e, s1, s2) = (new_id(), new_id(), new_id());
     let batch = [
@@ -236,9 +244,7 @@ async fn a_record_the_schema_refuses_is_rejected_with_its_whole_batch(db: Backen
         .write(&[good.clone(), unknown_status])
         .await
         .expect_err("the CHECK constraint refuses the step");
-    assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
-    assert!(!err.is_retriable());
-    assert!(err.to_string().contains(db.check_violation()), "{err}");
+    assert_refused_by_a_check(&db, &err);
     // The batch is one transaction: the good record went with the bad one.
     assert!(db.snapshot().await.is_empty());
 
@@ -263,9 +269,7 @@ async fn a_record_with_an_empty_name_is_rejected(db: Backend) {
             .write(&[good.clone(), nameless])
             .await
             .expect_err("the CHECK constraint refuses a record without a name");
-        assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
-        assert!(!err.is_retriable());
-        assert!(err.to_string().contains(db.check_violation()), "{err}");
+        assert_refused_by_a_check(&db, &err);
     }
     assert!(db.snapshot().await.is_empty());
 }

@@ -142,6 +142,18 @@ pub async fn connect_plain(url: &str) -> Client {
     client
 }
 
+/// The first column of every row `sql` returns.
+pub async fn column<T>(client: &Client, sql: &str) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let rows = client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
 async fn create_database(admin_url: &str, external: bool) -> TestDb {
     let admin = connect_plain(admin_url).await;
     let name = format!("t_{}", random_word(12));

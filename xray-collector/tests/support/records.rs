@@ -99,10 +99,6 @@ impl Execution {
         self
     }
 
-    pub fn row(self) -> ExecutionRow {
-        self.0
-    }
-
     pub fn record(self) -> ShipRecord {
         ShipRecord::Execution(self.0)
     }
@@ -228,17 +224,6 @@ impl Step {
         self
     }
 
-    /// No output (a step that returned nothing, or failed).
-    pub fn no_output(mut self) -> Self {
-        self.0.output = None;
-        self
-    }
-
-    pub fn error(mut self, error: &str) -> Self {
-        self.0.error = Some(error.into());
-        self
-    }
-
     pub fn attributes(mut self, attributes: Value) -> Self {
         self.0.attributes = Some(attributes);
         self
@@ -258,10 +243,6 @@ impl Step {
     pub fn seq(mut self, seq: i64) -> Self {
         self.0.seq = seq;
         self
-    }
-
-    pub fn row(self) -> StepRow {
-        self.0
     }
 
     pub fn record(self) -> ShipRecord {
