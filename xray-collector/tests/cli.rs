@@ -223,8 +223,22 @@ fn a_database_url_given_as_a_flag_is_scrubbed_from_json_log_lines() {
     let url = "postgres://xray:Fl4g-S3cret@127.0.0.1:1/xray?connect_timeout=2";
     for args in [
         &["executions", "--database-url", url][..],
-        &["--database-url", url, "--log-format", "json", "show", "latest"],
-        &["migrate", "status", "--log-format", "json", "--database-url", url],
+        &[
+            "--database-url",
+            url,
+            "--log-format",
+            "json",
+            "show",
+            "latest",
+        ],
+        &[
+            "migrate",
+            "status",
+            "--log-format",
+            "json",
+            "--database-url",
+            url,
+        ],
     ] {
         let out = collector(&target).args(args).output().unwrap();
         let err = stderr(&out);
