@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use rusqlite::Connection;
 use serde_json::Value;
+use tokio::sync::OnceCell;
 use tokio_postgres::Client;
 use uuid::Uuid;
 use xray_collector::backend::{postgres, sqlite, AnyStore, Migrations};
@@ -42,9 +43,11 @@ enum Raw {
         path: PathBuf,
     },
     Postgres {
-        /// Keeps the database alive.
-        _db: TestDb,
-        client: Client,
+        db: TestDb,
+        /// Connected on first use: many scenarios look only through the
+        /// store, and a login costs tens of milliseconds in a debug build.
+        /// Boxed: a `Client` is large.
+        client: Box<OnceCell<Client>>,
     },
 }
 
@@ -73,10 +76,12 @@ impl Backend {
             Kind::Postgres => {
                 let db = pg::fresh_database().await;
                 let store = AnyStore::postgres(&db.url).await.expect("connect");
-                let client = db.client().await;
                 Backend {
                     store,
-                    raw: Raw::Postgres { _db: db, client },
+                    raw: Raw::Postgres {
+                        db,
+                        client: Box::default(),
+                    },
                 }
             }
         }
@@ -140,7 +145,8 @@ impl Backend {
                 let values = stmt.query_map([], |r| r.get(0)).unwrap();
                 values.collect::<Result<_, _>>().unwrap()
             }
-            Raw::Postgres { client, .. } => {
+            Raw::Postgres { db, client } => {
+                let client = client.get_or_init(|| db.client()).await;
                 pg::column(client, &sql.replace("{xray}", "xray.")).await
             }
         }
@@ -310,7 +316,9 @@ impl Backend {
             Raw::Embedded { path, .. } => raw_sqlite(path)
                 .execute_batch(&sql.replace("{xray}", ""))
                 .unwrap(),
-            Raw::Postgres { client, .. } => client
+            Raw::Postgres { db, client } => client
+                .get_or_init(|| db.client())
+                .await
                 .batch_execute(&sql.replace("{xray}", "xray."))
                 .await
                 .unwrap(),
