@@ -11,7 +11,7 @@
 //!   for speed. Host logins need a password (scram), so tests see real
 //!   password handling; when `openssl` is available the server also
 //!   offers TLS with a self-signed certificate. Each test still gets its
-//!   own database.
+//!   own database, created through one admin session per test binary.
 //! - No PostgreSQL at all: the test panics saying how to install it. It
 //!   never passes silently.
 //!
@@ -29,7 +29,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio_postgres::{Client, NoTls};
@@ -42,6 +42,28 @@ pub const DATABASE_URL_VAR: &str = "XRAY_TEST_DATABASE_URL";
 pub struct TestServer {
     admin_url: String,
     cluster: Option<LocalCluster>,
+    admin: AdminSession,
+}
+
+/// The one session creating the tests' databases, on a runtime of its own:
+/// each test has its own runtime, which a connection cannot outlive, and a
+/// login per database would cost ~50 ms (SCRAM in a debug build).
+struct AdminSession {
+    runtime: tokio::runtime::Runtime,
+    client: Arc<tokio::sync::OnceCell<Client>>,
+}
+
+impl AdminSession {
+    fn new() -> AdminSession {
+        AdminSession {
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("start the admin session's runtime"),
+            client: Arc::default(),
+        }
+    }
 }
 
 /// The shared server: `XRAY_TEST_DATABASE_URL`, or a cluster started on
@@ -52,12 +74,14 @@ pub fn server() -> &'static TestServer {
         Ok(url) if !url.trim().is_empty() => TestServer {
             admin_url: url,
             cluster: None,
+            admin: AdminSession::new(),
         },
         _ => {
             let cluster = LocalCluster::start_new();
             TestServer {
                 admin_url: cluster.admin_url(),
                 cluster: Some(cluster),
+                admin: AdminSession::new(),
             }
         }
     })
@@ -83,7 +107,15 @@ impl TestServer {
     /// A fresh, empty database on this server.
     pub async fn fresh_database(&self) -> TestDb {
         let external = self.cluster.is_none();
-        create_database(&self.admin_url, external).await
+        let (admin_url, client) = (self.admin_url.clone(), Arc::clone(&self.admin.client));
+        self.admin
+            .runtime
+            .spawn(async move {
+                let admin = client.get_or_init(|| connect_plain(&admin_url)).await;
+                create_database(admin, &admin_url, external).await
+            })
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 }
 
@@ -142,8 +174,19 @@ pub async fn connect_plain(url: &str) -> Client {
     client
 }
 
-async fn create_database(admin_url: &str, external: bool) -> TestDb {
-    let admin = connect_plain(admin_url).await;
+/// The first column of every row `sql` returns.
+pub async fn column<T>(client: &Client, sql: &str) -> Vec<T>
+where
+    T: for<'a> tokio_postgres::types::FromSql<'a>,
+{
+    let rows = client
+        .query(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+async fn create_database(admin: &Client, admin_url: &str, external: bool) -> TestDb {
     let name = format!("t_{}", random_word(12));
     // CREATE DATABASE may collide with another test copying template1 at
     // the same moment; that is worth a few retries.
@@ -309,7 +352,8 @@ impl LocalCluster {
 
     /// A fresh, empty database on this cluster.
     pub async fn fresh_database(&self) -> TestDb {
-        create_database(&self.admin_url(), false).await
+        let admin_url = self.admin_url();
+        create_database(&connect_plain(&admin_url).await, &admin_url, false).await
     }
 
     fn data(&self) -> PathBuf {

@@ -15,9 +15,11 @@ use crate::backend::StoreError;
 ///   type), a value too big (`SQLITE_TOOBIG`), a type mismatch, or a value
 ///   that cannot be bound are [`StoreError::Rejected`]: the same records
 ///   will fail the same way, so the shipper dead-letters them.
-/// - Anything else (e.g. `no such table` before `migrate up`) is
-///   [`StoreError::Other`], retriable: dead-lettering good records because
-///   the store is not ready would lose them.
+/// - A missing table (`no such table`, before `migrate up`) is
+///   [`StoreError::Schema`], as on PostgreSQL: retriable, since
+///   dead-lettering good records because the store is not ready would lose
+///   them, and the message says to migrate.
+/// - Anything else is [`StoreError::Other`], retriable.
 pub fn classify(e: &rusqlite::Error) -> StoreError {
     let message = e.to_string();
     match e {
@@ -37,7 +39,7 @@ pub fn classify(e: &rusqlite::Error) -> StoreError {
             ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch => {
                 StoreError::Rejected(message)
             }
-            _ if message.contains("no such table") => StoreError::Other(format!(
+            _ if message.contains("no such table") => StoreError::Schema(format!(
                 "{message} (the embedded store has no schema yet: run `xray-collector migrate up`)"
             )),
             _ => StoreError::Other(message),
@@ -106,13 +108,13 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_table_is_retried_rather_than_dead_lettered() {
+    fn a_missing_table_is_a_schema_error_retried_rather_than_dead_lettered() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         let e = conn
             .execute("INSERT INTO steps (id) VALUES ('x')", [])
             .unwrap_err();
         let err = classify(&e);
-        assert!(matches!(err, StoreError::Other(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Schema(_)), "{err:?}");
         assert!(err.is_retriable());
         assert!(err.to_string().contains("migrate up"), "{err}");
     }

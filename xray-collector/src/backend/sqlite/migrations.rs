@@ -45,6 +45,8 @@ impl Migrations for SqliteStore {
     /// Reverts the `n` most recently applied migrations, newest first,
     /// and returns their versions. Refuses, like
     /// [`migrate_up`](Self::migrate_up), a schema this binary does not know.
+    /// Reverting the last one drops `schema_migrations` too; a store never
+    /// migrated is left untouched.
     async fn migrate_down(&self, n: usize) -> Result<Vec<i64>, MigrateError> {
         self.with_connection(move |conn| down(conn, MIGRATIONS, n))
             .await
@@ -103,7 +105,10 @@ pub(crate) fn down(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Exclusive)
         .map_err(backend)?;
-    tx.execute_batch(CREATE_MIGRATIONS_TABLE).map_err(backend)?;
+    // Never migrated: nothing to revert, and nothing to create.
+    if !migrations_table_exists(&tx)? {
+        return Ok(Vec::new());
+    }
     let applied = read_applied(&tx)?;
     migrate::verify(known, &applied)?;
     let mut done = Vec::new();
@@ -121,6 +126,16 @@ pub(crate) fn down(
         .map_err(backend)?;
         done.push(m.version);
     }
+    // With no migration left, nothing of X-Ray is: the bookkeeping table
+    // goes too, leaving the file as it was before the first `migrate up`
+    // (as PostgreSQL's first migration drops `xray.schema_migrations`).
+    let left: i64 = tx
+        .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+        .map_err(backend)?;
+    if left == 0 {
+        tx.execute_batch("DROP TABLE schema_migrations")
+            .map_err(backend)?;
+    }
     tx.commit().map_err(backend)?;
     Ok(done)
 }
@@ -131,20 +146,22 @@ pub(crate) fn status(
     known: &[Migration],
 ) -> Result<Vec<MigrationStatus>, MigrateError> {
     let tx = conn.transaction().map_err(backend)?;
-    let exists: bool = tx
-        .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations')",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(backend)?;
-    let applied = if exists {
+    let applied = if migrations_table_exists(&tx)? {
         read_applied(&tx)?
     } else {
         Vec::new()
     };
     migrate::verify(known, &applied)?;
     Ok(migrate::status(known, &applied))
+}
+
+fn migrations_table_exists(conn: &Connection) -> Result<bool, MigrateError> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations')",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(backend)
 }
 
 fn read_applied(conn: &Connection) -> Result<Vec<Applied>, MigrateError> {

@@ -1,0 +1,349 @@
+//! The backend a parity scenario runs on: a store behind [`AnyStore`], and
+//! a second, raw connection to the same database for what the traits do
+//! not show (row snapshots, the tables left, tampering with the migration
+//! bookkeeping, deleting an execution by hand).
+//!
+//! What the two backends are allowed to do differently is declared here,
+//! once, and nowhere else: the extra tables of SQLite's search index, the
+//! wording of a CHECK violation, and what becomes of a NUL character in a
+//! dead letter.
+
+use std::path::PathBuf;
+
+use rusqlite::Connection;
+use serde_json::Value;
+use tokio::sync::OnceCell;
+use tokio_postgres::Client;
+use uuid::Uuid;
+use xray_collector::backend::{postgres, sqlite, AnyStore, Migrations};
+use xray_collector::migrate::Migration;
+
+use crate::support::pg::{self, TestDb};
+
+/// Which backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The embedded SQLite store, in a temp dir.
+    Embedded,
+    /// A fresh database on the test PostgreSQL server.
+    Postgres,
+}
+
+/// A store under test and a raw look into its database.
+pub struct Backend {
+    /// The store, as the collector sees it.
+    pub store: AnyStore,
+    raw: Raw,
+}
+
+enum Raw {
+    Embedded {
+        /// Keeps the directory alive.
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    Postgres {
+        db: TestDb,
+        /// Connected on first use: many scenarios look only through the
+        /// store, and a login costs tens of milliseconds in a debug build.
+        /// Boxed: a `Client` is large.
+        client: Box<OnceCell<Client>>,
+    },
+}
+
+/// A row of the dead-letter table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLetter {
+    pub outbox: String,
+    pub seq: i64,
+    pub record: Value,
+    pub reason: String,
+}
+
+impl Backend {
+    /// A new store with no schema yet (before `migrate up`).
+    pub async fn unmigrated(kind: Kind) -> Backend {
+        match kind {
+            Kind::Embedded => {
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("xray.db");
+                let store = AnyStore::sqlite(&path).await.expect("open the store");
+                Backend {
+                    store,
+                    raw: Raw::Embedded { _dir: dir, path },
+                }
+            }
+            Kind::Postgres => {
+                let db = pg::fresh_database().await;
+                let store = AnyStore::postgres(&db.url).await.expect("connect");
+                Backend {
+                    store,
+                    raw: Raw::Postgres {
+                        db,
+                        client: Box::default(),
+                    },
+                }
+            }
+        }
+    }
+
+    /// A new, migrated, empty store.
+    pub async fn migrated(kind: Kind) -> Backend {
+        let backend = Backend::unmigrated(kind).await;
+        backend.store.migrate_up().await.expect("migrate up");
+        backend
+    }
+
+    /// The migrations this backend's binary knows.
+    pub fn known_migrations(&self) -> &'static [Migration] {
+        match self.raw {
+            Raw::Embedded { .. } => sqlite::MIGRATIONS,
+            Raw::Postgres { .. } => postgres::MIGRATIONS,
+        }
+    }
+
+    // ----- What the backends may do differently -----
+
+    /// Tables the backend adds to the common ones: SQLite's full-text
+    /// index is a table of its own; PostgreSQL's is a column of `steps`.
+    pub fn search_tables(&self) -> &'static [&'static str] {
+        match self.raw {
+            Raw::Embedded { .. } => &["steps_fts"],
+            Raw::Postgres { .. } => &[],
+        }
+    }
+
+    /// How the database words a CHECK constraint refusing a row.
+    pub fn check_violation(&self) -> &'static str {
+        match self.raw {
+            Raw::Embedded { .. } => "CHECK constraint failed",
+            Raw::Postgres { .. } => "violates check constraint",
+        }
+    }
+
+    /// What a NUL character in a dead letter is stored as: PostgreSQL's
+    /// `jsonb` and `text` cannot hold one, so it becomes U+FFFD there.
+    pub fn stored_nul(&self) -> char {
+        match self.raw {
+            Raw::Embedded { .. } => '\0',
+            Raw::Postgres { .. } => '\u{FFFD}',
+        }
+    }
+
+    // ----- Looking -----
+
+    /// The first column of every row `sql` returns; `{xray}` in it stands
+    /// for where X-Ray's tables live (see [`Backend::execute`]).
+    async fn column<T>(&self, sql: &str) -> Vec<T>
+    where
+        T: rusqlite::types::FromSql + for<'a> tokio_postgres::types::FromSql<'a>,
+    {
+        match &self.raw {
+            Raw::Embedded { path, .. } => {
+                let conn = raw_sqlite(path);
+                let mut stmt = conn.prepare(&sql.replace("{xray}", "")).unwrap();
+                let values = stmt.query_map([], |r| r.get(0)).unwrap();
+                values.collect::<Result<_, _>>().unwrap()
+            }
+            Raw::Postgres { db, client } => {
+                let client = client.get_or_init(|| db.client()).await;
+                pg::column(client, &sql.replace("{xray}", "xray.")).await
+            }
+        }
+    }
+
+    /// The SQL for this backend, where the two differ.
+    fn either<'a>(&self, embedded: &'a str, postgres: &'a str) -> &'a str {
+        match self.raw {
+            Raw::Embedded { .. } => embedded,
+            Raw::Postgres { .. } => postgres,
+        }
+    }
+
+    /// Rows in `table`.
+    pub async fn count(&self, table: &str) -> i64 {
+        self.column(&format!("SELECT count(*) FROM {{xray}}{table}"))
+            .await[0]
+    }
+
+    /// Every row of every table, minus when it was written, in a fixed
+    /// order: equal snapshots mean nothing changed.
+    pub async fn snapshot(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (table, order) in [
+            ("executions", "id"),
+            ("steps", "id"),
+            ("decisions", "step_id, ordinal"),
+            ("llm_usage", "step_id, ordinal"),
+            ("dead_letters", "outbox, seq"),
+        ] {
+            let rows: Vec<String> = match &self.raw {
+                Raw::Embedded { path, .. } => {
+                    let conn = raw_sqlite(path);
+                    let mut stmt = conn
+                        .prepare(&format!("SELECT * FROM {table} ORDER BY {order}"))
+                        .unwrap();
+                    let kept: Vec<usize> = (0..stmt.column_count())
+                        .filter(|&i| stmt.column_name(i).unwrap() != "created_at_us")
+                        .collect();
+                    let rows = stmt
+                        .query_map([], |r| {
+                            let values: Vec<String> = kept
+                                .iter()
+                                .map(|&i| format!("{:?}", r.get_ref(i).unwrap()))
+                                .collect();
+                            Ok(values.join(" | "))
+                        })
+                        .unwrap();
+                    rows.collect::<Result<_, _>>().unwrap()
+                }
+                Raw::Postgres { .. } => {
+                    self.column(&format!(
+                        "SELECT (to_jsonb(t) - 'updated_at' - 'created_at')::text \
+                         FROM xray.{table} t ORDER BY {order}"
+                    ))
+                    .await
+                }
+            };
+            out.extend(rows.into_iter().map(|row| format!("{table}: {row}")));
+        }
+        out
+    }
+
+    /// X-Ray's tables, by name (PostgreSQL: those of schema `xray`; SQLite:
+    /// the file's, without the search index's own shadow tables).
+    pub async fn tables(&self) -> Vec<String> {
+        self.column(self.either(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'steps_fts_%' ORDER BY name",
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = 'xray' ORDER BY 1",
+        ))
+        .await
+    }
+
+    /// Whether anything of the schema is left: PostgreSQL's `xray`
+    /// namespace (even empty); in SQLite, where the file is the namespace,
+    /// any table.
+    pub async fn schema_exists(&self) -> bool {
+        match self.raw {
+            Raw::Embedded { .. } => !self.tables().await.is_empty(),
+            Raw::Postgres { .. } => {
+                self.column("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'xray')")
+                    .await[0]
+            }
+        }
+    }
+
+    /// The versions `schema_migrations` records, oldest first.
+    pub async fn recorded_versions(&self) -> Vec<i64> {
+        self.column("SELECT version FROM {xray}schema_migrations ORDER BY version")
+            .await
+    }
+
+    /// Whether another session could take the migration lock now
+    /// (PostgreSQL: the advisory lock; SQLite: an exclusive transaction).
+    pub async fn migration_lock_is_free(&self) -> bool {
+        match &self.raw {
+            Raw::Embedded { path, .. } => {
+                let conn = Connection::open(path).unwrap();
+                let free = conn.execute_batch("BEGIN EXCLUSIVE").is_ok();
+                let _ = conn.execute_batch("ROLLBACK");
+                free
+            }
+            Raw::Postgres { .. } => {
+                let key = postgres::MIGRATION_LOCK_KEY;
+                let free = self
+                    .column(&format!("SELECT pg_try_advisory_lock({key})"))
+                    .await[0];
+                self.execute(&format!("SELECT pg_advisory_unlock({key})"))
+                    .await;
+                free
+            }
+        }
+    }
+
+    /// Whether execution `id` is a placeholder.
+    pub async fn is_placeholder(&self, id: Uuid) -> bool {
+        self.column(&format!(
+            "SELECT placeholder FROM {{xray}}executions WHERE id = '{id}'"
+        ))
+        .await[0]
+    }
+
+    /// Step `id`'s start as stored, in µs since the epoch (PostgreSQL
+    /// stores a `timestamptz`).
+    pub async fn stored_step_start_us(&self, id: Uuid) -> i64 {
+        self.column(&format!(
+            "SELECT {} FROM {{xray}}steps WHERE id = '{id}'",
+            self.either(
+                "started_at_us",
+                "(extract(epoch FROM started_at) * 1000000)::bigint"
+            )
+        ))
+        .await[0]
+    }
+
+    /// The dead-letter table, by outbox and seq.
+    pub async fn dead_letters(&self) -> Vec<StoredLetter> {
+        let rows: Vec<String> = self
+            .column(self.either(
+                "SELECT json_array(outbox, seq, json(record), reason) FROM dead_letters \
+                 ORDER BY outbox, seq",
+                "SELECT jsonb_build_array(outbox, seq, record, reason)::text \
+                 FROM xray.dead_letters ORDER BY outbox, seq",
+            ))
+            .await;
+        rows.iter()
+            .map(|row| {
+                let (outbox, seq, record, reason) = serde_json::from_str(row).unwrap();
+                StoredLetter {
+                    outbox,
+                    seq,
+                    record,
+                    reason,
+                }
+            })
+            .collect()
+    }
+
+    // ----- Changing the database behind the store's back -----
+
+    /// Runs `sql` on the raw connection; `{xray}` in it stands for where
+    /// X-Ray's tables live (`xray.` on PostgreSQL, nothing on SQLite).
+    pub async fn execute(&self, sql: &str) {
+        match &self.raw {
+            Raw::Embedded { path, .. } => raw_sqlite(path)
+                .execute_batch(&sql.replace("{xray}", ""))
+                .unwrap(),
+            Raw::Postgres { db, client } => client
+                .get_or_init(|| db.client())
+                .await
+                .batch_execute(&sql.replace("{xray}", "xray."))
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// Records `version` as applied, as a newer collector would have.
+    pub async fn record_migration(&self, version: i64) {
+        // SQLite's `schema_migrations` has no default for when it was applied.
+        let (column, value) = match self.raw {
+            Raw::Embedded { .. } => (", applied_at_us", ", 0"),
+            Raw::Postgres { .. } => ("", ""),
+        };
+        self.execute(&format!(
+            "INSERT INTO {{xray}}schema_migrations (version, name, checksum{column}) \
+             VALUES ({version}, 'from_the_future', 'x'{value})"
+        ))
+        .await;
+    }
+}
+
+/// A second, independent connection to an embedded store's file.
+fn raw_sqlite(path: &std::path::Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn
+}

@@ -1,0 +1,139 @@
+//! The schema ([`Migrations`]): up, down and status, and refusing a schema
+//! this binary did not write.
+
+use xray_collector::backend::{Migrations, Store};
+use xray_collector::migrate::MigrateError;
+
+use crate::backend::Backend;
+use crate::support::records::{execution, filter_step, new_id};
+
+on_both_backends!(
+    unmigrated: migrations_go_up_down_and_up_again_twice_leaving_nothing_behind,
+    migrate_status_lists_every_known_migration_and_whether_it_is_applied,
+);
+
+on_both_backends!(
+    migrated: migrate_down_keeps_what_else_lives_in_the_schema,
+    a_schema_newer_than_the_binary_is_refused,
+    a_migration_edited_after_it_was_applied_is_refused,
+);
+
+/// What `migrate up`, `migrate down 1` and `migrate status` each refuse
+/// with.
+async fn refusals(db: &Backend) -> [(&'static str, MigrateError); 3] {
+    [
+        ("up", db.store.migrate_up().await.unwrap_err()),
+        ("down", db.store.migrate_down(1).await.unwrap_err()),
+        ("status", db.store.migrate_status().await.unwrap_err()),
+    ]
+}
+
+async fn migrations_go_up_down_and_up_again_twice_leaving_nothing_behind(db: Backend) {
+    let all: Vec<i64> = db.known_migrations().iter().map(|m| m.version).collect();
+    let mut newest_first = all.clone();
+    newest_first.reverse();
+    let mut tables = vec![
+        "dead_letters",
+        "decisions",
+        "executions",
+        "llm_usage",
+        "schema_migrations",
+        "steps",
+    ];
+    tables.extend(db.search_tables());
+    tables.sort_unstable();
+
+    // Down by the number applied, then by "everything".
+    for (round, down) in [all.len(), usize::MAX].into_iter().enumerate() {
+        assert_eq!(db.store.migrate_up().await.unwrap(), all, "round {round}");
+        assert_eq!(db.tables().await, tables, "round {round}");
+        assert_eq!(db.recorded_versions().await, all);
+        assert_eq!(
+            db.store.migrate_up().await.unwrap(),
+            Vec::<i64>::new(),
+            "up again is a no-op"
+        );
+
+        assert_eq!(
+            db.store.migrate_down(down).await.unwrap(),
+            newest_first,
+            "round {round}"
+        );
+        assert_eq!(db.tables().await, Vec::<String>::new(), "round {round}");
+        assert!(!db.schema_exists().await, "the empty schema is dropped too");
+        assert_eq!(
+            db.store.migrate_down(1).await.unwrap(),
+            Vec::<i64>::new(),
+            "nothing left to revert"
+        );
+        assert!(
+            !db.schema_exists().await,
+            "reverting nothing creates nothing"
+        );
+    }
+    db.store.migrate_up().await.unwrap();
+    // The store writes after the schema came back (nothing it prepared is
+    // stale).
+    let e = new_id();
+    db.store
+        .write(&[execution(e).record(), filter_step(new_id(), e).record()])
+        .await
+        .unwrap();
+    assert_eq!(db.count("executions").await, 1);
+    assert_eq!(db.count("steps").await, 1);
+}
+
+async fn migrate_down_keeps_what_else_lives_in_the_schema(db: Backend) {
+    db.execute("CREATE TABLE {xray}users_own (x int)").await;
+    db.store.migrate_down(usize::MAX).await.unwrap();
+    assert_eq!(db.tables().await, ["users_own"]);
+    assert!(db.schema_exists().await);
+}
+
+async fn migrate_status_lists_every_known_migration_and_whether_it_is_applied(db: Backend) {
+    let before = db.store.migrate_status().await.unwrap();
+    assert_eq!(before.len(), db.known_migrations().len());
+    assert!(before.iter().all(|s| !s.applied));
+    assert_eq!((before[0].version, before[0].name), (1, "init"));
+    assert!(!db.schema_exists().await, "status changes nothing");
+
+    db.store.migrate_up().await.unwrap();
+    let after = db.store.migrate_status().await.unwrap();
+    assert!(after.iter().all(|s| s.applied));
+    assert_eq!((after[0].version, after[0].name), (1, "init"));
+
+    db.store.migrate_down(1).await.unwrap();
+    let reverted = db.store.migrate_status().await.unwrap();
+    assert!(!reverted.last().unwrap().applied);
+}
+
+async fn a_schema_newer_than_the_binary_is_refused(db: Backend) {
+    db.record_migration(999).await;
+    for (command, err) in refusals(&db).await {
+        assert!(
+            matches!(err, MigrateError::NewerSchema { found: 999, .. }),
+            "{command}: {err}"
+        );
+        assert!(err.to_string().contains("upgrade xray-collector"), "{err}");
+    }
+    assert!(
+        db.tables().await.contains(&"steps".to_owned()),
+        "down refused, nothing dropped"
+    );
+    assert!(
+        db.migration_lock_is_free().await,
+        "the migration lock is released on the error path"
+    );
+}
+
+async fn a_migration_edited_after_it_was_applied_is_refused(db: Backend) {
+    db.execute("UPDATE {xray}schema_migrations SET checksum = 'edited' WHERE version = 1")
+        .await;
+    for (command, err) in refusals(&db).await {
+        assert!(
+            matches!(err, MigrateError::Edited { version: 1, .. }),
+            "{command}: {err}"
+        );
+    }
+    assert!(db.migration_lock_is_free().await);
+}

@@ -1,0 +1,401 @@
+//! Writing ([`Store`]): idempotent upserts, the start/end rule,
+//! placeholders, rejected records, dead letters and cascades.
+
+use serde_json::{json, Value};
+use uuid::Uuid;
+use xray_collector::backend::{DeadLetter, Migrations, QueryStore, Store, StoreError};
+use xray_collector::model::ShipRecord;
+
+use crate::backend::Backend;
+use crate::support::records::{execution, filter_step, new_id, step, EXECUTION_TOOK_US, MS, T0};
+
+on_both_backends!(
+    migrated: writing_the_same_records_twice_changes_nothing,
+    a_start_arriving_after_the_end_does_not_regress_the_row,
+    an_end_keeps_what_only_the_start_carried,
+    a_step_before_its_execution_gets_a_placeholder_that_the_execution_replaces,
+    a_record_the_schema_refuses_is_rejected_with_its_whole_batch,
+    a_record_with_an_empty_name_is_rejected,
+    dead_letters_are_stored_once_by_outbox_and_seq_even_with_nul_characters,
+    deleting_an_execution_deletes_its_steps_decisions_usage_and_search_hits,
+    a_large_batch_is_written_in_one_go,
+);
+
+on_both_backends!(unmigrated: writing_before_migrating_is_a_schema_error_not_a_rejection);
+
+/// A refusal by a CHECK constraint: rejected, not retried, and worded as
+/// the database words it.
+fn assert_refused_by_a_check(db: &Backend, err: &StoreError) {
+    assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
+    assert!(!err.is_retriable());
+    assert!(err.to_string().contains(db.check_violation()), "{err}");
+}
+
+async fn writing_the_same_records_twice_changes_nothing(db: Backend) {
+    let (e, s1, s2) = (new_id(), new_id(), new_id());
+    let batch = [
+        execution(e).running().seq(1).record(),
+        filter_step(s1, e).running().seq(2).record(),
+        filter_step(s2, e).running().seq(3).record(),
+        filter_step(s1, e).seq(4).record(),
+        filter_step(s2, e).status("error").seq(5).record(),
+        execution(e).seq(6).record(),
+    ];
+    db.store.write(&batch).await.unwrap();
+    db.store
+        .dead_letter(&[DeadLetter {
+            outbox: "/tmp/outbox.db".into(),
+            seq: 7,
+            record: json!({"bad": true}),
+            reason: "refused".into(),
+        }])
+        .await
+        .unwrap();
+    let first = db.snapshot().await;
+    for (table, rows) in [
+        ("executions", 1),
+        ("steps", 2),
+        ("decisions", 4),
+        ("llm_usage", 2),
+        ("dead_letters", 1),
+    ] {
+        assert_eq!(db.count(table).await, rows, "{table}");
+    }
+
+    db.store.write(&batch).await.unwrap();
+    for record in &batch {
+        db.store.write(std::slice::from_ref(record)).await.unwrap();
+    }
+    assert_eq!(db.snapshot().await, first);
+    // Timestamps are exact to the microsecond.
+    assert_eq!(db.stored_step_start_us(s1).await, T0 + MS);
+}
+
+async fn a_start_arriving_after_the_end_does_not_regress_the_row(db: Backend) {
+    let (e, s) = (new_id(), new_id());
+    db.store
+        .write(&[
+            execution(e).status("error").seq(10).record(),
+            filter_step(s, e).seq(11).record(),
+        ])
+        .await
+        .unwrap();
+    // In a later batch, and in the same batch after the end.
+    db.store
+        .write(&[
+            filter_step(s, e).running().seq(2).record(),
+            execution(e).running().seq(1).record(),
+        ])
+        .await
+        .unwrap();
+    db.store
+        .write(&[
+            filter_step(s, e).seq(11).record(),
+            filter_step(s, e).running().seq(2).record(),
+            execution(e).running().seq(1).record(),
+        ])
+        .await
+        .unwrap();
+
+    let detail = db.store.execution(e).await.unwrap().expect("stored");
+    assert_eq!(
+        (detail.summary.name.as_str(), detail.summary.status.as_str()),
+        ("pick_competitor", "error")
+    );
+    assert!(!db.is_placeholder(e).await);
+    assert_eq!(
+        detail.summary.ended_at_us,
+        Some(T0 + EXECUTION_TOOK_US),
+        "the execution keeps its end"
+    );
+    assert_eq!(detail.error.as_deref(), Some("it broke"));
+    let [stored] = &detail.steps[..] else {
+        panic!("one step expected: {:?}", detail.steps);
+    };
+    assert_eq!(
+        (stored.status.as_str(), stored.duration_us),
+        ("ok", Some(2_500))
+    );
+    assert_eq!(
+        stored.output,
+        Some(json!({"kept": ["c2"], "note": "walrus"}))
+    );
+    assert_eq!(stored.decisions.len(), 2);
+}
+
+async fn an_end_keeps_what_only_the_start_carried(db: Backend) {
+    let (e, s) = (new_id(), new_id());
+    let input = json!({"candidates": ["c1"]});
+    db.store
+        .write(&[
+            execution(e).running().seq(1).record(),
+            step(s, e).input(input.clone()).running().seq(2).record(),
+        ])
+        .await
+        .unwrap();
+    db.store
+        .write(&[
+            step(s, e).seq(3).record(),
+            execution(e).metadata(None).seq(4).record(),
+        ])
+        .await
+        .unwrap();
+    let detail = db.store.execution(e).await.unwrap().expect("stored");
+    assert_eq!(detail.metadata, Some(json!({"sku": "A-1"})));
+    assert_eq!(detail.steps[0].input, Some(input));
+}
+
+async fn a_step_before_its_execution_gets_a_placeholder_that_the_execution_replaces(db: Backend) {
+    let summary = |id: Uuid| {
+        let store = &db.store;
+        async move {
+            let s = store.execution(id).await.unwrap().expect("stored").summary;
+            (s.name, s.status)
+        }
+    };
+    let named = |name: &str, status: &str| (name.to_owned(), status.to_owned());
+
+    // Replaced by the execution's start, then its end.
+    let (e, s) = (new_id(), new_id());
+    db.store
+        .write(&[filter_step(s, e).project("blog").seq(7).record()])
+        .await
+        .unwrap();
+    let placeholder = db.store.execution(e).await.unwrap().expect("a placeholder");
+    assert_eq!(
+        (
+            placeholder.summary.name.as_str(),
+            placeholder.summary.status.as_str(),
+            placeholder.summary.project.as_str()
+        ),
+        ("(unknown)", "running", "blog"),
+        "a placeholder is running, in the step's project"
+    );
+    assert!(db.is_placeholder(e).await);
+
+    db.store
+        .write(&[execution(e).running().seq(8).record()])
+        .await
+        .unwrap();
+    let started = db.store.execution(e).await.unwrap().expect("stored");
+    assert_eq!(
+        (
+            started.summary.name.as_str(),
+            started.summary.status.as_str(),
+            started.summary.project.as_str()
+        ),
+        ("pick_competitor", "running", "shop")
+    );
+    assert!(!db.is_placeholder(e).await);
+    assert_eq!(started.metadata, Some(json!({"sku": "A-1"})));
+
+    // Later steps of the known execution, finished or not, leave it alone.
+    db.store
+        .write(&[
+            step(new_id(), e).seq(9).record(),
+            step(new_id(), e).running().seq(10).record(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(summary(e).await, named("pick_competitor", "running"));
+    db.store
+        .write(&[execution(e).seq(11).record()])
+        .await
+        .unwrap();
+    assert_eq!(summary(e).await, named("pick_competitor", "ok"));
+    // A step after the end neither renames nor reopens it.
+    db.store
+        .write(&[step(new_id(), e).running().seq(12).record()])
+        .await
+        .unwrap();
+    assert_eq!(summary(e).await, named("pick_competitor", "ok"));
+
+    // Replaced directly by the end.
+    let (e2, s2) = (new_id(), new_id());
+    db.store
+        .write(&[step(s2, e2).seq(1).record()])
+        .await
+        .unwrap();
+    db.store
+        .write(&[execution(e2).seq(2).record()])
+        .await
+        .unwrap();
+    let ended = db.store.execution(e2).await.unwrap().expect("stored");
+    assert_eq!(
+        (ended.summary.name.as_str(), ended.summary.status.as_str()),
+        ("pick_competitor", "ok")
+    );
+    assert!(!db.is_placeholder(e2).await);
+    assert_eq!(ended.summary.ended_at_us, Some(T0 + EXECUTION_TOOK_US));
+    db.store
+        .write(&[step(new_id(), e2).running().seq(3).record()])
+        .await
+        .unwrap();
+    assert_eq!(summary(e2).await, named("pick_competitor", "ok"));
+    assert_eq!(db.count("executions").await, 2);
+}
+
+async fn a_record_the_schema_refuses_is_rejected_with_its_whole_batch(db: Backend) {
+    let e = new_id();
+    let good = execution(e).running().record();
+    let unknown_status = step(new_id(), e).status("exploded").record();
+    let err = db
+        .store
+        .write(&[good.clone(), unknown_status])
+        .await
+        .expect_err("the CHECK constraint refuses the step");
+    assert_refused_by_a_check(&db, &err);
+    // The batch is one transaction: the good record went with the bad one.
+    assert!(db.snapshot().await.is_empty());
+
+    // The store keeps working.
+    db.store
+        .write(&[good, filter_step(new_id(), e).record()])
+        .await
+        .unwrap();
+    assert_eq!(db.count("executions").await, 1);
+    assert_eq!(db.count("steps").await, 1);
+}
+
+async fn a_record_with_an_empty_name_is_rejected(db: Backend) {
+    let e = new_id();
+    let good = execution(e).running().record();
+    for nameless in [
+        execution(new_id()).name("").record(),
+        step(new_id(), e).name("").record(),
+    ] {
+        let err = db
+            .store
+            .write(&[good.clone(), nameless])
+            .await
+            .expect_err("the CHECK constraint refuses a record without a name");
+        assert_refused_by_a_check(&db, &err);
+    }
+    assert!(db.snapshot().await.is_empty());
+}
+
+async fn writing_before_migrating_is_a_schema_error_not_a_rejection(db: Backend) {
+    let record = step(new_id(), new_id()).record();
+    let err = db
+        .store
+        .write(std::slice::from_ref(&record))
+        .await
+        .unwrap_err();
+    // Retried (the operator can migrate), never dead-lettered.
+    assert!(matches!(err, StoreError::Schema(_)), "{err:?}");
+    assert!(err.is_retriable());
+    assert!(err.to_string().contains("migrate up"), "{err}");
+    db.store.migrate_up().await.unwrap();
+    db.store.write(&[record]).await.unwrap();
+}
+
+async fn dead_letters_are_stored_once_by_outbox_and_seq_even_with_nul_characters(db: Backend) {
+    let letter = |seq: i64, record: Value, reason: &str| DeadLetter {
+        outbox: "/var/xray/a.db".into(),
+        seq,
+        record,
+        reason: reason.into(),
+    };
+    let refused = [
+        letter(
+            41,
+            json!({"input": {"text": "bad\u{0}"}}),
+            "unsupported Unicode escape \u{0}",
+        ),
+        letter(
+            42,
+            execution(Uuid::nil()).seq(42).record().to_json(),
+            "CHECK constraint failed",
+        ),
+    ];
+    db.store.dead_letter(&refused).await.unwrap();
+    let first = db.snapshot().await;
+    db.store.dead_letter(&refused).await.unwrap();
+    assert_eq!(db.snapshot().await, first);
+    // Refused again: the first reason stays.
+    db.store
+        .dead_letter(&[
+            letter(41, json!({}), "again"),
+            letter(42, json!({}), "again"),
+        ])
+        .await
+        .unwrap();
+    db.store
+        .dead_letter(&[letter(43, json!({"id": 1}), "third")])
+        .await
+        .unwrap();
+
+    let stored = db.dead_letters().await;
+    let nul = db.stored_nul();
+    let seen: Vec<(&str, i64, &str)> = stored
+        .iter()
+        .map(|l| (l.outbox.as_str(), l.seq, l.reason.as_str()))
+        .collect();
+    let escape_reason = format!("unsupported Unicode escape {nul}");
+    assert_eq!(
+        seen,
+        [
+            ("/var/xray/a.db", 41, escape_reason.as_str()),
+            ("/var/xray/a.db", 42, "CHECK constraint failed"),
+            ("/var/xray/a.db", 43, "third"),
+        ]
+    );
+    assert_eq!(stored[0].record["input"]["text"], format!("bad{nul}"));
+    assert_eq!(stored[1].record["record_type"], "execution");
+    assert_eq!(stored[1].record["seq"], 42);
+    assert_eq!(stored[2].record, json!({"id": 1}));
+}
+
+async fn deleting_an_execution_deletes_its_steps_decisions_usage_and_search_hits(db: Backend) {
+    let (gone, kept, placeholder) = (new_id(), new_id(), new_id());
+    db.store
+        .write(&[
+            execution(gone).record(),
+            filter_step(new_id(), gone).record(),
+            execution(kept).record(),
+            filter_step(new_id(), kept).record(),
+            filter_step(new_id(), placeholder).record(),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        db.store.search("expensive", 100).await.unwrap().is_empty(),
+        "decisions are not step text"
+    );
+    assert_eq!(db.store.search("walrus", 100).await.unwrap().len(), 3);
+
+    db.execute(&format!(
+        "DELETE FROM {{xray}}executions WHERE id = '{gone}'"
+    ))
+    .await;
+    for (table, left) in [
+        ("executions", 2),
+        ("steps", 2),
+        ("decisions", 4),
+        ("llm_usage", 2),
+    ] {
+        assert_eq!(db.count(table).await, left, "{table}");
+    }
+    assert_eq!(db.store.search("walrus", 100).await.unwrap().len(), 2);
+}
+
+async fn a_large_batch_is_written_in_one_go(db: Backend) {
+    let executions: Vec<Uuid> = (0..50).map(|_| new_id()).collect();
+    let mut batch: Vec<ShipRecord> = executions
+        .iter()
+        .zip(0..)
+        .map(|(&e, seq)| execution(e).seq(seq).record())
+        .collect();
+    batch.extend((0..5_000).map(|i: usize| {
+        filter_step(new_id(), executions[i % executions.len()])
+            .seq(100 + i as i64)
+            .record()
+    }));
+    let started = std::time::Instant::now();
+    db.store.write(&batch).await.unwrap();
+    let took = started.elapsed();
+    eprintln!("5,000 steps (10,000 decisions, 5,000 usage rows) in {took:?}");
+    assert_eq!(db.count("steps").await, 5_000);
+    assert_eq!(db.count("decisions").await, 10_000);
+    assert_eq!(db.count("llm_usage").await, 5_000);
+}

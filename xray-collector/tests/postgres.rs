@@ -1,0 +1,275 @@
+//! What only the PostgreSQL backend has, against a real server (see
+//! `support/pg.rs`): several collectors migrating under the advisory lock,
+//! NUL characters PostgreSQL cannot store, the classification of real
+//! server errors, reconnecting after a lost connection or an outage, TLS
+//! modes, and keeping the password out of every error. Its behaviour as a
+//! backend is in `tests/parity/`.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::pg;
+use support::records::{filter_step, new_id, step};
+use xray_collector::backend::{
+    postgres::{classify, redact_url, PostgresStore, MIGRATIONS},
+    Migrations, Store, StoreError,
+};
+
+/// A migrated, empty database and a store connected to it.
+async fn migrated_postgres() -> (pg::TestDb, PostgresStore) {
+    let db = pg::fresh_database().await;
+    let store = PostgresStore::connect(&db.url).await.expect("connect");
+    store.migrate_up().await.expect("migrate up");
+    (db, store)
+}
+
+#[tokio::test]
+async fn two_collectors_migrating_at_once_both_succeed_and_apply_each_version_once() {
+    for _ in 0..3 {
+        let db = pg::fresh_database().await;
+        let a = PostgresStore::connect(&db.url).await.unwrap();
+        let b = PostgresStore::connect(&db.url).await.unwrap();
+        let (ra, rb) = tokio::join!(a.migrate_up(), b.migrate_up());
+        let (ra, rb) = (ra.unwrap(), rb.unwrap());
+        let mut applied = [ra, rb].concat();
+        applied.sort_unstable();
+        assert_eq!(
+            applied,
+            MIGRATIONS.iter().map(|m| m.version).collect::<Vec<_>>()
+        );
+        let client = db.client().await;
+        let recorded: Vec<i64> = pg::column(
+            &client,
+            "SELECT version FROM xray.schema_migrations ORDER BY version",
+        )
+        .await;
+        assert_eq!(recorded, applied);
+        let tables: Vec<String> = pg::column(
+            &client,
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'xray'",
+        )
+        .await;
+        assert_eq!(tables.len(), 6);
+    }
+}
+
+#[tokio::test]
+async fn a_nul_character_in_json_or_text_is_rejected_not_retried_and_the_store_keeps_working() {
+    // PostgreSQL's jsonb and text cannot hold U+0000 (SQLite stores it).
+    let (_db, store) = migrated_postgres().await;
+    let (e, s) = (new_id(), new_id());
+    let poison = filter_step(s, e).input(json!({"text": "before\u{0}after"}));
+    let err = store.write(&[poison.record()]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(_)), "{err}");
+    assert!(!err.is_retriable());
+    assert_eq!(
+        store.count_steps().await.unwrap(),
+        0,
+        "the batch was rolled back"
+    );
+
+    let poison_text = filter_step(s, e).failed("nul \u{0} in text").seq(2);
+    let err = store.write(&[poison_text.record()]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Rejected(_)), "{err}");
+
+    store
+        .write(&[filter_step(s, e).seq(4).record()])
+        .await
+        .unwrap();
+    assert_eq!(store.count_steps().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn classify_sorts_real_server_errors_into_retriable_and_not() {
+    let db = pg::fresh_database().await;
+    let client = db.client().await;
+    let raise = |code: &'static str| {
+        format!("DO $$ BEGIN RAISE EXCEPTION 'boom' USING ERRCODE = '{code}'; END $$")
+    };
+    for (code, retriable) in [
+        ("40001", true),
+        ("40P01", true),
+        ("57P01", true),
+        ("53100", true),
+        ("08006", true),
+    ] {
+        let err = client.batch_execute(&raise(code)).await.unwrap_err();
+        let classified = classify(&err);
+        assert_eq!(classified.is_retriable(), retriable, "{code}: {classified}");
+        assert!(
+            matches!(classified, StoreError::Unavailable(_)),
+            "{code}: {classified}"
+        );
+    }
+    for code in ["22P05", "23505", "54000", "42601"] {
+        let err = client.batch_execute(&raise(code)).await.unwrap_err();
+        assert!(matches!(classify(&err), StoreError::Rejected(_)), "{code}");
+    }
+    let err = client
+        .batch_execute("SELECT * FROM xray.nothing_here")
+        .await
+        .unwrap_err();
+    let classified = classify(&err);
+    assert!(matches!(classified, StoreError::Schema(_)), "{classified}");
+    assert!(
+        classified.to_string().contains("migrate up"),
+        "{classified}"
+    );
+}
+
+#[tokio::test]
+async fn the_store_reconnects_after_its_connection_is_killed() {
+    let (db, store) = migrated_postgres().await;
+    let admin = db.client().await;
+    let e = new_id();
+    store
+        .write(&[step(new_id(), e).seq(1).record()])
+        .await
+        .unwrap();
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND application_name = 'xray-collector'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(killed, 1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The first write may see the dead connection (retriable); a later one reconnects.
+    let mut result = store.write(&[step(new_id(), e).seq(2).record()]).await;
+    if let Err(err) = &result {
+        assert!(err.is_retriable(), "{err}");
+        result = store.write(&[step(new_id(), e).seq(2).record()]).await;
+    }
+    result.unwrap();
+    assert_eq!(store.count_steps().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn an_outage_is_unavailable_and_the_store_recovers_when_the_server_returns() {
+    let cluster = pg::LocalCluster::start_new();
+    let db = cluster.fresh_database().await;
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    store.migrate_up().await.unwrap();
+    let e = new_id();
+    store
+        .write(&[step(new_id(), e).seq(1).record()])
+        .await
+        .unwrap();
+
+    cluster.stop();
+    for seq in 2..4 {
+        let err = store
+            .write(&[step(new_id(), e).seq(seq).record()])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+        assert!(!err.to_string().contains(cluster.password()), "{err}");
+    }
+    cluster.start();
+    store
+        .write(&[step(new_id(), e).seq(4).record()])
+        .await
+        .unwrap();
+    assert_eq!(store.count_steps().await.unwrap(), 2);
+}
+
+#[test]
+fn redact_url_hides_the_password() {
+    let url = "postgres://xray:Sup3r-Secret@db.internal:5432/xray?sslmode=require";
+    let shown = redact_url(url);
+    assert_eq!(
+        shown,
+        "postgres://xray:***@db.internal:5432/xray?sslmode=require"
+    );
+    assert!(!shown.contains("Sup3r-Secret"));
+}
+
+#[tokio::test]
+async fn a_wrong_password_error_does_not_contain_the_password() {
+    // Needs a server that checks passwords: the throw-away cluster does
+    // (an external XRAY_TEST_DATABASE_URL server may trust everyone).
+    let dedicated;
+    let cluster = match pg::server().cluster() {
+        Some(shared) => shared,
+        None => {
+            dedicated = pg::LocalCluster::start_new();
+            &dedicated
+        }
+    };
+    let secret = "Wr0ng-Pa55word-xyz";
+    let url = format!(
+        "postgres://postgres:{secret}@127.0.0.1:{}/postgres",
+        cluster.port()
+    );
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    let text = err.to_string();
+    // A refused login stays refused: a configuration error, not retried.
+    assert!(matches!(err, StoreError::Config(_)), "{text}");
+    assert!(!err.is_retriable(), "{text}");
+    assert!(!text.contains(secret), "{text}");
+    assert!(text.contains("postgres:***@127.0.0.1"), "{text}");
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(!format!("{err:?}").contains(secret));
+
+    // Nothing listening: the same.
+    let url = format!("postgres://postgres:{secret}@127.0.0.1:1/postgres?connect_timeout=2");
+    let err = PostgresStore::connect(&url).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    assert!(!err.to_string().contains(secret), "{err}");
+
+    // The right password in the URL never shows in the store's Debug or url().
+    let db = cluster.fresh_database().await;
+    let store = PostgresStore::connect(&db.url).await.unwrap();
+    assert!(!format!("{store:?}").contains(cluster.password()));
+    assert!(!store.url().contains(cluster.password()));
+}
+
+#[tokio::test]
+async fn sslmode_require_encrypts_and_verify_full_checks_the_certificate() {
+    let server = pg::server();
+    let db = server.fresh_database().await;
+    let sep = if db.url.contains('?') { '&' } else { '?' };
+    if let Some(cluster) = server.cluster() {
+        assert!(
+            cluster.tls(),
+            "the throw-away cluster offers TLS only when openssl is installed: apt-get install -y openssl"
+        );
+        // libpq's `require`: encrypted, certificate not verified — so the
+        // self-signed test server is reachable, and the session is TLS.
+        let store = PostgresStore::connect(&format!("{}{sep}sslmode=require", db.url))
+            .await
+            .expect("sslmode=require connects over TLS");
+        store.migrate_up().await.unwrap();
+        let client = db.client().await;
+        let ssl: bool = client
+            .query_one(
+                "SELECT bool_or(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+                 WHERE application_name = 'xray-collector'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(ssl, "the collector's session must be encrypted");
+        // `verify-full` checks the certificate: self-signed is refused.
+        let err = PostgresStore::connect(&format!("{}{sep}sslmode=verify-full", db.url))
+            .await
+            .expect_err("a self-signed certificate must not verify");
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{text}");
+        assert!(
+            text.to_lowercase().contains("certificate") || text.contains("TLS"),
+            "{text}"
+        );
+        assert!(!text.contains(cluster.password()), "{text}");
+    }
+    for mode in ["disable", "prefer"] {
+        let store = PostgresStore::connect(&format!("{}{sep}sslmode={mode}", db.url)).await;
+        assert!(store.is_ok(), "{mode}: {:?}", store.err());
+    }
+}

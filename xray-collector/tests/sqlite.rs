@@ -1,0 +1,148 @@
+//! What only the embedded SQLite store has, against real files in
+//! temporary directories: the file and its directory, WAL, other
+//! processes opening or locking the same file, and the FTS5 index kept
+//! current by triggers. Its behaviour as a backend is in `tests/parity/`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier};
+
+use rusqlite::Connection;
+use serde_json::json;
+use support::records::{execution, filter_step, new_id, step};
+use xray_collector::backend::{sqlite::SqliteStore, Migrations, QueryStore, Store, StoreError};
+
+fn store_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("nested").join("xray.db")
+}
+
+async fn migrated_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&store_path(&dir)).unwrap();
+    store.migrate_up().await.unwrap();
+    (dir, store)
+}
+
+/// A second, independent connection to the store's file.
+fn raw(path: &Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    conn
+}
+
+/// FTS5's own check that the index matches the `steps` table.
+fn assert_search_index_consistent(path: &Path) {
+    raw(path)
+        .execute(
+            "INSERT INTO steps_fts (steps_fts, rank) VALUES ('integrity-check', 1)",
+            [],
+        )
+        .expect("steps_fts disagrees with steps");
+}
+
+#[tokio::test]
+async fn the_store_file_is_created_with_its_directory_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a").join("b").join("xray.db");
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(path.is_file());
+    assert_eq!(store.path(), path);
+    let mode: String = raw(&path)
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn two_processes_opening_a_fresh_store_at_once_migrate_it_once() {
+    for _ in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = store_path(&dir);
+        let start = Arc::new(Barrier::new(2));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (path, start) = (path.clone(), Arc::clone(&start));
+                std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    start.wait();
+                    let store = SqliteStore::open(&path).unwrap();
+                    runtime.block_on(store.migrate_up()).unwrap()
+                })
+            })
+            .collect();
+        let mut applied: Vec<Vec<i64>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        applied.sort();
+        assert_eq!(
+            applied,
+            [vec![], vec![1]],
+            "exactly one of them applied the migration"
+        );
+        let rows: i64 = raw(&path)
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_store_locked_by_another_process_is_unavailable_and_retriable() {
+    let (dir, store) = migrated_store().await;
+    let other = raw(&store_path(&dir));
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let err = store
+        .write(&[execution(new_id()).record()])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.is_retriable());
+    other.execute_batch("ROLLBACK").unwrap();
+    store.write(&[execution(new_id()).record()]).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_search_index_agrees_with_the_steps_through_rewrites_and_deletes() {
+    let (dir, store) = migrated_store().await;
+    let path = store_path(&dir);
+    let (gone, kept, s1, s2) = (new_id(), new_id(), new_id(), new_id());
+    let batch = [
+        execution(gone).running().seq(1).record(),
+        filter_step(s1, gone).running().seq(2).record(),
+        filter_step(s1, gone).seq(3).record(),
+        execution(kept).seq(4).record(),
+        step(s2, kept)
+            .output(json!({"title": "ceramic mug"}))
+            .seq(5)
+            .record(),
+    ];
+    store.write(&batch).await.unwrap();
+    assert_search_index_consistent(&path);
+
+    // The same records again, together and one by one.
+    store.write(&batch).await.unwrap();
+    for record in &batch {
+        store.write(std::slice::from_ref(record)).await.unwrap();
+    }
+    assert_search_index_consistent(&path);
+
+    // An end replacing the output (the update trigger).
+    store
+        .write(&[step(s2, kept)
+            .output(json!({"title": "enamel mug"}))
+            .seq(6)
+            .record()])
+        .await
+        .unwrap();
+    assert_search_index_consistent(&path);
+
+    // A cascade from the execution (the delete trigger).
+    raw(&path)
+        .execute("DELETE FROM executions WHERE id = ?1", [gone.to_string()])
+        .unwrap();
+    assert_search_index_consistent(&path);
+    assert!(store.search("walrus", 10).await.unwrap().is_empty());
+    assert_eq!(store.search("enamel", 10).await.unwrap().len(), 1);
+}
