@@ -37,6 +37,25 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Scenarios PostgreSQL does not pass yet: run on the embedded store only
+/// (where they ran before the parity suite), each drift named where it is
+/// used, so that fixing the drift means moving the scenario into
+/// [`on_both_backends!`].
+macro_rules! on_the_embedded_store_until_postgres_matches {
+    ($schema:ident: $($scenario:ident),+ $(,)?) => {
+        $(
+            mod $scenario {
+                use crate::backend::{Backend, Kind};
+
+                #[tokio::test]
+                async fn embedded() {
+                    super::$scenario(Backend::$schema(Kind::Embedded).await).await;
+                }
+            }
+        )+
+    };
+}
+
 #[path = "../support/mod.rs"]
 mod support;
 
