@@ -659,6 +659,15 @@ impl XRayLayer {
 }
 
 impl XRayLayer {
+    /// The pipeline of the X-Ray layer in this thread's current subscriber,
+    /// if it has one (found through `Dispatch::downcast_ref`, which
+    /// `downcast_raw` answers for the layer itself).
+    pub(crate) fn current_pipeline() -> Option<Arc<Shared>> {
+        tracing::dispatcher::get_default(|dispatch| {
+            dispatch.downcast_ref::<XRayLayer>()?.shared.clone()
+        })
+    }
+
     /// What identifies this layer in [`CURRENT`].
     fn identity(&self) -> *const () {
         (self as *const XRayLayer).cast()

@@ -23,9 +23,6 @@ static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 /// The counters of the pipeline built last, for [`crate::stats`].
 static LATEST: Mutex<Option<Weak<Counters>>> = Mutex::new(None);
 
-/// The redaction list of the pipeline built last.
-static LATEST_REDACTOR: Mutex<Option<Arc<Redactor>>> = Mutex::new(None);
-
 #[inline(always)]
 pub(crate) fn is_active() -> bool {
     ACTIVE.load(Ordering::Relaxed) != 0
@@ -349,17 +346,9 @@ pub(crate) fn start(config: &Config) -> Result<Option<(Arc<Shared>, Guard)>, Err
     Ok(Some((shared, guard)))
 }
 
-/// Makes `shared` the pipeline that [`crate::stats`] reports on and whose
-/// redaction list applies to values captured before their pipeline is known.
+/// Makes `shared` the pipeline that [`crate::stats`] reports on.
 pub(crate) fn publish(shared: &Arc<Shared>) {
     *LATEST.lock() = Some(Arc::downgrade(&shared.counters));
-    *LATEST_REDACTOR.lock() = Some(shared.config.redactor.clone());
-}
-
-/// The redaction list of the pipeline started last, for values captured
-/// before their pipeline is known (execution metadata).
-pub(crate) fn latest_redactor() -> Arc<Redactor> {
-    LATEST_REDACTOR.lock().clone().unwrap_or_default()
 }
 
 /// The counters of the pipeline started last (zeros if none).
