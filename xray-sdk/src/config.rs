@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Error;
+use crate::error::Error;
 
 /// What a step does when the capture queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

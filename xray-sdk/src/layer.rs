@@ -33,10 +33,11 @@ use tracing_subscriber::Layer;
 use uuid::Uuid;
 
 use crate::capture::{keyed_json, push_json_str, Flags};
+use crate::clock::start_time;
 use crate::pipeline::Shared;
 use crate::record::{
-    new_id, start_time, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase,
-    QueueSlot, Record, StepRecord, StepStatus,
+    new_id, Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase, QueueSlot,
+    Record, StepRecord, StepStatus,
 };
 
 /// The name of the span `xray::execution(..)` opens.

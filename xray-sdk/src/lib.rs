@@ -82,120 +82,31 @@
 #![warn(missing_docs)]
 
 mod capture;
+mod clock;
 mod config;
+mod error;
 mod execution;
 mod layer;
 pub mod outbox;
 mod pipeline;
 mod record;
+mod stats;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 pub use config::{Config, WhenFull};
+pub use error::Error;
 pub use execution::{execution, Execution, ExecutionFuture};
 pub use layer::XRayLayer;
 pub use pipeline::Guard;
 pub use record::{ExecutionStatus, StepStatus};
+pub use stats::Stats;
 /// Records a function as a step. See the `xray-macros` crate for options.
 pub use xray_macros::step;
 
 use record::{Decision, LlmUsage};
-
-/// Errors from setting X-Ray up or flushing it. Capturing never fails.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A setting is malformed; `variable` is the environment variable it
-    /// comes from (or that its builder method stands for).
-    #[error("{variable}: {message}")]
-    Config {
-        /// The environment variable, e.g. `XRAY_SAMPLE_RATE`.
-        variable: &'static str,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The outbox file cannot be created, opened or used.
-    #[error("cannot use the outbox {}: {message}", path.display())]
-    Outbox {
-        /// The outbox file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-    /// The outbox was written by an SDK with another format version.
-    #[error(
-        "the outbox {} has format version {found}, but this SDK writes version {supported}; \
-         let the collector drain it and remove it, or set XRAY_OUTBOX to another file",
-        path.display()
-    )]
-    OutboxVersion {
-        /// The outbox file.
-        path: PathBuf,
-        /// The version found in the file.
-        found: i64,
-        /// The version this SDK writes.
-        supported: i64,
-    },
-    /// [`Config::init`] found a global `tracing` subscriber already set.
-    #[error(
-        "a global tracing subscriber is already installed; use xray::Config::build() \
-         and add the returned layer to that subscriber instead"
-    )]
-    AlreadyInitialized,
-    /// A flush did not complete in time (the outbox may be locked by another
-    /// process, or the disk slow); nothing is lost yet, records stay queued.
-    #[error("the outbox writer did not confirm the flush within {0:?}")]
-    FlushTimeout(Duration),
-    /// The writer thread is gone (X-Ray was shut down).
-    #[error("the outbox writer has stopped")]
-    WriterStopped,
-}
-
-impl Error {
-    /// Whether trying the same operation again may succeed.
-    pub fn is_retriable(&self) -> bool {
-        matches!(self, Error::FlushTimeout(_) | Error::Outbox { .. })
-    }
-}
-
-/// What the pipeline captured, lost and wrote; see [`stats`].
-///
-/// After a successful flush, `captured == written + dropped`: every step
-/// X-Ray saw end is either in the outbox or counted as lost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Steps that ended while being recorded.
-    pub captured: u64,
-    /// Steps lost: queue full, outbox full, or write failed.
-    pub dropped: u64,
-    /// Steps committed to the outbox.
-    pub written: u64,
-    /// Executions recorded (sampled in).
-    pub executions: u64,
-    /// Executions not recorded because of sampling.
-    pub unsampled_executions: u64,
-    /// Of `dropped`: the queue was full (or the writer had stopped).
-    pub dropped_queue_full: u64,
-    /// Of `dropped`: the outbox had reached `XRAY_OUTBOX_MAX_BYTES`.
-    pub dropped_outbox_full: u64,
-    /// Of `dropped`: writing to the outbox failed repeatedly.
-    pub dropped_write_failed: u64,
-    /// Start records and execution records lost (the step itself may still
-    /// have been written through its end record).
-    pub other_records_dropped: u64,
-    /// Rows committed to the outbox (starts, ends and executions).
-    pub records_written: u64,
-    /// Failed write attempts (each batch is retried before being dropped).
-    pub write_errors: u64,
-    /// Transactions committed to the outbox.
-    pub batches: u64,
-}
 
 /// The counts of the pipeline started last in this process (all zeros when
 /// X-Ray was never started). [`Guard::stats`] gives one pipeline's counts.

@@ -2,7 +2,7 @@
 //! and the outbox writer thread, the counters behind [`crate::stats`], and
 //! the [`Guard`] that flushes and stops it.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
@@ -12,9 +12,10 @@ use parking_lot::Mutex;
 
 use crate::capture::{Redactor, SinkLimits};
 use crate::config::{Config, WhenFull};
+use crate::error::Error;
 use crate::outbox::OutboxWriter;
 use crate::record::Record;
-use crate::Error;
+use crate::stats::{Counters, Stats};
 
 /// Number of live pipelines in the process; zero means every step takes the
 /// not-initialised fast path.
@@ -26,53 +27,6 @@ static LATEST: Mutex<Option<Weak<Counters>>> = Mutex::new(None);
 #[inline(always)]
 pub(crate) fn is_active() -> bool {
     ACTIVE.load(Ordering::Relaxed) != 0
-}
-
-/// Counts of what a pipeline captured, lost and wrote. See [`crate::Stats`].
-#[derive(Default, Debug)]
-pub(crate) struct Counters {
-    pub captured: AtomicU64,
-    pub dropped: AtomicU64,
-    pub written: AtomicU64,
-    pub executions: AtomicU64,
-    pub unsampled_executions: AtomicU64,
-    pub dropped_queue_full: AtomicU64,
-    pub dropped_outbox_full: AtomicU64,
-    pub dropped_write_failed: AtomicU64,
-    pub other_records_dropped: AtomicU64,
-    pub records_written: AtomicU64,
-    pub write_errors: AtomicU64,
-    pub batches: AtomicU64,
-}
-
-impl Counters {
-    pub fn snapshot(&self) -> crate::Stats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        crate::Stats {
-            captured: get(&self.captured),
-            dropped: get(&self.dropped),
-            written: get(&self.written),
-            executions: get(&self.executions),
-            unsampled_executions: get(&self.unsampled_executions),
-            dropped_queue_full: get(&self.dropped_queue_full),
-            dropped_outbox_full: get(&self.dropped_outbox_full),
-            dropped_write_failed: get(&self.dropped_write_failed),
-            other_records_dropped: get(&self.other_records_dropped),
-            records_written: get(&self.records_written),
-            write_errors: get(&self.write_errors),
-            batches: get(&self.batches),
-        }
-    }
-
-    /// Counts a record lost before it reached the outbox.
-    pub fn count_lost(&self, record_is_step_end: bool, reason: &AtomicU64) {
-        if record_is_step_end {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            reason.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.other_records_dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 /// Settings the capture side needs on the hot path.
@@ -252,10 +206,10 @@ impl Guard {
     }
 
     /// What this pipeline has captured, dropped and written so far.
-    pub fn stats(&self) -> crate::Stats {
+    pub fn stats(&self) -> Stats {
         match &self.inner {
             Some(inner) => inner.shared.counters.snapshot(),
-            None => crate::Stats::default(),
+            None => Stats::default(),
         }
     }
 }
@@ -352,9 +306,9 @@ pub(crate) fn publish(shared: &Arc<Shared>) {
 }
 
 /// The counters of the pipeline started last (zeros if none).
-pub(crate) fn latest_stats() -> crate::Stats {
+pub(crate) fn latest_stats() -> Stats {
     match LATEST.lock().as_ref().and_then(Weak::upgrade) {
         Some(counters) => counters.snapshot(),
-        None => crate::Stats::default(),
+        None => Stats::default(),
     }
 }

@@ -25,9 +25,11 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use serde_json::{json, Map, Value};
 
 use super::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};
-use crate::pipeline::{Counters, Message, WriterWake};
-use crate::record::{now_us, Attribute, ExecutionRecord, Row, StepRecord};
-use crate::Error;
+use crate::clock::{now_us, resync_clock};
+use crate::error::Error;
+use crate::pipeline::{Message, WriterWake};
+use crate::record::{Attribute, ExecutionRecord, Row, StepRecord};
+use crate::stats::Counters;
 
 /// Most records committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 4096;
@@ -159,7 +161,7 @@ impl OutboxWriter {
                 }
                 wake.sleep_until(deadline - now, || rx.is_empty());
             }
-            crate::record::resync_clock();
+            resync_clock();
             let result = self.commit_with_retries(&mut batch, !acks.is_empty() || stop, counters);
             for ack in acks.drain(..) {
                 let _ = ack.send(result.clone());
