@@ -39,7 +39,7 @@ pub enum Error {
         /// The version this SDK writes.
         supported: i64,
     },
-    /// [`Config::init`] found a global `tracing` subscriber already set.
+    /// [`Config::init`](crate::Config::init) found a global `tracing` subscriber already set.
     #[error(
         "a global tracing subscriber is already installed; use xray::Config::build() \
          and add the returned layer to that subscriber instead"

@@ -10,7 +10,10 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 
 use crate::capture::{keyed_json, panic_message};
-use crate::layer::{state_of, ExecCell, SpanState, XRayLayer, EXECUTION_SPAN};
+use crate::cell::{ExecCell, SpanState};
+use crate::field::EXECUTION_SPAN;
+use crate::layer::XRayLayer;
+use crate::lookup::state_of;
 
 /// Starts describing an execution named `name`; run it with
 /// [`Execution::run`] or [`Execution::run_async`].

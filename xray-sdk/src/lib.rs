@@ -62,7 +62,7 @@
 //!   [`reason`], [`attr`] and [`llm_usage`].
 //! - Plain `tracing` spans inside an execution, as steps whose fields are
 //!   attributes; `tracing` events inside a step, in its `events` attribute.
-//! - Executions: [`execution`] explicitly, or implicitly when a step is
+//! - Executions: [`execution()`] explicitly, or implicitly when a step is
 //!   called outside any execution (the execution is named after the step).
 //!
 //! ## Propagation
@@ -75,21 +75,26 @@
 //! ## Losing nothing silently
 //!
 //! When the queue is full the [`WhenFull`] policy applies, and every record
-//! lost is counted in [`stats`]. Values that cannot be stored faithfully
+//! lost is counted in [`stats()`]. Values that cannot be stored faithfully
 //! (NaN, deep nesting, oversize payloads, non-string map keys) are stored in
 //! a flagged form listed in the step's `attributes._xray_flags`.
 
 #![warn(missing_docs)]
 
 mod capture;
+mod cell;
 mod clock;
 mod config;
 mod error;
 mod execution;
+mod field;
 mod layer;
+mod lookup;
 pub mod outbox;
 mod pipeline;
+mod queue;
 mod record;
+mod stack;
 mod stats;
 
 #[doc(hidden)]
@@ -168,7 +173,7 @@ fn decide(
     filter: impl std::fmt::Display,
     reason: impl std::fmt::Display,
 ) {
-    layer::with_current_step(|step| {
+    stack::with_current_step(|step| {
         step.decide(Decision {
             candidate_id: candidate.to_string(),
             accepted,
@@ -182,7 +187,7 @@ fn decide(
 /// Records a score given to `candidate` (a relevance, a rank). A no-op
 /// outside a step.
 pub fn score(candidate: impl std::fmt::Display, value: f64) {
-    layer::with_current_step(|step| {
+    stack::with_current_step(|step| {
         step.decide(Decision {
             candidate_id: candidate.to_string(),
             accepted: None,
@@ -196,19 +201,19 @@ pub fn score(candidate: impl std::fmt::Display, value: f64) {
 /// Records a free-text reason for what the current step did (kept in its
 /// `reasons` attribute). A no-op outside a step.
 pub fn reason(text: impl std::fmt::Display) {
-    layer::with_current_step(|step| step.reason(text.to_string()));
+    stack::with_current_step(|step| step.reason(text.to_string()));
 }
 
 /// Records an attribute of the current step, as JSON (secret keys are
 /// redacted). A no-op outside a step.
 pub fn attr<T: serde::Serialize + ?Sized>(key: &str, value: &T) {
-    layer::with_current_step(|step| step.attr(key, value));
+    stack::with_current_step(|step| step.attr(key, value));
 }
 
 /// Records the tokens one LLM call of the current step used. A no-op outside
 /// a step.
 pub fn llm_usage(model: impl std::fmt::Display, prompt_tokens: u64, completion_tokens: u64) {
-    layer::with_current_step(|step| {
+    stack::with_current_step(|step| {
         step.llm_usage(LlmUsage {
             model: model.to_string(),
             prompt_tokens,
@@ -219,5 +224,5 @@ pub fn llm_usage(model: impl std::fmt::Display, prompt_tokens: u64, completion_t
 
 /// The id of the recorded execution the current thread is in, if any.
 pub fn current_execution_id() -> Option<String> {
-    layer::current_execution_id().map(|id| id.hyphenated().to_string())
+    stack::current_execution_id().map(|id| id.hyphenated().to_string())
 }
