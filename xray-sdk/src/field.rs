@@ -87,24 +87,26 @@ impl<'a> FieldsToJson<'a> {
     }
 }
 
+/// Implements the `Visit` methods of scalar fields, each captured through
+/// its `Serialize` impl like any other value.
+macro_rules! record_scalars {
+    ($($method:ident($ty:ty),)*) => {
+        $(
+            fn $method(&mut self, field: &tracing::field::Field, value: $ty) {
+                self.push(field, |s| s.serialize(&value));
+            }
+        )*
+    };
+}
+
 impl tracing::field::Visit for FieldsToJson<'_> {
-    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
-        self.push(field, |s| s.serialize(&value));
-    }
-    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
-        self.push(field, |s| s.serialize(&value));
-    }
-    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
-        self.push(field, |s| s.serialize(&value));
-    }
-    fn record_i128(&mut self, field: &tracing::field::Field, value: i128) {
-        self.push(field, |s| s.serialize(&value));
-    }
-    fn record_u128(&mut self, field: &tracing::field::Field, value: u128) {
-        self.push(field, |s| s.serialize(&value));
-    }
-    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
-        self.push(field, |s| s.serialize(&value));
+    record_scalars! {
+        record_f64(f64),
+        record_i64(i64),
+        record_u64(u64),
+        record_i128(i128),
+        record_u128(u128),
+        record_bool(bool),
     }
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
         self.push(field, |s| s.serialize(value));

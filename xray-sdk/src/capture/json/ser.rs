@@ -251,6 +251,19 @@ fn recover(st: &mut State<'_>, start: usize, flags: Flags, err: Error) -> Result
     st.write_error_marker(&err.to_string())
 }
 
+/// Implements the `Serializer` methods that open a container, each with
+/// [`Ser::compound`]'s arguments: the variant (for an enum variant's
+/// content) and the brackets.
+macro_rules! open_compounds {
+    ($($method:ident($($arg:ident: $ty:ty),*) -> $assoc:ident = ($($how:expr),*);)*) => {
+        $(
+            fn $method(self, $($arg: $ty),*) -> Result<Self::$assoc, Error> {
+                self.compound($($how),*)
+            }
+        )*
+    };
+}
+
 /// The value serializer: `depth` is the number of container levels around
 /// the value it writes.
 pub(super) struct Ser<'b, 'a> {
@@ -408,48 +421,17 @@ impl<'b, 'a> ser::Serializer for Ser<'b, 'a> {
         self.st.push("}")
     }
 
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, '[', ']')
-    }
-
-    fn serialize_tuple(self, _len: usize) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, '[', ']')
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, '[', ']')
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        variant: &'static str,
-        _len: usize,
-    ) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(Some(variant), '[', ']')
-    }
-
-    fn serialize_map(self, _len: Option<usize>) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, '{', '}')
-    }
-
-    fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(None, '{', '}')
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        variant: &'static str,
-        _len: usize,
-    ) -> Result<Compound<'b, 'a>, Error> {
-        self.compound(Some(variant), '{', '}')
+    open_compounds! {
+        serialize_seq(_len: Option<usize>) -> SerializeSeq = (None, '[', ']');
+        serialize_tuple(_len: usize) -> SerializeTuple = (None, '[', ']');
+        serialize_tuple_struct(_name: &'static str, _len: usize)
+            -> SerializeTupleStruct = (None, '[', ']');
+        serialize_tuple_variant(_name: &'static str, _index: u32, variant: &'static str, _len: usize)
+            -> SerializeTupleVariant = (Some(variant), '[', ']');
+        serialize_map(_len: Option<usize>) -> SerializeMap = (None, '{', '}');
+        serialize_struct(_name: &'static str, _len: usize) -> SerializeStruct = (None, '{', '}');
+        serialize_struct_variant(_name: &'static str, _index: u32, variant: &'static str, _len: usize)
+            -> SerializeStructVariant = (Some(variant), '{', '}');
     }
 
     fn collect_str<T: fmt::Display + ?Sized>(self, value: &T) -> Result<(), Error> {
