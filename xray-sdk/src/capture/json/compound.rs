@@ -124,7 +124,8 @@ impl Compound<'_, '_> {
 /// Implements a `SerializeX` trait by handing each method to the
 /// [`Compound`] method that does the work (the traits differ only in their
 /// names: elements, fields, keys and values are written the same way in all
-/// of them).
+/// of them). Inline, like the other forwarding methods (see
+/// `forward_scalars!`).
 macro_rules! forward_compound {
     ($($trait:ident { $($method:ident($($arg:ident: $ty:ty),*) => $target:ident;)* })*) => {
         $(
@@ -133,6 +134,7 @@ macro_rules! forward_compound {
                 type Error = Error;
 
                 $(
+                    #[inline]
                     fn $method<T: Serialize + ?Sized>(
                         &mut self,
                         $($arg: $ty,)*
@@ -142,6 +144,7 @@ macro_rules! forward_compound {
                     }
                 )*
 
+                #[inline]
                 fn end(self) -> Result<(), Error> {
                     self.finish()
                 }

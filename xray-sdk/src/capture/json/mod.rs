@@ -46,9 +46,17 @@ pub(crate) use text::{push_json_str, TooLarge};
 /// Implements `Serializer` methods that hand their scalar on, converted with
 /// `Into` (widening a small integer; the identity for the others), to the
 /// method that writes it: `self.<path>(v.into())`.
+///
+/// The forwarding methods this and the other macros generate are
+/// `#[inline]`, as `serde_json`'s are: the serializer's parts live in
+/// separate modules, hence codegen units, and a forward that is not inline
+/// is a call LLVM no longer removes (measured under callgrind: a capture
+/// then runs about 0.3 % more instructions than from the single file; with
+/// them inline, about 1 % fewer).
 macro_rules! forward_scalars {
     ($($method:ident($ty:ty) => $($target:ident).+;)*) => {
         $(
+            #[inline]
             fn $method(self, v: $ty) -> Result<(), Error> {
                 self.$($target).+(v.into())
             }

@@ -253,10 +253,12 @@ fn recover(st: &mut State<'_>, start: usize, flags: Flags, err: Error) -> Result
 
 /// Implements the `Serializer` methods that open a container, each with
 /// [`Ser::compound`]'s arguments: the variant (for an enum variant's
-/// content) and the brackets.
+/// content) and the brackets. Inline, like the other forwarding methods
+/// (see `forward_scalars!`).
 macro_rules! open_compounds {
     ($($method:ident($($arg:ident: $ty:ty),*) -> $assoc:ident = ($($how:expr),*);)*) => {
         $(
+            #[inline]
             fn $method(self, $($arg: $ty),*) -> Result<Self::$assoc, Error> {
                 self.compound($($how),*)
             }
