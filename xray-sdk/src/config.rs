@@ -1,9 +1,12 @@
-//! Configuration: the contract's environment variables and builder methods.
+//! Configuration: the contract's environment variables and builder methods,
+//! and the settings a running pipeline reads from them ([`RuntimeConfig`]).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::Error;
+use crate::capture::Redactor;
+use crate::error::Error;
 
 /// What a step does when the capture queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,6 +27,26 @@ impl std::str::FromStr for WhenFull {
             "drop" => Ok(WhenFull::Drop),
             "block" => Ok(WhenFull::Block),
             other => Err(format!("expected `drop` or `block`, got `{other}`")),
+        }
+    }
+}
+
+/// The settings the capture side reads on the hot path, taken once from a
+/// [`Config`] when its pipeline starts.
+pub(crate) struct RuntimeConfig {
+    pub project: Arc<str>,
+    pub sample_rate: f64,
+    pub max_payload_bytes: usize,
+    pub redactor: Arc<Redactor>,
+}
+
+impl RuntimeConfig {
+    pub fn of(config: &Config) -> RuntimeConfig {
+        RuntimeConfig {
+            project: Arc::from(config.project.as_str()),
+            sample_rate: config.sample_rate,
+            max_payload_bytes: config.max_payload_bytes,
+            redactor: Arc::new(Redactor::new(config.redact_keys.iter())),
         }
     }
 }
@@ -77,7 +100,7 @@ impl Default for Config {
             outbox_max_bytes: 1 << 30,
             block_timeout: Duration::from_secs(1),
             shutdown_timeout: Duration::from_secs(5),
-            redact_keys: crate::capture::Redactor::default_keys()
+            redact_keys: Redactor::default_keys()
                 .iter()
                 .map(|k| (*k).to_owned())
                 .collect(),

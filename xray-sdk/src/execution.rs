@@ -10,7 +10,10 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 
 use crate::capture::{keyed_json, panic_message};
-use crate::layer::{state_of, ExecCell, SpanState, EXECUTION_SPAN};
+use crate::cell::{ExecCell, SpanState};
+use crate::field::EXECUTION_SPAN;
+use crate::layer::XRayLayer;
+use crate::lookup::state_of;
 
 /// Starts describing an execution named `name`; run it with
 /// [`Execution::run`] or [`Execution::run_async`].
@@ -49,19 +52,23 @@ impl std::fmt::Debug for Execution {
 impl Execution {
     /// Attaches a key and value to the execution (stored as JSON; secret
     /// keys are redacted). Costs nothing when X-Ray is not active.
+    ///
+    /// The value is borrowed, so it is serialized here, with the payload
+    /// limit and redaction list of the X-Ray pipeline of this thread's
+    /// current subscriber: the one the execution is recorded in when it is
+    /// run on this thread. Without an X-Ray layer there, nothing would record
+    /// the execution, and nothing is serialized.
     pub fn metadata<T: Serialize + ?Sized>(
         mut self,
         key: impl Into<Cow<'static, str>>,
         value: &T,
     ) -> Self {
-        if crate::pipeline::is_active() {
-            let redactor = crate::pipeline::latest_redactor();
-            let limits = crate::capture::SinkLimits {
-                max_bytes: 64 * 1024,
-                redactor: &redactor,
-            };
+        if !crate::pipeline::is_active() {
+            return self;
+        }
+        if let Some(shared) = XRayLayer::current_pipeline() {
             let key = key.into();
-            let (json, _) = keyed_json(&key, limits, |sink| sink.serialize(value));
+            let (json, _) = keyed_json(&key, shared.sink_limits(), |sink| sink.serialize(value));
             self.metadata
                 .push((key, json.unwrap_or_else(|| "null".to_owned())));
         }

@@ -62,7 +62,7 @@
 //!   [`reason`], [`attr`] and [`llm_usage`].
 //! - Plain `tracing` spans inside an execution, as steps whose fields are
 //!   attributes; `tracing` events inside a step, in its `events` attribute.
-//! - Executions: [`execution`] explicitly, or implicitly when a step is
+//! - Executions: [`execution()`] explicitly, or implicitly when a step is
 //!   called outside any execution (the execution is named after the step).
 //!
 //! ## Propagation
@@ -75,127 +75,43 @@
 //! ## Losing nothing silently
 //!
 //! When the queue is full the [`WhenFull`] policy applies, and every record
-//! lost is counted in [`stats`]. Values that cannot be stored faithfully
+//! lost is counted in [`stats()`]. Values that cannot be stored faithfully
 //! (NaN, deep nesting, oversize payloads, non-string map keys) are stored in
 //! a flagged form listed in the step's `attributes._xray_flags`.
 
 #![warn(missing_docs)]
 
 mod capture;
+mod cell;
+mod clock;
 mod config;
+mod error;
 mod execution;
+mod field;
 mod layer;
+mod lookup;
 pub mod outbox;
 mod pipeline;
+mod queue;
 mod record;
+mod stack;
+mod stats;
 
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 pub use config::{Config, WhenFull};
+pub use error::Error;
 pub use execution::{execution, Execution, ExecutionFuture};
 pub use layer::XRayLayer;
 pub use pipeline::Guard;
 pub use record::{ExecutionStatus, StepStatus};
+pub use stats::Stats;
 /// Records a function as a step. See the `xray-macros` crate for options.
 pub use xray_macros::step;
 
 use record::{Decision, LlmUsage};
-
-/// Errors from setting X-Ray up or flushing it. Capturing never fails.
-#[derive(Debug, Clone, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A setting is malformed; `variable` is the environment variable it
-    /// comes from (or that its builder method stands for).
-    #[error("{variable}: {message}")]
-    Config {
-        /// The environment variable, e.g. `XRAY_SAMPLE_RATE`.
-        variable: &'static str,
-        /// What is wrong with it.
-        message: String,
-    },
-    /// The outbox file cannot be created, opened or used.
-    #[error("cannot use the outbox {}: {message}", path.display())]
-    Outbox {
-        /// The outbox file.
-        path: PathBuf,
-        /// What went wrong.
-        message: String,
-    },
-    /// The outbox was written by an SDK with another format version.
-    #[error(
-        "the outbox {} has format version {found}, but this SDK writes version {supported}; \
-         let the collector drain it and remove it, or set XRAY_OUTBOX to another file",
-        path.display()
-    )]
-    OutboxVersion {
-        /// The outbox file.
-        path: PathBuf,
-        /// The version found in the file.
-        found: i64,
-        /// The version this SDK writes.
-        supported: i64,
-    },
-    /// [`Config::init`] found a global `tracing` subscriber already set.
-    #[error(
-        "a global tracing subscriber is already installed; use xray::Config::build() \
-         and add the returned layer to that subscriber instead"
-    )]
-    AlreadyInitialized,
-    /// A flush did not complete in time (the outbox may be locked by another
-    /// process, or the disk slow); nothing is lost yet, records stay queued.
-    #[error("the outbox writer did not confirm the flush within {0:?}")]
-    FlushTimeout(Duration),
-    /// The writer thread is gone (X-Ray was shut down).
-    #[error("the outbox writer has stopped")]
-    WriterStopped,
-}
-
-impl Error {
-    /// Whether trying the same operation again may succeed.
-    pub fn is_retriable(&self) -> bool {
-        matches!(self, Error::FlushTimeout(_) | Error::Outbox { .. })
-    }
-}
-
-/// What the pipeline captured, lost and wrote; see [`stats`].
-///
-/// After a successful flush, `captured == written + dropped`: every step
-/// X-Ray saw end is either in the outbox or counted as lost.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// Steps that ended while being recorded.
-    pub captured: u64,
-    /// Steps lost: queue full, outbox full, or write failed.
-    pub dropped: u64,
-    /// Steps committed to the outbox.
-    pub written: u64,
-    /// Executions recorded (sampled in).
-    pub executions: u64,
-    /// Executions not recorded because of sampling.
-    pub unsampled_executions: u64,
-    /// Of `dropped`: the queue was full (or the writer had stopped).
-    pub dropped_queue_full: u64,
-    /// Of `dropped`: the outbox had reached `XRAY_OUTBOX_MAX_BYTES`.
-    pub dropped_outbox_full: u64,
-    /// Of `dropped`: writing to the outbox failed repeatedly.
-    pub dropped_write_failed: u64,
-    /// Start records and execution records lost (the step itself may still
-    /// have been written through its end record).
-    pub other_records_dropped: u64,
-    /// Rows committed to the outbox (starts, ends and executions).
-    pub records_written: u64,
-    /// Failed write attempts (each batch is retried before being dropped).
-    pub write_errors: u64,
-    /// Transactions committed to the outbox.
-    pub batches: u64,
-}
 
 /// The counts of the pipeline started last in this process (all zeros when
 /// X-Ray was never started). [`Guard::stats`] gives one pipeline's counts.
@@ -257,7 +173,7 @@ fn decide(
     filter: impl std::fmt::Display,
     reason: impl std::fmt::Display,
 ) {
-    layer::with_current_step(|step| {
+    stack::with_current_step(|step| {
         step.decide(Decision {
             candidate_id: candidate.to_string(),
             accepted,
@@ -271,7 +187,7 @@ fn decide(
 /// Records a score given to `candidate` (a relevance, a rank). A no-op
 /// outside a step.
 pub fn score(candidate: impl std::fmt::Display, value: f64) {
-    layer::with_current_step(|step| {
+    stack::with_current_step(|step| {
         step.decide(Decision {
             candidate_id: candidate.to_string(),
             accepted: None,
@@ -285,19 +201,19 @@ pub fn score(candidate: impl std::fmt::Display, value: f64) {
 /// Records a free-text reason for what the current step did (kept in its
 /// `reasons` attribute). A no-op outside a step.
 pub fn reason(text: impl std::fmt::Display) {
-    layer::with_current_step(|step| step.reason(text.to_string()));
+    stack::with_current_step(|step| step.reason(text.to_string()));
 }
 
 /// Records an attribute of the current step, as JSON (secret keys are
 /// redacted). A no-op outside a step.
 pub fn attr<T: serde::Serialize + ?Sized>(key: &str, value: &T) {
-    layer::with_current_step(|step| step.attr(key, value));
+    stack::with_current_step(|step| step.attr(key, value));
 }
 
 /// Records the tokens one LLM call of the current step used. A no-op outside
 /// a step.
 pub fn llm_usage(model: impl std::fmt::Display, prompt_tokens: u64, completion_tokens: u64) {
-    layer::with_current_step(|step| {
+    stack::with_current_step(|step| {
         step.llm_usage(LlmUsage {
             model: model.to_string(),
             prompt_tokens,
@@ -308,5 +224,5 @@ pub fn llm_usage(model: impl std::fmt::Display, prompt_tokens: u64, completion_t
 
 /// The id of the recorded execution the current thread is in, if any.
 pub fn current_execution_id() -> Option<String> {
-    layer::current_execution_id().map(|id| id.hyphenated().to_string())
+    stack::current_execution_id().map(|id| id.hyphenated().to_string())
 }

@@ -35,8 +35,9 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 
 use crate::capture::{panic_message, Payload, ValueSink};
-use crate::layer::{new_step_of, Returned, StepCell};
+use crate::cell::{Returned, Shared, StepCell};
 use crate::record::StepStatus;
+use crate::stack::{enter_step, new_step_of};
 
 pub use tracing;
 
@@ -207,7 +208,7 @@ fn capture_output(
 impl Active {
     fn call<R>(&self, body: impl FnOnce() -> R) -> R {
         let _entered = match &self.cell {
-            Some(cell) => crate::layer::enter_step(&self.span, cell),
+            Some(cell) => enter_step(&self.span, cell),
             None => self.span.enter(),
         };
         match catch_unwind(AssertUnwindSafe(body)) {
@@ -282,7 +283,7 @@ impl<F: Future> Future for StepFuture<'_, F> {
 /// The arguments of a step under capture, as one JSON object.
 pub struct Inputs<'a> {
     payload: Payload,
-    shared: &'a crate::pipeline::Shared,
+    shared: &'a Shared,
 }
 
 impl Inputs<'_> {
@@ -313,7 +314,7 @@ pub struct ArgSink<'a>(Option<ValueSink<'a>>);
 pub struct Output<'a> {
     payload: Payload,
     error: Option<String>,
-    shared: &'a crate::pipeline::Shared,
+    shared: &'a Shared,
 }
 
 impl Output<'_> {

@@ -642,3 +642,46 @@ fn secrets_are_redacted_in_outputs_metadata_and_attributes_too() {
         );
     }
 }
+
+#[test]
+fn execution_metadata_is_captured_with_the_settings_of_the_pipeline_it_is_recorded_in() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let (_dir_a, path_a) = outbox();
+    let (_dir_b, path_b) = outbox();
+    let (layer_a, guard_a) = xray::Config::default()
+        .outbox(&path_a)
+        .max_payload_bytes(256)
+        .redact_keys(["alpha_pin"])
+        .build()
+        .unwrap();
+    // Built last, so it is "the latest pipeline": A's executions must still
+    // be captured with A's limit and A's redaction list, not with B's.
+    let (layer_b, guard_b) = xray::Config::default()
+        .outbox(&path_b)
+        .redact_keys(["beta_pin"])
+        .build()
+        .unwrap();
+    let long = "x".repeat(1000);
+    let run = || {
+        xray::execution("settings")
+            .metadata("alpha_pin", &1)
+            .metadata("beta_pin", &2)
+            .metadata("long", &long)
+            .run(|| ())
+    };
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer_a), run);
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer_b), run);
+    guard_a.flush().unwrap();
+    guard_b.flush().unwrap();
+
+    let a = support::execution(&path_a, "settings").metadata.unwrap();
+    assert_eq!(a["alpha_pin"], json!("[redacted]"));
+    assert_eq!(a["beta_pin"], json!(2));
+    assert_eq!(a["long"]["_xray_truncated"], json!(true), "{a}");
+    assert_eq!(a["long"]["limit"], json!(256));
+
+    let b = support::execution(&path_b, "settings").metadata.unwrap();
+    assert_eq!(b["alpha_pin"], json!(1));
+    assert_eq!(b["beta_pin"], json!("[redacted]"));
+    assert_eq!(b["long"], json!(long));
+}

@@ -7,7 +7,7 @@
 //! interval has passed since that first record, a flush was requested, or
 //! the queue holds a full batch ([`WriterWake`]); then it takes what is
 //! queued and commits it in one transaction. Records taken late also let
-//! most steps' ends ride on their start records (see `record::QueueSlot`).
+//! most steps' ends ride on their start records (see `queue::QueueSlot`).
 //! A flush is answered only after the commit that holds every
 //! record queued before it (synced with `synchronous = FULL`). A batch that
 //! cannot be written is retried, then counted as dropped: the writer never
@@ -25,9 +25,12 @@ use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use serde_json::{json, Map, Value};
 
 use super::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};
-use crate::pipeline::{Counters, Message, WriterWake};
-use crate::record::{now_us, Attribute, ExecutionRecord, Row, StepRecord};
-use crate::Error;
+use crate::cell::{ExecCell, Record, StepCell};
+use crate::clock::{now_us, resync_clock};
+use crate::error::Error;
+use crate::queue::{Message, Taken, WriterWake};
+use crate::record::{Attribute, ExecutionRecord, StepRecord};
+use crate::stats::Counters;
 
 /// Most records committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 4096;
@@ -43,6 +46,41 @@ const INSERT: &str = "INSERT INTO xray_outbox (
     input, output, error, attributes, metadata, outcome, decisions, llm_usage,
     started_at_us, ended_at_us, duration_us, pid, written_at_us
 ) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
+
+/// What the writer batches: a record turned, as it is taken from the queue,
+/// into the row it stands for. An end is built into its row at once (it is
+/// final); a start stays a reference and is built at commit time, or
+/// skipped if its end has come by then.
+enum Row {
+    StepStart(Arc<StepCell>),
+    ExecutionStart(Arc<ExecCell>),
+    Step(StepRecord),
+    Execution(ExecutionRecord),
+}
+
+impl Row {
+    /// Takes `record` off the queue: settles with the application's thread
+    /// whether an end rides on a start, and builds the end rows.
+    fn take(record: Record) -> Row {
+        match record {
+            Record::StepStart(cell) => match cell.queue.take() {
+                Taken::StartWithEnd => Row::Step(cell.end_record()),
+                Taken::Start => Row::StepStart(cell),
+            },
+            Record::StepEnd(cell) => Row::Step(cell.end_record()),
+            Record::ExecutionStart(cell) => match cell.queue.take() {
+                Taken::StartWithEnd => Row::Execution(cell.end_record()),
+                Taken::Start => Row::ExecutionStart(cell),
+            },
+            Record::ExecutionEnd(cell) => Row::Execution(cell.end_record()),
+        }
+    }
+
+    /// Whether losing this row loses a step (as counted in `Stats`).
+    fn is_step_end(&self) -> bool {
+        matches!(self, Row::Step(_))
+    }
+}
 
 /// An open outbox, ready to be handed to its thread.
 pub(crate) struct OutboxWriter {
@@ -104,7 +142,7 @@ impl OutboxWriter {
     /// Starts the writer thread.
     pub fn spawn(
         self,
-        rx: Receiver<Message>,
+        rx: Receiver<Message<Record>>,
         counters: Arc<Counters>,
         wake: Arc<WriterWake>,
         interval: Duration,
@@ -123,7 +161,7 @@ impl OutboxWriter {
 
     fn run(
         mut self,
-        rx: Receiver<Message>,
+        rx: Receiver<Message<Record>>,
         counters: &Counters,
         wake: &WriterWake,
         interval: Duration,
@@ -132,12 +170,14 @@ impl OutboxWriter {
         let mut acks = Vec::new();
         loop {
             let mut stop = false;
-            let take =
-                |m: Message, batch: &mut Vec<Row>, acks: &mut Vec<_>, stop: &mut bool| match m {
-                    Message::Record(r) => batch.push(Row::take(r)),
-                    Message::Flush(ack) => acks.push(ack),
-                    Message::Stop => *stop = true,
-                };
+            let take = |m: Message<Record>,
+                        batch: &mut Vec<Row>,
+                        acks: &mut Vec<_>,
+                        stop: &mut bool| match m {
+                Message::Record(r) => batch.push(Row::take(r)),
+                Message::Flush(ack) => acks.push(ack),
+                Message::Stop => *stop = true,
+            };
             // Idle: wait on the queue (the one wake-up a record pays for).
             let first = match rx.recv() {
                 Ok(m) => m,
@@ -159,7 +199,7 @@ impl OutboxWriter {
                 }
                 wake.sleep_until(deadline - now, || rx.is_empty());
             }
-            crate::record::resync_clock();
+            resync_clock();
             let result = self.commit_with_retries(&mut batch, !acks.is_empty() || stop, counters);
             for ack in acks.drain(..) {
                 let _ = ack.send(result.clone());
