@@ -60,12 +60,6 @@ const MEMORY_CONSTANT_MIB: u64 = 8;
 /// Distinct inputs per thread (reused round-robin).
 const POOL: usize = 1024;
 
-const INSERT: &str = "INSERT INTO xray_outbox (
-    record_type, phase, id, execution_id, parent_id, project, name, kind, status,
-    input, output, error, attributes, metadata, outcome, decisions, llm_usage,
-    started_at_us, ended_at_us, duration_us, pid, written_at_us
-) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
-
 /// The step's input: three fields, about 150 bytes of JSON.
 #[derive(Serialize, Debug, Clone)]
 struct Offer {
@@ -408,33 +402,38 @@ fn bare(path: &Path, threads: usize, executions: u64) -> (Duration, u64) {
             let tx = conn.transaction().expect("begin");
             let written = now_us();
             {
-                let mut st = tx.prepare_cached(INSERT).expect("prepare");
+                let mut st = tx
+                    .prepare_cached(xray_outbox::insert_sql())
+                    .expect("prepare");
                 for r in batch.drain(..) {
-                    st.execute(rusqlite::params![
-                        r.record_type,
-                        "end",
-                        r.id,
-                        r.execution_id,
-                        r.parent_id,
-                        "default",
-                        r.name,
-                        Option::<&str>::None,
-                        "ok",
-                        r.input,
-                        r.output,
-                        Option::<&str>::None,
-                        Option::<&str>::None,
-                        Option::<&str>::None,
-                        r.outcome,
-                        Option::<&str>::None,
-                        Option::<&str>::None,
-                        r.started_at_us,
-                        r.started_at_us + r.duration_us,
-                        r.duration_us,
-                        pid,
-                        written,
-                    ])
-                    .expect("insert");
+                    use rusqlite::ToSql;
+                    use xray_outbox::Column;
+                    let ended_at = r.started_at_us + r.duration_us;
+                    // The same columns every row: the others stay NULL.
+                    let values: [(Column, &dyn ToSql); 15] = [
+                        (Column::RecordType, &r.record_type),
+                        (Column::Phase, &"end"),
+                        (Column::Id, &r.id),
+                        (Column::ExecutionId, &r.execution_id),
+                        (Column::ParentId, &r.parent_id),
+                        (Column::Project, &"default"),
+                        (Column::Name, &r.name),
+                        (Column::Status, &"ok"),
+                        (Column::Input, &r.input),
+                        (Column::Output, &r.output),
+                        (Column::Outcome, &r.outcome),
+                        (Column::StartedAtUs, &r.started_at_us),
+                        (Column::EndedAtUs, &ended_at),
+                        (Column::DurationUs, &r.duration_us),
+                        (Column::Pid, &pid),
+                    ];
+                    for (column, value) in values {
+                        let at = column.parameter().expect("a written column");
+                        st.raw_bind_parameter(at, value).expect("bind");
+                    }
+                    let at = Column::WrittenAtUs.parameter().expect("a written column");
+                    st.raw_bind_parameter(at, written).expect("bind");
+                    st.raw_execute().expect("insert");
                 }
             }
             tx.commit().expect("commit");

@@ -216,8 +216,9 @@ pub fn llm_usage(model: impl std::fmt::Display, prompt_tokens: u64, completion_t
     stack::with_current_step(|step| {
         step.llm_usage(LlmUsage {
             model: model.to_string(),
-            prompt_tokens,
-            completion_tokens,
+            // The format's integers are signed; no call uses 2^63 tokens.
+            prompt_tokens: i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
+            completion_tokens: i64::try_from(completion_tokens).unwrap_or(i64::MAX),
         })
     });
 }

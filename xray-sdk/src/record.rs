@@ -15,90 +15,10 @@ use uuid::Uuid;
 
 use crate::capture::Flags;
 
-/// Whether a record opens or closes its step or execution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Start,
-    End,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Start => "start",
-            Phase::End => "end",
-        }
-    }
-}
-
-/// The status of a step (contract values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepStatus {
-    /// Started, not finished (yet, or ever: the process died).
-    Running,
-    /// Returned normally (`Ok` for a `Result`).
-    Ok,
-    /// Returned `Err`.
-    Error,
-    /// Panicked; the panic continued.
-    Panicked,
-    /// An async step whose future was dropped before it completed.
-    Cancelled,
-}
-
-impl StepStatus {
-    /// The contract's text for the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepStatus::Running => "running",
-            StepStatus::Ok => "ok",
-            StepStatus::Error => "error",
-            StepStatus::Panicked => "panicked",
-            StepStatus::Cancelled => "cancelled",
-        }
-    }
-}
-
-/// The status of an execution (contract values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExecutionStatus {
-    /// Started, not finished.
-    Running,
-    /// Finished without a panic or a failed top-level step.
-    Ok,
-    /// A step panicked, a top-level step failed, or the closure panicked.
-    Error,
-}
-
-impl ExecutionStatus {
-    /// The contract's text for the status.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExecutionStatus::Running => "running",
-            ExecutionStatus::Ok => "ok",
-            ExecutionStatus::Error => "error",
-        }
-    }
-}
-
-/// One decision taken inside a step about a candidate.
-#[derive(Debug, Clone)]
-pub(crate) struct Decision {
-    pub candidate_id: String,
-    /// `None` for a pure score.
-    pub accepted: Option<bool>,
-    pub filter: Option<String>,
-    pub reason: Option<String>,
-    pub score: Option<f64>,
-}
-
-/// Tokens used by one LLM call inside a step.
-#[derive(Debug, Clone)]
-pub(crate) struct LlmUsage {
-    pub model: String,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-}
+// The values the outbox format defines (`xray-outbox`): phases, the
+// contract's statuses, decisions and LLM token usage.
+pub(crate) use xray_outbox::{Decision, LlmUsage, Phase};
+pub use xray_outbox::{ExecutionStatus, StepStatus};
 
 /// An attribute: a key and its value as JSON text.
 pub(crate) type Attribute = (Cow<'static, str>, String);

@@ -1,87 +1,15 @@
 //! The outbox: a local SQLite file between the application and the collector.
 //!
-//! # Format (version 1)
-//!
-//! One SQLite database in WAL mode, `PRAGMA application_id = 0x58524159`
-//! ("XRAY") and `PRAGMA user_version = 1`; the version is also kept in
-//! `xray_outbox_meta(key = 'format_version')`. A reader that finds another
-//! version must not guess: it reports the file and leaves it alone. Records
-//! live in one table, `xray_outbox`, one row per record:
-//!
-//! | column | meaning |
-//! |---|---|
-//! | `seq` | `INTEGER PRIMARY KEY AUTOINCREMENT`: the record's place in the file |
-//! | `record_type` | `step` or `execution` |
-//! | `phase` | `start` (the thing began; status `running`) or `end` |
-//! | `id`, `execution_id`, `parent_id` | UUIDs as text (an execution's `execution_id` is its `id`) |
-//! | `project`, `name`, `kind`, `status` | text (contract status values) |
-//! | `input`, `output`, `attributes`, `metadata`, `outcome`, `decisions`, `llm_usage` | JSON text or NULL |
-//! | `error` | text or NULL |
-//! | `started_at_us`, `ended_at_us`, `duration_us` | microseconds (Unix epoch for the instants) |
-//! | `pid`, `written_at_us` | the writing process and the commit time, for diagnosis |
-//!
-//! `decisions` is an array of `{candidate_id, accepted (bool|null), filter,
-//! reason, score}`; `llm_usage` an array of `{model, prompt_tokens,
-//! completion_tokens}`. Capture flags (values stored in a flagged form) are
-//! listed in `attributes._xray_flags`.
-//!
-//! # Invariants
-//!
-//! - **Order.** Rows are appended by writers holding SQLite's write lock and
-//!   `seq` is assigned inside that lock, so rows become visible in `seq`
-//!   order: once a reader has seen `seq = n`, no row with `seq <= n` appears
-//!   later, even with several writing processes. `AUTOINCREMENT` means a
-//!   `seq` is never reused, even after deletes.
-//! - **Self-sufficient ends.** An `end` row repeats everything its `start`
-//!   row said; a reader merges them by `id` (the `end` wins), and a writer
-//!   may omit a `start` when its `end` is in the same transaction. A `start`
-//!   without an `end` is a step or execution still running — or one whose
-//!   process died.
-//! - **Deletion.** Only a reader deletes, and only rows it has durably
-//!   delivered (committed in its backend). Writers never delete or update.
-//! - **Several writers.** Any number of processes may append to one file;
-//!   each waits for the write lock (busy timeout), never corrupts another.
+//! Its format — DDL, columns, record types, statuses, decisions, LLM usage,
+//! and the invariants writers and readers keep — is defined once, in the
+//! `xray-outbox` crate, which the collector's reader uses too. This module
+//! holds the writer.
 
 mod writer;
 
 pub(crate) use writer::{OutboxWriter, MAX_BATCH};
 
-/// The outbox format this SDK writes.
-pub const FORMAT_VERSION: i64 = 1;
-
-/// `PRAGMA application_id` of an outbox file: "XRAY" in ASCII.
-pub const APPLICATION_ID: i64 = 0x5852_4159;
-
-/// The DDL of format version 1 (for tools that need a table of the same
-/// shape, such as the load tool's bare-SQLite baseline).
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS xray_outbox_meta (
-    key   TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS xray_outbox (
-    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
-    record_type   TEXT NOT NULL CHECK (record_type IN ('step', 'execution')),
-    phase         TEXT NOT NULL CHECK (phase IN ('start', 'end')),
-    id            TEXT NOT NULL,
-    execution_id  TEXT NOT NULL,
-    parent_id     TEXT,
-    project       TEXT NOT NULL,
-    name          TEXT NOT NULL,
-    kind          TEXT,
-    status        TEXT NOT NULL,
-    input         TEXT,
-    output        TEXT,
-    error         TEXT,
-    attributes    TEXT,
-    metadata      TEXT,
-    outcome       TEXT,
-    decisions     TEXT,
-    llm_usage     TEXT,
-    started_at_us INTEGER NOT NULL,
-    ended_at_us   INTEGER,
-    duration_us   INTEGER,
-    pid           INTEGER NOT NULL,
-    written_at_us INTEGER NOT NULL
-);
-";
+/// The outbox format this SDK writes, its file marker and DDL (for tools
+/// that need a table of the same shape, such as the load tool's bare-SQLite
+/// baseline).
+pub use xray_outbox::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};

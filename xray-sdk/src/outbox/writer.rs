@@ -21,8 +21,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
-use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
-use serde_json::{json, Map, Value};
+use rusqlite::types::Null;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use xray_outbox::{Column, RecordType};
 
 use super::{APPLICATION_ID, FORMAT_VERSION, SCHEMA};
 use crate::cell::{ExecCell, Record, StepCell};
@@ -40,12 +41,6 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Attempts at writing one batch before it is dropped and counted.
 const WRITE_ATTEMPTS: u32 = 3;
-
-const INSERT: &str = "INSERT INTO xray_outbox (
-    record_type, phase, id, execution_id, parent_id, project, name, kind, status,
-    input, output, error, attributes, metadata, outcome, decisions, llm_usage,
-    started_at_us, ended_at_us, duration_us, pid, written_at_us
-) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)";
 
 /// What the writer batches: a record turned, as it is taken from the queue,
 /// into the row it stands for. An end is built into its row at once (it is
@@ -305,7 +300,7 @@ impl OutboxWriter {
         let mut steps = 0;
         let mut rows = 0;
         {
-            let mut insert = tx.prepare_cached(INSERT)?;
+            let mut insert = tx.prepare_cached(xray_outbox::insert_sql())?;
             for record in batch {
                 match record {
                     Row::StepStart(cell) => {
@@ -437,12 +432,28 @@ fn attributes_json(attributes: &[Attribute], flags: &crate::capture::Flags) -> O
     Some(out)
 }
 
-fn finite_or_null(v: Option<f64>) -> Value {
-    match v {
-        Some(v) if v.is_finite() => json!(v),
-        Some(v) => json!({ "_xray_non_finite": v.to_string() }),
-        None => Value::Null,
+/// Binds every written column of the format's insert statement, by
+/// column: `value` gives the value of the columns the row has; the others
+/// are bound NULL (SQLite keeps a statement's bindings across executions,
+/// so none may be left from the previous row). Then inserts the row.
+fn insert_row(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    mut value: impl FnMut(&mut rusqlite::CachedStatement<'_>, usize, Column) -> rusqlite::Result<bool>,
+) -> rusqlite::Result<usize> {
+    for (i, column) in Column::written().iter().enumerate() {
+        if !value(insert, i + 1, *column)? {
+            insert.raw_bind_parameter(i + 1, Null)?;
+        }
     }
+    insert.raw_execute()
+}
+
+/// A JSON array of `items`, or NULL when there are none.
+fn json_array<T: serde::Serialize>(items: &[T]) -> Option<String> {
+    // Serializing the format's own plain structs into a String cannot fail.
+    (!items.is_empty())
+        .then(|| serde_json::to_string(items).ok())
+        .flatten()
 }
 
 fn insert_step(
@@ -451,60 +462,43 @@ fn insert_step(
     pid: i64,
     written_at: i64,
 ) -> rusqlite::Result<usize> {
-    let decisions = (!s.decisions.is_empty()).then(|| {
-        Value::Array(
-            s.decisions
-                .iter()
-                .map(|d| {
-                    let mut m = Map::new();
-                    m.insert("candidate_id".into(), json!(d.candidate_id));
-                    m.insert("accepted".into(), json!(d.accepted));
-                    m.insert("filter".into(), json!(d.filter));
-                    m.insert("reason".into(), json!(d.reason));
-                    m.insert("score".into(), finite_or_null(d.score));
-                    Value::Object(m)
-                })
-                .collect(),
-        )
-        .to_string()
-    });
-    let llm_usage = (!s.llm_usage.is_empty()).then(|| {
-        Value::Array(
-            s.llm_usage
-                .iter()
-                .map(|u| json!({"model": u.model, "prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens}))
-                .collect(),
-        )
-        .to_string()
-    });
+    let decisions = json_array(&s.decisions);
+    let llm_usage = json_array(&s.llm_usage);
+    let attributes = attributes_json(&s.attributes, &s.flags);
     let ended_at = s.duration_us.map(|d| s.started_at_us + d);
     let (mut id, mut execution_id, mut parent_id) = ([0; 36], [0; 36], [0; 36]);
-    insert.execute(params![
-        "step",
-        s.phase.as_str(),
-        &*s.id.hyphenated().encode_lower(&mut id),
-        &*s.execution_id.hyphenated().encode_lower(&mut execution_id),
-        s.parent_id
-            .as_ref()
-            .map(|p| &*p.hyphenated().encode_lower(&mut parent_id)),
-        &*s.project,
-        &*s.name,
-        s.kind,
-        s.status.as_str(),
-        s.input.as_deref(),
-        s.output.as_deref(),
-        s.error.as_deref(),
-        attributes_json(&s.attributes, &s.flags),
-        Option::<&str>::None,
-        Option::<&str>::None,
-        decisions,
-        llm_usage,
-        s.started_at_us,
-        ended_at,
-        s.duration_us,
-        pid,
-        written_at,
-    ])
+    let id = &*s.id.hyphenated().encode_lower(&mut id);
+    let execution_id = &*s.execution_id.hyphenated().encode_lower(&mut execution_id);
+    let parent_id = s
+        .parent_id
+        .as_ref()
+        .map(|p| &*p.hyphenated().encode_lower(&mut parent_id));
+    insert_row(insert, |stmt, at, column| {
+        match column {
+            Column::RecordType => stmt.raw_bind_parameter(at, RecordType::Step.as_str())?,
+            Column::Phase => stmt.raw_bind_parameter(at, s.phase.as_str())?,
+            Column::Id => stmt.raw_bind_parameter(at, id)?,
+            Column::ExecutionId => stmt.raw_bind_parameter(at, execution_id)?,
+            Column::ParentId => stmt.raw_bind_parameter(at, parent_id)?,
+            Column::Project => stmt.raw_bind_parameter(at, &*s.project)?,
+            Column::Name => stmt.raw_bind_parameter(at, &*s.name)?,
+            Column::Kind => stmt.raw_bind_parameter(at, s.kind)?,
+            Column::Status => stmt.raw_bind_parameter(at, s.status.as_str())?,
+            Column::Input => stmt.raw_bind_parameter(at, s.input.as_deref())?,
+            Column::Output => stmt.raw_bind_parameter(at, s.output.as_deref())?,
+            Column::Error => stmt.raw_bind_parameter(at, s.error.as_deref())?,
+            Column::Attributes => stmt.raw_bind_parameter(at, attributes.as_deref())?,
+            Column::Decisions => stmt.raw_bind_parameter(at, decisions.as_deref())?,
+            Column::LlmUsage => stmt.raw_bind_parameter(at, llm_usage.as_deref())?,
+            Column::StartedAtUs => stmt.raw_bind_parameter(at, s.started_at_us)?,
+            Column::EndedAtUs => stmt.raw_bind_parameter(at, ended_at)?,
+            Column::DurationUs => stmt.raw_bind_parameter(at, s.duration_us)?,
+            Column::Pid => stmt.raw_bind_parameter(at, pid)?,
+            Column::WrittenAtUs => stmt.raw_bind_parameter(at, written_at)?,
+            Column::Seq | Column::Metadata | Column::Outcome => return Ok(false),
+        }
+        Ok(true)
+    })
 }
 
 fn insert_execution(
@@ -516,28 +510,33 @@ fn insert_execution(
     let mut buf = [0; 36];
     let id = &*e.id.hyphenated().encode_lower(&mut buf);
     let metadata = attributes_json(&e.metadata, &crate::capture::Flags::default());
-    insert.execute(params![
-        "execution",
-        e.phase.as_str(),
-        &id,
-        &id,
-        Option::<&str>::None,
-        &*e.project,
-        &*e.name,
-        Option::<&str>::None,
-        e.status.as_str(),
-        Option::<&str>::None,
-        Option::<&str>::None,
-        e.error.as_deref(),
-        Option::<&str>::None,
-        metadata,
-        e.outcome.as_deref(),
-        Option::<&str>::None,
-        Option::<&str>::None,
-        e.started_at_us,
-        e.ended_at_us,
-        e.ended_at_us.map(|end| end - e.started_at_us),
-        pid,
-        written_at,
-    ])
+    let duration = e.ended_at_us.map(|end| end - e.started_at_us);
+    insert_row(insert, |stmt, at, column| {
+        match column {
+            Column::RecordType => stmt.raw_bind_parameter(at, RecordType::Execution.as_str())?,
+            Column::Phase => stmt.raw_bind_parameter(at, e.phase.as_str())?,
+            // An execution's `execution_id` is its own id.
+            Column::Id | Column::ExecutionId => stmt.raw_bind_parameter(at, id)?,
+            Column::Project => stmt.raw_bind_parameter(at, &*e.project)?,
+            Column::Name => stmt.raw_bind_parameter(at, &*e.name)?,
+            Column::Status => stmt.raw_bind_parameter(at, e.status.as_str())?,
+            Column::Error => stmt.raw_bind_parameter(at, e.error.as_deref())?,
+            Column::Metadata => stmt.raw_bind_parameter(at, metadata.as_deref())?,
+            Column::Outcome => stmt.raw_bind_parameter(at, e.outcome.as_deref())?,
+            Column::StartedAtUs => stmt.raw_bind_parameter(at, e.started_at_us)?,
+            Column::EndedAtUs => stmt.raw_bind_parameter(at, e.ended_at_us)?,
+            Column::DurationUs => stmt.raw_bind_parameter(at, duration)?,
+            Column::Pid => stmt.raw_bind_parameter(at, pid)?,
+            Column::WrittenAtUs => stmt.raw_bind_parameter(at, written_at)?,
+            Column::Seq
+            | Column::ParentId
+            | Column::Kind
+            | Column::Input
+            | Column::Output
+            | Column::Attributes
+            | Column::Decisions
+            | Column::LlmUsage => return Ok(false),
+        }
+        Ok(true)
+    })
 }

@@ -40,41 +40,36 @@ fn json(text: Option<String>) -> Option<Value> {
     })
 }
 
-/// Every row of the outbox, in `seq` order.
+/// Every row of the outbox, in `seq` order, read by column name.
 pub fn rows(path: &Path) -> Vec<Row> {
     let conn = Connection::open(path).expect("open outbox");
     let mut stmt = conn
-        .prepare(
-            "SELECT seq, record_type, phase, id, execution_id, parent_id, project, name, kind, status,
-                    input, output, error, attributes, metadata, outcome, decisions, llm_usage,
-                    started_at_us, duration_us, pid
-             FROM xray_outbox ORDER BY seq",
-        )
+        .prepare("SELECT * FROM xray_outbox ORDER BY seq")
         .expect("prepare");
     let rows = stmt
         .query_map([], |r| {
             Ok(Row {
-                seq: r.get(0)?,
-                record_type: r.get(1)?,
-                phase: r.get(2)?,
-                id: r.get(3)?,
-                execution_id: r.get(4)?,
-                parent_id: r.get(5)?,
-                project: r.get(6)?,
-                name: r.get(7)?,
-                kind: r.get(8)?,
-                status: r.get(9)?,
-                input: json(r.get(10)?),
-                output: json(r.get(11)?),
-                error: r.get(12)?,
-                attributes: json(r.get(13)?),
-                metadata: json(r.get(14)?),
-                outcome: json(r.get(15)?),
-                decisions: json(r.get(16)?),
-                llm_usage: json(r.get(17)?),
-                started_at_us: r.get(18)?,
-                duration_us: r.get(19)?,
-                pid: r.get(20)?,
+                seq: r.get("seq")?,
+                record_type: r.get("record_type")?,
+                phase: r.get("phase")?,
+                id: r.get("id")?,
+                execution_id: r.get("execution_id")?,
+                parent_id: r.get("parent_id")?,
+                project: r.get("project")?,
+                name: r.get("name")?,
+                kind: r.get("kind")?,
+                status: r.get("status")?,
+                input: json(r.get("input")?),
+                output: json(r.get("output")?),
+                error: r.get("error")?,
+                attributes: json(r.get("attributes")?),
+                metadata: json(r.get("metadata")?),
+                outcome: json(r.get("outcome")?),
+                decisions: json(r.get("decisions")?),
+                llm_usage: json(r.get("llm_usage")?),
+                started_at_us: r.get("started_at_us")?,
+                duration_us: r.get("duration_us")?,
+                pid: r.get("pid")?,
             })
         })
         .expect("query");
