@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 use uuid::Uuid;
+pub use xray_outbox::{ExecutionStatus, StepStatus};
 
 /// One outbox row, parsed and checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,7 +44,7 @@ impl ShipRecord {
             ShipRecord::Step(s) => serde_json::json!({
                 "record_type": "step", "seq": s.seq, "id": s.id, "execution_id": s.execution_id,
                 "parent_id": s.parent_id, "project": s.project, "name": s.name, "kind": s.kind,
-                "status": s.status, "input": s.input, "output": s.output, "error": s.error,
+                "status": s.status.as_str(), "input": s.input, "output": s.output, "error": s.error,
                 "attributes": s.attributes, "started_at_us": s.started_at_us, "duration_us": s.duration_us,
                 "decisions": s.decisions.iter().map(|d| serde_json::json!({
                     "candidate_id": d.candidate_id, "accepted": d.accepted, "filter": d.filter,
@@ -54,7 +55,7 @@ impl ShipRecord {
             }),
             ShipRecord::Execution(e) => serde_json::json!({
                 "record_type": "execution", "seq": e.seq, "id": e.id, "project": e.project,
-                "name": e.name, "status": e.status, "metadata": e.metadata, "outcome": e.outcome,
+                "name": e.name, "status": e.status.as_str(), "metadata": e.metadata, "outcome": e.outcome,
                 "error": e.error, "started_at_us": e.started_at_us, "ended_at_us": e.ended_at_us,
             }),
         }
@@ -79,7 +80,7 @@ pub struct StepRow {
     /// `kind = "…"` of the step, `span` for plain tracing spans.
     pub kind: Option<String>,
     /// `running | ok | error | panicked | cancelled`.
-    pub status: String,
+    pub status: StepStatus,
     /// Arguments, JSON.
     pub input: Option<Value>,
     /// Return value, JSON.
@@ -101,7 +102,7 @@ pub struct StepRow {
 impl StepRow {
     /// Whether this row is a start (the step's end is still to come).
     pub fn is_running(&self) -> bool {
-        self.status == "running"
+        self.status == StepStatus::Running
     }
 }
 
@@ -124,7 +125,7 @@ pub struct ExecutionRow {
     /// Execution name.
     pub name: String,
     /// `running | ok | error`.
-    pub status: String,
+    pub status: ExecutionStatus,
     /// Metadata, a JSON object.
     pub metadata: Option<Value>,
     /// Outcome summary, JSON.
@@ -140,7 +141,7 @@ pub struct ExecutionRow {
 impl ExecutionRow {
     /// Whether this row is a start (the execution's end is still to come).
     pub fn is_running(&self) -> bool {
-        self.status == "running"
+        self.status == ExecutionStatus::Running
     }
 }
 

@@ -5,8 +5,8 @@
 //!
 //! What the two backends are allowed to do differently is declared here,
 //! once, and nowhere else: the extra tables of SQLite's search index, the
-//! wording of a CHECK violation, and what becomes of a NUL character in a
-//! dead letter.
+//! wording of a CHECK violation, the record each schema refuses, and what
+//! becomes of a NUL character in a dead letter.
 
 use std::path::PathBuf;
 
@@ -17,8 +17,10 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 use xray_collector::backend::{postgres, sqlite, AnyStore, Migrations};
 use xray_collector::migrate::Migration;
+use xray_collector::model::ShipRecord;
 
 use crate::support::pg::{self, TestDb};
+use crate::support::records::step;
 
 /// Which backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +120,24 @@ impl Backend {
         match self.raw {
             Raw::Embedded { .. } => "CHECK constraint failed",
             Raw::Postgres { .. } => "violates check constraint",
+        }
+    }
+
+    /// A step this backend's schema refuses although every field has its
+    /// type (statuses are enums, so an unknown one cannot be written), and
+    /// how the database words the refusal: an empty name breaks the
+    /// embedded store's CHECK; PostgreSQL, which has no such CHECK yet (see
+    /// `store.rs`), cannot hold a NUL character in text.
+    pub fn refused_step(&self, id: Uuid, execution: Uuid) -> (ShipRecord, &'static str) {
+        match self.raw {
+            Raw::Embedded { .. } => (
+                step(id, execution).name("").record(),
+                "CHECK constraint failed",
+            ),
+            Raw::Postgres { .. } => (
+                step(id, execution).failed("nul \u{0} in text").record(),
+                "invalid byte sequence",
+            ),
         }
     }
 

@@ -242,13 +242,15 @@ async fn a_step_before_its_execution_gets_a_placeholder_that_the_execution_repla
 async fn a_record_the_schema_refuses_is_rejected_with_its_whole_batch(db: Backend) {
     let e = new_id();
     let good = execution(e).running().record();
-    let unknown_status = step(new_id(), e).status("exploded").record();
+    let (refused, wording) = db.refused_step(new_id(), e);
     let err = db
         .store
-        .write(&[good.clone(), unknown_status])
+        .write(&[good.clone(), refused])
         .await
-        .expect_err("the CHECK constraint refuses the step");
-    assert_refused_by_a_check(&db, &err);
+        .expect_err("the schema refuses the step");
+    assert!(matches!(err, StoreError::Rejected(_)), "{err:?}");
+    assert!(!err.is_retriable());
+    assert!(err.to_string().contains(wording), "{err}");
     // The batch is one transaction: the good record went with the bad one.
     assert!(db.snapshot().await.is_empty());
 

@@ -9,7 +9,9 @@
 
 use serde_json::{json, Value};
 use uuid::Uuid;
-use xray_collector::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
+use xray_collector::model::{
+    Decision, ExecutionRow, ExecutionStatus, LlmUsage, ShipRecord, StepRow, StepStatus,
+};
 
 /// When the fixtures' executions start (µs since the epoch).
 pub const T0: i64 = 1_700_000_000_123_456;
@@ -37,7 +39,7 @@ pub fn execution(id: Uuid) -> Execution {
         id,
         project: "shop".into(),
         name: "pick_competitor".into(),
-        status: "ok".into(),
+        status: ExecutionStatus::Ok,
         metadata: Some(json!({"sku": "A-1"})),
         outcome: Some(json!({"picked": "c2"})),
         error: None,
@@ -56,7 +58,7 @@ impl Execution {
     pub fn status(mut self, status: &str) -> Self {
         let row = &mut self.0;
         let ended = status != "running";
-        row.status = status.into();
+        row.status = status.parse().expect("an execution status");
         row.outcome = ended.then(|| json!({"picked": "c2"}));
         row.error = (status == "error").then(|| "it broke".into());
         row.ended_at_us = ended.then_some(row.started_at_us + EXECUTION_TOOK_US);
@@ -115,7 +117,7 @@ pub fn step(id: Uuid, execution_id: Uuid) -> Step {
         project: "shop".into(),
         name: "filter_candidates".into(),
         kind: None,
-        status: "ok".into(),
+        status: StepStatus::Ok,
         input: None,
         output: None,
         error: None,
@@ -160,14 +162,14 @@ impl Step {
         if status == "running" {
             return self.running();
         }
-        self.0.status = status.into();
+        self.0.status = status.parse().expect("a step status");
         self
     }
 
     /// A start: no duration, output, decisions or usage.
     pub fn running(mut self) -> Self {
         let row = &mut self.0;
-        row.status = "running".into();
+        row.status = StepStatus::Running;
         row.duration_us = None;
         row.output = None;
         row.decisions.clear();
@@ -177,7 +179,7 @@ impl Step {
 
     /// Failed (`error`) with this error text.
     pub fn failed(mut self, error: &str) -> Self {
-        self.0.status = "error".into();
+        self.0.status = StepStatus::Error;
         self.0.error = Some(error.into());
         self
     }
