@@ -13,7 +13,7 @@ use std::ops::Range;
 
 use percent_encoding::percent_decode_str;
 use tokio_postgres::Config;
-use url::Url;
+use url::{Position, Url};
 
 use crate::backend::StoreError;
 
@@ -40,15 +40,7 @@ pub fn redact_url(url: &str) -> String {
             Ok(parsed) => redact_parsed(url, parsed),
             Err(_) => redact_unparsed(url),
         },
-        None => {
-            let mut out = url.to_string();
-            let mut spans = key_value_password_spans(url);
-            spans.sort_by_key(|s| std::cmp::Reverse(s.start));
-            for span in spans {
-                out.replace_range(span, HIDDEN);
-            }
-            out
-        }
+        None => hide(url, key_value_password_spans(url)),
     }
 }
 
@@ -71,27 +63,13 @@ fn redact_parsed(text: &str, mut url: Url) -> String {
     if url.password().is_some() && url.set_password(Some(HIDDEN)).is_err() {
         return format!("{}://{HIDDEN}", url.scheme());
     }
-    let mut shown = url.to_string();
-    if in_query {
-        // Rebuilt by hand: the query serializer would percent-encode `***`.
-        let query: Vec<String> = url
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if decode(k) == "password" => format!("{k}={HIDDEN}"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        url.set_query(None);
-        let fragment = url.fragment().map(str::to_owned);
-        url.set_fragment(None);
-        shown = format!("{url}?{}", query.join("&"));
-        if let Some(f) = fragment {
-            shown = format!("{shown}#{f}");
-        }
-    }
-    shown
+    // The query's values are hidden in the serialized text (setting them
+    // through the query serializer would percent-encode `***`).
+    let spans = match url.query() {
+        Some(query) => query_password_spans(query, url[..Position::BeforeQuery].len()),
+        None => Vec::new(),
+    };
+    hide(url.as_str(), spans)
 }
 
 /// A URL the `url` crate refuses (a bad port, say) still reaches error
@@ -110,16 +88,31 @@ fn redact_unparsed(text: &str) -> String {
         }
     }
     if query_at < text.len() {
-        let mut pos = query_at + 1;
-        for pair in text[pos..].split('&') {
-            if let Some((k, _)) = pair.split_once('=') {
-                if decode(k) == "password" {
-                    spans.push(pos + k.len() + 1..pos + pair.len());
-                }
-            }
-            pos += pair.len() + 1;
-        }
+        spans.extend(query_password_spans(&text[query_at + 1..], query_at + 1));
     }
+    hide(text, spans)
+}
+
+/// Where the values of `password` parameters stand in `query` (the text
+/// after `?`, itself at `offset` in the whole string), as byte ranges of
+/// the whole string. A fragment (`#…`) ends the query.
+fn query_password_spans(query: &str, offset: usize) -> Vec<Range<usize>> {
+    let query = query.split('#').next().unwrap_or_default();
+    let mut spans = Vec::new();
+    let mut pos = offset;
+    for pair in query.split('&') {
+        if let Some((k, _)) = pair.split_once('=') {
+            if decode(k) == "password" {
+                spans.push(pos + k.len() + 1..pos + pair.len());
+            }
+        }
+        pos += pair.len() + 1;
+    }
+    spans
+}
+
+/// `text` with each (non-empty) span replaced by `***`.
+fn hide(text: &str, mut spans: Vec<Range<usize>>) -> String {
     let mut out = text.to_owned();
     spans.retain(|s| !s.is_empty());
     spans.sort_by_key(|s| std::cmp::Reverse(s.start));
@@ -147,13 +140,10 @@ fn passwords_in(text: &str) -> Vec<String> {
                     found.push(v.into_owned());
                 }
             }
-            if let Some(q) = url.query() {
-                for pair in q.split('&') {
-                    if let Some((k, v)) = pair.split_once('=') {
-                        if decode(k) == "password" {
-                            found.push(v.to_owned());
-                        }
-                    }
+            // As written in the query, too (the pairs above are decoded).
+            if let Some(query_at) = text.find('?') {
+                for span in query_password_spans(&text[query_at + 1..], query_at + 1) {
+                    found.push(text[span].to_owned());
                 }
             }
         }
