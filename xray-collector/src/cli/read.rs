@@ -112,7 +112,7 @@ pub(super) async fn executions(
     if args.output.json {
         print_json(&page)?;
     } else {
-        anstream::print!("{}", render::executions(&page, style()));
+        print!("{}", render::executions(&page, style()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -127,7 +127,7 @@ pub(super) async fn show(args: ShowArgs, backend: &Backend) -> anyhow::Result<Ex
     if args.output.json {
         print_json(&detail)?;
     } else {
-        anstream::print!("{}", render::execution_tree(&detail, args.full, style()));
+        print!("{}", render::execution_tree(&detail, args.full, style()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -144,7 +144,7 @@ pub(super) async fn why(args: WhyArgs, backend: &Backend) -> anyhow::Result<Exit
             "execution_id": id, "candidate_id": args.candidate, "decisions": entries
         }))?;
     } else {
-        anstream::print!("{}", render::why(&id, &args.candidate, &entries, style()));
+        print!("{}", render::why(&id, &args.candidate, &entries, style()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -158,7 +158,7 @@ pub(super) async fn search(args: SearchArgs, backend: &Backend) -> anyhow::Resul
     if args.output.json {
         print_json(&serde_json::json!({ "query": args.text, "hits": hits }))?;
     } else {
-        anstream::print!("{}", render::search(&args.text, &hits, style()));
+        print!("{}", render::search(&args.text, &hits, style()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -170,7 +170,7 @@ pub(super) async fn stats(args: StatsArgs, backend: &Backend) -> anyhow::Result<
     if args.output.json {
         print_json(&stats)?;
     } else {
-        anstream::print!("{}", render::stats(&stats, style()));
+        print!("{}", render::stats(&stats, style()));
     }
     Ok(ExitCode::SUCCESS)
 }
