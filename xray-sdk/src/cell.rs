@@ -40,8 +40,20 @@ use crate::record::{
 };
 use crate::stats::Counters;
 
-/// Most events kept per step (the rest are counted).
+/// Most events kept per step (the rest are counted, in `events_dropped`).
 const MAX_EVENTS: usize = 64;
+/// Most decisions (accept, reject, score) kept per step; the rest are
+/// counted in the `decisions_dropped` attribute and flagged `capped`.
+pub(crate) const MAX_DECISIONS: usize = 10_000;
+/// Most `xray::reason` texts kept per step (the rest: `reasons_dropped`).
+pub(crate) const MAX_REASONS: usize = 256;
+/// Most attributes kept per step, from `xray::attr` and span fields (the
+/// rest: `attributes_dropped`).
+pub(crate) const MAX_ATTRIBUTES: usize = 1024;
+/// Most LLM calls kept per step (the rest: `llm_usage_dropped`).
+pub(crate) const MAX_LLM_CALLS: usize = 1024;
+/// Most bytes of a candidate id, a filter name or a model name.
+pub(crate) const MAX_ID_BYTES: usize = 1024;
 
 /// The pipeline as the capture side sees it: its settings, its counters and
 /// the sending half of its queue. Shared by its layer, its cells and its
@@ -185,17 +197,20 @@ impl ExecCell {
                     "{{\"steps\":{},\"failed_steps\":{}",
                     end.steps, end.failed_steps
                 );
-                if let Some(e) = &end.error {
+                // A panic message is free text: redacted like a step's error.
+                let error = end.error.as_ref().map(|e| {
+                    self.shared
+                        .config
+                        .redactor
+                        .redact_text(e)
+                        .unwrap_or_else(|| e.clone())
+                });
+                if let Some(e) = &error {
                     outcome.push_str(",\"error\":");
                     push_json_str(&mut outcome, e);
                 }
                 outcome.push('}');
-                (
-                    end.status,
-                    Some(outcome),
-                    end.error.clone(),
-                    Some(end.ended_at_us),
-                )
+                (end.status, Some(outcome), error, Some(end.ended_at_us))
             }
             _ => (ExecutionStatus::Running, None, None, None),
         };
@@ -309,6 +324,11 @@ struct StepExtra {
     events: Vec<String>,
     events_dropped: usize,
     reasons: Vec<String>,
+    /// What was recorded past a cap, not kept.
+    decisions_dropped: usize,
+    reasons_dropped: usize,
+    attributes_dropped: usize,
+    llm_usage_dropped: usize,
 }
 
 impl StepData {
@@ -346,10 +366,21 @@ impl StepCell {
             Phase::End => data.status.unwrap_or(StepStatus::Ok),
             Phase::Start => StepStatus::Running,
         };
+        let mut flags = data.flags;
         let (output, error, attributes, decisions, llm_usage) = if phase == Phase::End {
+            // Free text is redacted here, on the writer's thread, rather than
+            // where it was recorded: a filter step records many reasons.
+            let redactor = &self.exec.shared.config.redactor;
+            let mut redact = |text: &mut String| {
+                if let Some(redacted) = redactor.redact_text(text) {
+                    *text = redacted;
+                    flags.redacted = true;
+                }
+            };
             let mut attributes = std::mem::take(&mut data.attributes);
-            let extra = data.extra.take().map(|e| *e).unwrap_or_default();
+            let mut extra = data.extra.take().map(|e| *e).unwrap_or_default();
             if !extra.reasons.is_empty() {
+                extra.reasons.iter_mut().for_each(&mut redact);
                 attributes.push((Cow::Borrowed("reasons"), json_string_array(&extra.reasons)));
             }
             if !extra.events.is_empty() {
@@ -358,17 +389,32 @@ impl StepCell {
                     format!("[{}]", extra.events.join(",")),
                 ));
             }
-            if extra.events_dropped > 0 {
-                attributes.push((
-                    Cow::Borrowed("events_dropped"),
-                    extra.events_dropped.to_string(),
-                ));
+            for (name, count) in [
+                ("events_dropped", extra.events_dropped),
+                ("decisions_dropped", extra.decisions_dropped),
+                ("reasons_dropped", extra.reasons_dropped),
+                ("attributes_dropped", extra.attributes_dropped),
+                ("llm_usage_dropped", extra.llm_usage_dropped),
+            ] {
+                if count > 0 {
+                    attributes.push((Cow::Borrowed(name), count.to_string()));
+                }
+            }
+            let mut decisions = std::mem::take(&mut data.decisions);
+            for decision in &mut decisions {
+                if let Some(reason) = &mut decision.reason {
+                    redact(reason);
+                }
+            }
+            let mut error = data.error.take().or(extra.event_error);
+            if let Some(error) = &mut error {
+                redact(error);
             }
             (
                 data.output.take(),
-                data.error.take().or(extra.event_error),
+                error,
                 attributes,
-                std::mem::take(&mut data.decisions),
+                decisions,
                 extra.llm_usage,
             )
         } else {
@@ -396,7 +442,7 @@ impl StepCell {
             attributes,
             decisions,
             llm_usage,
-            flags: data.flags,
+            flags,
             started_at_us: self.started_at_us,
             duration_us: if phase == Phase::End {
                 data.duration_us
@@ -561,7 +607,9 @@ impl StepCell {
     pub fn add_fields(&self, attributes: Vec<Attribute>, flags: Flags) {
         self.with_data(|d| {
             d.flags.merge(flags);
-            d.attributes.extend(attributes);
+            for attribute in attributes {
+                push_capped(d, attribute);
+            }
         });
     }
 
@@ -569,10 +617,12 @@ impl StepCell {
     /// is the JSON of the `error` field of an ERROR event, which makes the
     /// step fail unless it returns an error of its own.
     #[inline]
-    pub fn event(&self, text: String, error: Option<String>) {
+    pub fn event(&self, text: String, error: Option<String>, flags: Flags) {
         self.with_data(|d| {
+            d.flags.merge(flags);
             let extra = d.extra();
-            if extra.events.len() < MAX_EVENTS {
+            let kept = extra.events.len() < MAX_EVENTS;
+            if kept {
                 extra.events.push(text);
             } else {
                 extra.events_dropped += 1;
@@ -581,6 +631,7 @@ impl StepCell {
                 let e = serde_json::from_str::<String>(&e).unwrap_or(e);
                 extra.event_error = Some(e);
             }
+            d.flags.capped |= !kept;
         });
     }
 
@@ -591,28 +642,73 @@ impl StepCell {
         self.with_data(|d| d.panicked_on_exit = true);
     }
 
-    pub fn decide(&self, decision: Decision) {
-        self.with_data(|d| d.decisions.push(decision));
+    /// Adds a decision, up to [`MAX_DECISIONS`]; `flags` are those raised
+    /// taking its text.
+    pub fn decide(&self, decision: Decision, flags: Flags) {
+        self.with_data(|d| {
+            d.flags.merge(flags);
+            if d.decisions.len() < MAX_DECISIONS {
+                d.decisions.push(decision);
+            } else {
+                d.flags.capped = true;
+                d.extra().decisions_dropped += 1;
+            }
+        });
     }
 
-    pub fn reason(&self, text: String) {
-        self.with_data(|d| d.extra().reasons.push(text));
+    /// Adds a free-text reason, up to [`MAX_REASONS`].
+    pub fn reason(&self, text: String, flags: Flags) {
+        self.with_data(|d| {
+            d.flags.merge(flags);
+            let extra = d.extra();
+            let kept = extra.reasons.len() < MAX_REASONS;
+            if kept {
+                extra.reasons.push(text);
+            } else {
+                extra.reasons_dropped += 1;
+            }
+            d.flags.capped |= !kept;
+        });
     }
 
-    pub fn llm_usage(&self, usage: LlmUsage) {
-        self.with_data(|d| d.extra().llm_usage.push(usage));
+    /// Adds one LLM call's usage, up to [`MAX_LLM_CALLS`].
+    pub fn llm_usage(&self, usage: LlmUsage, flags: Flags) {
+        self.with_data(|d| {
+            d.flags.merge(flags);
+            let extra = d.extra();
+            let kept = extra.llm_usage.len() < MAX_LLM_CALLS;
+            if kept {
+                extra.llm_usage.push(usage);
+            } else {
+                extra.llm_usage_dropped += 1;
+            }
+            d.flags.capped |= !kept;
+        });
     }
 
     /// Adds an attribute; a secret key gets the redaction marker.
     pub fn attr<T: serde::Serialize + ?Sized>(&self, key: &str, value: &T) {
+        if self.is_finished() {
+            return;
+        }
         let limits = self.exec.shared.sink_limits();
         let (json, flags) = keyed_json(key, limits, |sink| sink.serialize(value));
         if let Some(json) = json {
             self.with_data(|d| {
                 d.flags.merge(flags);
-                d.attributes.push((Cow::Owned(key.to_owned()), json));
+                push_capped(d, (Cow::Owned(key.to_owned()), json));
             });
         }
+    }
+}
+
+/// Adds an attribute to a step, up to [`MAX_ATTRIBUTES`].
+fn push_capped(d: &mut StepData, attribute: Attribute) {
+    if d.attributes.len() < MAX_ATTRIBUTES {
+        d.attributes.push(attribute);
+    } else {
+        d.extra().attributes_dropped += 1;
+        d.flags.capped = true;
     }
 }
 

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use tracing::span::Attributes;
 
-use crate::capture::{keyed_json, Flags, SinkLimits, ValueSink};
+use crate::capture::{format, keyed_json, Flags, SinkLimits, ValueSink};
 use crate::record::Attribute;
 
 /// The name of the span `xray::execution(..)` opens.
@@ -16,6 +16,8 @@ pub(crate) const EXECUTION_SPAN: &str = "xray.execution";
 pub(crate) const EXECUTION_FIELD: &str = "xray.execution";
 /// The field that marks a span as a `#[xray::step]` span.
 pub(crate) const STEP_FIELD: &str = "xray.step";
+/// Most bytes of an execution name taken from a `Debug` field.
+const MAX_NAME_BYTES: usize = 1024;
 
 /// What a span is to X-Ray, told by its first field.
 pub(crate) enum SpanRole {
@@ -53,7 +55,12 @@ impl tracing::field::Visit for ExecutionName {
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
         if field.name() == "name" {
-            self.0 = Some(format!("{value:?}"));
+            let mut flags = Flags::default();
+            self.0 = Some(format::bounded(
+                format_args!("{value:?}"),
+                MAX_NAME_BYTES,
+                &mut flags,
+            ));
         }
     }
 }
@@ -109,20 +116,21 @@ impl tracing::field::Visit for FieldsToJson<'_> {
         record_bool(bool),
     }
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        self.push(field, |s| s.serialize(value));
+        self.push(field, |s| s.text(value));
     }
     fn record_error(
         &mut self,
         field: &tracing::field::Field,
         value: &(dyn std::error::Error + 'static),
     ) {
-        let text = value.to_string();
-        self.push(field, |s| s.serialize(&text));
+        let text = format::error_chain(value, self.limits.max_bytes, &mut self.flags);
+        self.push(field, |s| s.text(&text));
     }
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        // `%x` fields arrive here as Display-through-Debug: store them as
-        // plain strings rather than quoting their Debug form twice.
-        let text = format!("{value:?}");
-        self.push(field, |s| s.serialize(&text));
+        // Debug text (what `#[tracing::instrument]` records arguments
+        // with, and event messages), or `%x` fields as Display through
+        // Debug: stored as a string, bounded, its secrets redacted, an impl
+        // that fails or panics contained.
+        self.push(field, |s| s.debug(value));
     }
 }

@@ -200,7 +200,7 @@ where
                         .map(|(_, v)| v.clone())
                 })
                 .flatten();
-            cell.event(text, error);
+            cell.event(text, error, fields.flags);
         });
     }
 

@@ -111,6 +111,7 @@ pub use stats::Stats;
 /// Records a function as a step. See the `xray-macros` crate for options.
 pub use xray_macros::step;
 
+use capture::format;
 use record::{Decision, LlmUsage};
 
 /// The counts of the pipeline started last in this process (all zeros when
@@ -174,13 +175,16 @@ fn decide(
     reason: impl std::fmt::Display,
 ) {
     stack::with_current_step(|step| {
-        step.decide(Decision {
-            candidate_id: candidate.to_string(),
+        let limit = step.exec.shared.config.max_payload_bytes;
+        let mut flags = capture::Flags::default();
+        let decision = Decision {
+            candidate_id: format::display(&candidate, cell::MAX_ID_BYTES, &mut flags),
             accepted,
-            filter: Some(filter.to_string()),
-            reason: Some(reason.to_string()),
+            filter: Some(format::display(&filter, cell::MAX_ID_BYTES, &mut flags)),
+            reason: Some(format::display(&reason, limit, &mut flags)),
             score: None,
-        })
+        };
+        step.decide(decision, flags);
     });
 }
 
@@ -188,20 +192,27 @@ fn decide(
 /// outside a step.
 pub fn score(candidate: impl std::fmt::Display, value: f64) {
     stack::with_current_step(|step| {
-        step.decide(Decision {
-            candidate_id: candidate.to_string(),
+        let mut flags = capture::Flags::default();
+        let decision = Decision {
+            candidate_id: format::display(&candidate, cell::MAX_ID_BYTES, &mut flags),
             accepted: None,
             filter: None,
             reason: None,
             score: Some(value),
-        })
+        };
+        step.decide(decision, flags);
     });
 }
 
 /// Records a free-text reason for what the current step did (kept in its
-/// `reasons` attribute). A no-op outside a step.
+/// `reasons` attribute; secrets in it are redacted). A no-op outside a step.
 pub fn reason(text: impl std::fmt::Display) {
-    stack::with_current_step(|step| step.reason(text.to_string()));
+    stack::with_current_step(|step| {
+        let limit = step.exec.shared.config.max_payload_bytes;
+        let mut flags = capture::Flags::default();
+        let text = format::display(&text, limit, &mut flags);
+        step.reason(text, flags);
+    });
 }
 
 /// Records an attribute of the current step, as JSON (secret keys are
@@ -214,12 +225,14 @@ pub fn attr<T: serde::Serialize + ?Sized>(key: &str, value: &T) {
 /// a step.
 pub fn llm_usage(model: impl std::fmt::Display, prompt_tokens: u64, completion_tokens: u64) {
     stack::with_current_step(|step| {
-        step.llm_usage(LlmUsage {
-            model: model.to_string(),
+        let mut flags = capture::Flags::default();
+        let usage = LlmUsage {
+            model: format::display(&model, cell::MAX_ID_BYTES, &mut flags),
             // The format's integers are signed; no call uses 2^63 tokens.
             prompt_tokens: i64::try_from(prompt_tokens).unwrap_or(i64::MAX),
             completion_tokens: i64::try_from(completion_tokens).unwrap_or(i64::MAX),
-        })
+        };
+        step.llm_usage(usage, flags);
     });
 }
 

@@ -34,7 +34,7 @@ use std::task::{Context, Poll};
 
 use serde::Serialize;
 
-use crate::capture::{panic_message, Payload, ValueSink};
+use crate::capture::{format, panic_message, Payload, ValueSink};
 use crate::cell::{Returned, Shared, StepCell};
 use crate::record::StepStatus;
 use crate::stack::{enter_step, new_step_of};
@@ -420,13 +420,8 @@ pub trait ErrorChain {
 }
 impl<E: std::error::Error> ErrorChain for &&&CaptureError<'_, E> {
     fn xray_capture_error(&self, out: &mut Output<'_>) {
-        let mut text = bounded_display(self.0, out.shared.config.max_payload_bytes);
-        let mut source = self.0.source();
-        while let Some(cause) = source {
-            text.push_str("\ncaused by: ");
-            text.push_str(&bounded_display(cause, out.shared.config.max_payload_bytes));
-            source = cause.source();
-        }
+        let limit = out.shared.config.max_payload_bytes;
+        let text = format::error_chain(self.0, limit, &mut out.payload.flags);
         out.set_error(text);
     }
 }
@@ -438,10 +433,8 @@ pub trait ErrorDisplay {
 }
 impl<E: Display + ?Sized> ErrorDisplay for &&CaptureError<'_, E> {
     fn xray_capture_error(&self, out: &mut Output<'_>) {
-        let text = bounded_format(
-            format_args!("{:#}", self.0),
-            out.shared.config.max_payload_bytes,
-        );
+        let limit = out.shared.config.max_payload_bytes;
+        let text = format::bounded(format_args!("{:#}", self.0), limit, &mut out.payload.flags);
         out.set_error(text);
     }
 }
@@ -452,10 +445,8 @@ pub trait ErrorDebug {
 }
 impl<E: Debug + ?Sized> ErrorDebug for &CaptureError<'_, E> {
     fn xray_capture_error(&self, out: &mut Output<'_>) {
-        let text = bounded_format(
-            format_args!("{:?}", self.0),
-            out.shared.config.max_payload_bytes,
-        );
+        let limit = out.shared.config.max_payload_bytes;
+        let text = format::bounded(format_args!("{:?}", self.0), limit, &mut out.payload.flags);
         out.set_error(text);
     }
 }
@@ -467,52 +458,6 @@ pub trait ErrorOpaque {
 impl<E: ?Sized> ErrorOpaque for CaptureError<'_, E> {
     fn xray_capture_error(&self, out: &mut Output<'_>) {
         out.set_error("<opaque error>".to_owned());
-    }
-}
-
-fn bounded_display(value: &dyn Display, limit: usize) -> String {
-    bounded_format(format_args!("{value}"), limit)
-}
-
-/// Formats at most `limit` bytes (cut on a char boundary, with a marker), so
-/// a pathological `Display` impl cannot make the capture unbounded; a
-/// `Display` impl that panics is contained.
-fn bounded_format(args: std::fmt::Arguments<'_>, limit: usize) -> String {
-    struct Bounded {
-        text: String,
-        limit: usize,
-        cut: bool,
-    }
-    impl std::fmt::Write for Bounded {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            let room = self.limit.saturating_sub(self.text.len());
-            if s.len() <= room {
-                self.text.push_str(s);
-                Ok(())
-            } else {
-                let mut end = room;
-                while !s.is_char_boundary(end) {
-                    end -= 1;
-                }
-                self.text.push_str(&s[..end]);
-                self.cut = true;
-                Err(std::fmt::Error)
-            }
-        }
-    }
-    let mut bounded = Bounded {
-        text: String::new(),
-        limit,
-        cut: false,
-    };
-    let result = catch_unwind(AssertUnwindSafe(|| std::fmt::write(&mut bounded, args)));
-    match result {
-        Ok(_) if bounded.cut => {
-            bounded.text.push_str(" …[truncated]");
-            bounded.text
-        }
-        Ok(_) => bounded.text,
-        Err(payload) => format!("<formatting panicked: {}>", panic_message(payload.as_ref())),
     }
 }
 

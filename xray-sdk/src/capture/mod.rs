@@ -7,6 +7,7 @@
 //! `"<opaque>"`. The choice between `Serialize`, `Debug` and opaque is made at
 //! compile time by autoref specialization in [`crate::__private`].
 
+pub(crate) mod format;
 pub(crate) mod json;
 pub(crate) mod redact;
 
@@ -15,6 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use serde::Serialize;
 
+pub(crate) use format::panic_message;
 pub(crate) use json::{push_json_str, Flags, JsonOptions};
 pub(crate) use redact::Redactor;
 use redact::REDACTED_JSON;
@@ -85,6 +87,17 @@ impl<'a> ValueSink<'a> {
         self.settle(start, result.map(|r| r.is_ok()));
     }
 
+    /// Captures free text (a `tracing` field's string, an error's text) as a
+    /// JSON string, with the secrets it holds redacted (see
+    /// [`Redactor::redact_text`]).
+    pub(crate) fn text(&mut self, value: &str) {
+        let redacted = self.limits.redactor.redact_text(value);
+        if redacted.is_some() {
+            self.flags.redacted = true;
+        }
+        self.serialize(redacted.as_deref().unwrap_or(value));
+    }
+
     /// Captures a value of a type with neither `Serialize` nor `Debug`.
     pub fn opaque(&mut self) {
         if !*self.overflowed {
@@ -112,6 +125,7 @@ impl<'a> ValueSink<'a> {
             }
             Err(payload) => {
                 self.out.truncate(start);
+                self.flags.format_error = true;
                 let message = panic_message(payload.as_ref());
                 self.out.push_str("{\"_xray_capture_panicked\":");
                 push_json_str(self.out, &message);
@@ -211,15 +225,4 @@ pub(crate) fn keyed_json(
     }
     let flags = payload.flags;
     (payload.finish(limits.max_bytes), flags)
-}
-
-/// The text of a panic payload, as `std` prints it.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
-    }
 }

@@ -103,6 +103,12 @@ pub(crate) struct Flags {
     pub redacted: bool,
     /// The output hit the size limit.
     pub truncated: bool,
+    /// An impl the capture called (`Serialize`, `Debug`, `Display`, an
+    /// error's `source()`) returned an error of its own or panicked.
+    pub format_error: bool,
+    /// A step recorded more decisions, reasons, attributes, events or LLM
+    /// calls than it may keep; the rest were counted, not kept.
+    pub capped: bool,
 }
 
 impl Flags {
@@ -113,6 +119,8 @@ impl Flags {
             || self.non_string_keys
             || self.redacted
             || self.truncated
+            || self.format_error
+            || self.capped
     }
 
     /// Adds the flags set in `other`.
@@ -122,6 +130,8 @@ impl Flags {
         self.non_string_keys |= other.non_string_keys;
         self.redacted |= other.redacted;
         self.truncated |= other.truncated;
+        self.format_error |= other.format_error;
+        self.capped |= other.capped;
     }
 
     /// The set flags as a JSON array of their names, e.g.
@@ -136,6 +146,8 @@ impl Flags {
             (self.non_string_keys, "non_string_keys"),
             (self.redacted, "redacted"),
             (self.truncated, "truncated"),
+            (self.format_error, "format_error"),
+            (self.capped, "capped"),
         ];
         let mut out = String::from("[");
         for (_, name) in names.iter().filter(|(set, _)| *set) {
@@ -182,7 +194,7 @@ pub(crate) fn write_json<T: Serialize + ?Sized>(
 }
 
 /// Appends the `{:?}` text of `value` to `out` as one JSON string literal,
-/// with secret fields redacted by [`Redactor::redact_debug_text`].
+/// with secret fields redacted by [`Redactor::redact_text`].
 ///
 /// The Debug text is produced into a scratch buffer that refuses to grow past
 /// the remaining budget, so a huge Debug output is cut off early rather than
@@ -206,7 +218,7 @@ pub(crate) fn write_debug<T: fmt::Debug + ?Sized>(
     };
     let formatted = write!(scratch, "{value:?}");
     let text = scratch.buf;
-    let redacted = opts.redactor.redact_debug_text(&text);
+    let redacted = opts.redactor.redact_text(&text);
     if redacted.is_some() {
         flags.redacted = true;
     }
@@ -214,6 +226,7 @@ pub(crate) fn write_debug<T: fmt::Debug + ?Sized>(
 
     let mut st = State::new(out, opts);
     let written = if formatted.is_err() && !scratch.overflow {
+        flags.format_error = true;
         st.write_error_marker("Debug implementation returned an error")
     } else {
         st.write_str_literal(text)

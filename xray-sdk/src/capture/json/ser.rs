@@ -75,7 +75,13 @@ impl std::error::Error for Error {}
 
 impl ser::Error for Error {
     fn custom<M: fmt::Display>(msg: M) -> Self {
-        Error::message(msg.to_string())
+        // Marked by `recover` (which sets `format_error` anyway).
+        let mut flags = super::Flags::default();
+        Error::message(crate::capture::format::display(
+            &msg,
+            MAX_ERROR_MESSAGE,
+            &mut flags,
+        ))
     }
 }
 
@@ -248,6 +254,7 @@ fn recover(st: &mut State<'_>, start: usize, flags: Flags, err: Error) -> Result
     }
     st.out.truncate(start);
     st.flags = flags;
+    st.flags.format_error = true;
     st.write_error_marker(&err.to_string())
 }
 
@@ -297,6 +304,20 @@ impl<'b, 'a> Ser<'b, 'a> {
             self.st.push("{")?;
             self.st.write_str_literal(variant)?;
             self.st.push(":")?;
+            // `Secret::ApiKey { .. }` is the key `ApiKey`: its content goes.
+            if self.st.redactor.is_secret(variant) {
+                self.st.write_redacted()?;
+                self.st.push("}")?;
+                return Ok(Compound {
+                    st: self.st,
+                    depth,
+                    first: true,
+                    skip: true,
+                    close,
+                    in_variant: false,
+                    redact_value: false,
+                });
+            }
         }
         if self.st.out.len() >= self.st.limit {
             return Err(self.st.overflowed());
@@ -416,10 +437,15 @@ impl<'b, 'a> ser::Serializer for Ser<'b, 'a> {
         self.st.push("{")?;
         self.st.write_str_literal(variant)?;
         self.st.push(":")?;
-        value.serialize(Ser {
-            st: &mut *self.st,
-            depth,
-        })?;
+        // `ApiKey("sk-…")` is `{"ApiKey": "sk-…"}`: a secret key.
+        if self.st.redactor.is_secret(variant) {
+            self.st.write_redacted()?;
+        } else {
+            value.serialize(Ser {
+                st: &mut *self.st,
+                depth,
+            })?;
+        }
         self.st.push("}")
     }
 

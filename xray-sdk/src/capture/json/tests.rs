@@ -651,12 +651,12 @@ fn too_large_cannot_be_hidden_by_a_serialize_impl() {
 fn debug_text_is_one_redacted_string_literal() {
     #[derive(Debug)]
     #[allow(dead_code)]
-    struct Credentials {
+    struct Login {
         user: String,
         password: String,
         port: u16,
     }
-    let creds = Credentials {
+    let creds = Login {
         user: "bob \"the\" builder".into(),
         password: "hunter2, really".into(),
         port: 22,
@@ -673,7 +673,7 @@ fn debug_text_is_one_redacted_string_literal() {
     let text: String = serde_json::from_str(&out).unwrap();
     assert_eq!(
         text,
-        r#"Credentials { user: "bob \"the\" builder", password: "[redacted]", port: 22 }"#
+        r#"Login { user: "bob \"the\" builder", password: "[redacted]", port: 22 }"#
     );
     assert!(flags.redacted);
     assert!(!out.contains("hunter2"));
@@ -781,9 +781,39 @@ fn flags_helpers() {
         non_string_keys: true,
         redacted: true,
         truncated: true,
+        format_error: true,
+        capped: true,
     };
     assert_eq!(
         all.to_json_array(),
-        r#"["non_finite","depth_limited","non_string_keys","redacted","truncated"]"#
+        r#"["non_finite","depth_limited","non_string_keys","redacted","truncated","format_error","capped"]"#
     );
+}
+
+#[test]
+fn enum_variants_named_like_secrets_are_keys_and_redacted() {
+    #[derive(Serialize)]
+    enum Credential {
+        ApiKey(String),
+        Token(String, u32),
+        Password { value: String },
+        Username(String),
+        Anonymous,
+    }
+    let values = vec![
+        Credential::ApiKey("sk-live-1".into()),
+        Credential::Token("tok-2".into(), 7),
+        Credential::Password {
+            value: "hunter2".into(),
+        },
+        Credential::Username("ann".into()),
+        Credential::Anonymous,
+    ];
+    let (json, flags) = ours(&values);
+    assert_eq!(
+        json,
+        r#"[{"ApiKey":"[redacted]"},{"Token":"[redacted]"},{"Password":"[redacted]"},{"Username":"ann"},"Anonymous"]"#
+    );
+    assert!(flags.redacted);
+    let _: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
 }
