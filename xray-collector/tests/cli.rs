@@ -127,7 +127,7 @@ fn every_command_answers_json_and_refuses_bad_input(target: Target) {
     assert_one_line_error(
         &run(&target, &["executions", "--cursor", "garbage"]),
         2,
-        "invalid cursor",
+        "--cursor: invalid cursor \"garbage\"",
     );
     assert_one_line_error(&run(&target, &["executions", "--limit", "0"]), 2, "--limit");
     assert_one_line_error(

@@ -105,7 +105,7 @@ pub(super) async fn executions(
             .as_deref()
             .map(Cursor::decode)
             .transpose()
-            .map_err(UsageError)?,
+            .map_err(|e| UsageError(format!("--cursor: {e}")))?,
     };
     let store = open_for_query(backend).await?;
     let page = store.executions(&filter).await?;
