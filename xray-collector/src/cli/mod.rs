@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xray_collector::backend::postgres::Redactor;
 use xray_collector::backend::{redact_url, AnyStore, StoreError};
+use xray_collector::render::escape;
 
 use logging::LogFormat;
 
@@ -151,7 +152,9 @@ pub fn main() -> ExitCode {
 /// Reports why the command failed: one line, as the log is written.
 fn fail(format: LogFormat, message: &str) {
     match format {
-        LogFormat::Text => eprintln!("xray-collector: {message}"),
+        // The message may quote captured or typed text: escaped like the
+        // rest of what reaches a terminal.
+        LogFormat::Text => eprintln!("xray-collector: {}", escape(message)),
         LogFormat::Json => {
             // Through the log when it is installed (a JSON line with the
             // log's fields), else written the same way by hand.

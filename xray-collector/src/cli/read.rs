@@ -208,7 +208,7 @@ async fn execution_id(store: &AnyStore, text: &str) -> anyhow::Result<Uuid> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", render::to_json(value)?);
     Ok(())
 }
 
