@@ -3,7 +3,7 @@
 //!
 //! Every captured string — names, kinds, statuses, ids, errors, values,
 //! filters, reasons, models, projects — reaches the text through
-//! [`escape`] (see [`escape`](mod@escape) for what is spelt out and why):
+//! [`escape`] (see `escape.rs` for what is spelt out and why):
 //! styled text is escaped by [`Style`] itself, the rest where it is
 //! written. `--json` documents are written by [`to_json`], which leaves
 //! those characters to JSON escapes.

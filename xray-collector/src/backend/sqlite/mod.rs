@@ -31,7 +31,7 @@
 //!
 //! The file's `PRAGMA application_id` is [`APPLICATION_ID`], set when it
 //! becomes a store; a file that is not a store is refused unchanged
-//! ([`identity`]). What X-Ray creates is owner-only ([`private_file`]).
+//! (`identity.rs`). What X-Ray creates is owner-only (`private_file.rs`).
 //! Tables `executions`, `steps`, `decisions`, `llm_usage`, `dead_letters`
 //! and `schema_migrations`, with the PostgreSQL columns; ids are hyphenated
 //! UUID text, JSON is text checked with `json_valid`, timestamps are
@@ -94,9 +94,9 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens the store at `path`, creating its directory and the file if
-    /// needed (owner-only, see [`private_file`]), in WAL mode with foreign
+    /// needed (owner-only, see `private_file.rs`), in WAL mode with foreign
     /// keys on and a 5 s busy timeout. An existing file must be an X-Ray
-    /// store or empty ([`identity`]): another application's database is
+    /// store or empty (`identity.rs`): another application's database is
     /// refused with [`StoreError::Config`] and left unchanged.
     ///
     /// Does not create or check the schema: call
