@@ -7,7 +7,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::outbox::write_steps;
+use support::outbox::{outbox_rows, write_steps};
 use support::target::Target;
 
 fn collector(target: &Target) -> Command {
@@ -127,7 +127,7 @@ fn every_command_answers_json_and_refuses_bad_input(target: Target) {
     assert_one_line_error(
         &run(&target, &["executions", "--cursor", "garbage"]),
         2,
-        "invalid cursor",
+        "--cursor: invalid cursor \"garbage\"",
     );
     assert_one_line_error(&run(&target, &["executions", "--limit", "0"]), 2, "--limit");
     assert_one_line_error(
@@ -184,6 +184,8 @@ fn every_command_answers_json_and_refuses_bad_input_on_postgresql() {
 #[test]
 fn an_empty_store_answers_with_nothing_and_latest_is_a_clear_error() {
     let target = Target::embedded();
+    let made = run(&target, &["migrate", "up"]);
+    assert!(made.status.success(), "{}", stderr(&made));
     let page = json(&run(&target, &["executions", "--json"]));
     assert_eq!(page["executions"].as_array().unwrap().len(), 0);
     assert_eq!(stdout(&run(&target, &["executions"])), "no executions\n");
@@ -253,4 +255,156 @@ fn a_database_url_given_as_a_flag_is_scrubbed_from_json_log_lines() {
             }
         }
     }
+}
+
+/// The reading commands, and the ones that write, each pointed at a store.
+const EVERY_STORE_COMMAND: &[&[&str]] = &[
+    &["executions"],
+    &["show", "latest"],
+    &["why", "latest", "x"],
+    &["search", "x"],
+    &["stats"],
+    &["migrate", "status"],
+    &["migrate", "up"],
+    &["run", "--once", "--no-migrate"],
+    &["run", "--once"],
+];
+
+fn with_store(store: &Path, args: &[&str], outbox: &Path) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xray-collector"));
+    cmd.env_remove("XRAY_COLLECTOR_FAULT")
+        .env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .env("XRAY_OUTBOX", outbox)
+        .args(args)
+        .arg("--store")
+        .arg(store);
+    cmd.output().unwrap()
+}
+
+/// The bytes of each file.
+fn contents(files: &[&Path]) -> Vec<Vec<u8>> {
+    files.iter().map(|f| std::fs::read(f).unwrap()).collect()
+}
+
+#[test]
+fn a_foreign_sqlite_file_is_refused_and_left_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox_dir = tempfile::tempdir().unwrap();
+    let outbox = outbox_dir.path().join("outbox.db");
+    write_steps(&outbox, 0, 1);
+    let waiting = outbox_rows(&outbox);
+    let app = dir.path().join("app.db");
+    {
+        let conn = rusqlite::Connection::open(&app).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT);
+             INSERT INTO users (name) VALUES ('ada'), ('grace');",
+        )
+        .unwrap();
+    }
+    let stamped = dir.path().join("stamped.db");
+    {
+        let conn = rusqlite::Connection::open(&stamped).unwrap();
+        conn.execute_batch("PRAGMA application_id = 1234; CREATE TABLE t (x);")
+            .unwrap();
+    }
+    let text = dir.path().join("notes.txt");
+    std::fs::write(
+        &text,
+        "not a database at all, but long enough to look at: ".repeat(10),
+    )
+    .unwrap();
+    let foreign_outbox = dir.path().join("outbox.db");
+    write_steps(&foreign_outbox, 0, 1);
+    let files = [app.as_path(), &stamped, &text, &foreign_outbox];
+    let before = contents(&files);
+    for (file, why) in [
+        (&app, "it holds tables of something else: users"),
+        (&stamped, "its application_id is 0x4d2"),
+        (&text, "not an SQLite database"),
+        (&foreign_outbox, "it is an X-Ray outbox"),
+    ] {
+        for args in EVERY_STORE_COMMAND {
+            let out = with_store(file, args, &outbox);
+            let name = file.display().to_string();
+            assert_one_line_error(&out, 1, &format!("{name} is not an X-Ray store ({why}"));
+            assert!(
+                stderr(&out).contains("nothing in it was changed"),
+                "{}",
+                stderr(&out)
+            );
+            assert!(
+                contents(&files) == before,
+                "{args:?} on {name} changed a file"
+            );
+            // Not switched to WAL: SQLite would have made these.
+            for suffix in ["-wal", "-shm"] {
+                let mut side = app.clone().into_os_string();
+                side.push(suffix);
+                assert!(!Path::new(&side).exists(), "{args:?} on {name}: {side:?}");
+            }
+        }
+    }
+    assert_eq!(
+        outbox_rows(&outbox),
+        waiting,
+        "nothing was shipped anywhere"
+    );
+}
+
+#[test]
+fn reading_a_missing_store_is_an_error_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("typo/xray.db");
+    for args in &EVERY_STORE_COMMAND[..5] {
+        for json in [false, true] {
+            let mut args = args.to_vec();
+            if json {
+                args.push("--json");
+            }
+            let out = with_store(&store, &args, &dir.path().join("outbox.db"));
+            assert_one_line_error(
+                &out,
+                1,
+                &format!(
+                    "no store at {}: nothing was shipped there yet",
+                    store.display()
+                ),
+            );
+            assert!(!store.parent().unwrap().exists(), "{args:?} created it");
+        }
+    }
+}
+
+#[test]
+fn a_store_from_before_application_ids_opens_and_is_stamped() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox.db");
+    write_steps(&outbox, 0, 2);
+    let store = dir.path().join("xray.db");
+    let shipped = with_store(&store, &["run", "--once"], &outbox);
+    assert!(shipped.status.success(), "{}", stderr(&shipped));
+    let application_id = || -> i64 {
+        rusqlite::Connection::open(&store)
+            .unwrap()
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(
+        application_id(),
+        xray_collector::backend::sqlite::APPLICATION_ID
+    );
+    // As stores were before: the same tables, no application id.
+    rusqlite::Connection::open(&store)
+        .unwrap()
+        .execute_batch("PRAGMA application_id = 0")
+        .unwrap();
+    let listed = with_store(&store, &["executions", "--json"], &outbox);
+    let page = json(&listed);
+    assert_eq!(page["executions"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        application_id(),
+        xray_collector::backend::sqlite::APPLICATION_ID
+    );
 }

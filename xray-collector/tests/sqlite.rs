@@ -146,3 +146,31 @@ async fn the_search_index_agrees_with_the_steps_through_rewrites_and_deletes() {
     assert!(store.search("walrus", 10).await.unwrap().is_empty());
     assert_eq!(store.search("enamel", 10).await.unwrap().len(), 1);
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_store_its_directory_and_its_wal_files_are_the_owners_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a/b/xray.db");
+    let store = SqliteStore::open(&path).unwrap();
+    store.migrate_up().await.unwrap();
+    let id = new_id();
+    store.write(&[execution(id).record()]).await.unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("a")), 0o700);
+    assert_eq!(mode(&dir.path().join("a/b")), 0o700);
+    // While the store is open its WAL and shared-memory files exist.
+    for file in ["xray.db", "xray.db-wal", "xray.db-shm"] {
+        let p = dir.path().join("a/b").join(file);
+        assert_eq!(mode(&p), 0o600, "{file}");
+    }
+    drop(store);
+    // An existing directory keeps its mode.
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _second = SqliteStore::open(&shared.join("xray.db")).unwrap();
+    assert_eq!(mode(&shared), 0o755);
+    assert_eq!(mode(&shared.join("xray.db")), 0o600);
+}

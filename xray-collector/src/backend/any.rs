@@ -42,6 +42,11 @@ impl AnyStore {
     pub async fn sqlite(path: &Path) -> Result<AnyStore, StoreError> {
         Ok(AnyStore::Sqlite(SqliteStore::open(path)?))
     }
+
+    /// Opens the embedded store if it exists ([`SqliteStore::open_existing`]).
+    pub async fn sqlite_existing(path: &Path) -> Result<AnyStore, StoreError> {
+        Ok(AnyStore::Sqlite(SqliteStore::open_existing(path)?))
+    }
 }
 
 impl Store for AnyStore {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use xray_collector::backend::Migrations;
 
-use super::{open, Backend, UsageError};
+use super::{open, Backend, Missing, UsageError};
 
 #[derive(Subcommand, Debug, Clone, Copy)]
 pub(super) enum MigrateAction {
@@ -37,7 +37,7 @@ pub(super) async fn migrate(
         ))
         .into());
     }
-    let store = open(backend).await?;
+    let store = open(backend, Missing::Create).await?;
     match action.unwrap_or(MigrateAction::Up) {
         MigrateAction::Up => {
             let applied = store.migrate_up().await?;

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use xray_collector::backend::postgres::Redactor;
 use xray_collector::backend::{redact_url, AnyStore, StoreError};
+use xray_collector::render::escape;
 
 use logging::LogFormat;
 
@@ -151,7 +152,9 @@ pub fn main() -> ExitCode {
 /// Reports why the command failed: one line, as the log is written.
 fn fail(format: LogFormat, message: &str) {
     match format {
-        LogFormat::Text => eprintln!("xray-collector: {message}"),
+        // The message may quote captured or typed text: escaped like the
+        // rest of what reaches a terminal.
+        LogFormat::Text => eprintln!("xray-collector: {}", escape(message)),
         LogFormat::Json => {
             // Through the log when it is installed (a JSON line with the
             // log's fields), else written the same way by hand.
@@ -197,16 +200,25 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn open_store(backend: &Backend) -> Result<AnyStore, StoreError> {
-    match &backend.database_url {
-        Some(url) => AnyStore::postgres(url).await,
-        None => AnyStore::sqlite(&backend.store).await,
+/// Whether a missing embedded store is created (shipping, migrating) or
+/// an error (reading).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Missing {
+    Create,
+    Refuse,
+}
+
+async fn open_store(backend: &Backend, missing: Missing) -> Result<AnyStore, StoreError> {
+    match (&backend.database_url, missing) {
+        (Some(url), _) => AnyStore::postgres(url).await,
+        (None, Missing::Create) => AnyStore::sqlite(&backend.store).await,
+        (None, Missing::Refuse) => AnyStore::sqlite_existing(&backend.store).await,
     }
 }
 
-async fn open(backend: &Backend) -> anyhow::Result<AnyStore> {
+async fn open(backend: &Backend, missing: Missing) -> anyhow::Result<AnyStore> {
     use anyhow::Context;
-    open_store(backend)
+    open_store(backend, missing)
         .await
         .with_context(|| describe_backend(backend))
 }

@@ -9,7 +9,7 @@ use xray_collector::backend::{AnyStore, Migrations, QueryStore};
 use xray_collector::query::{parse_time, Cursor, ExecutionFilter};
 use xray_collector::render::{self, Style};
 
-use super::{open, Backend, UsageError};
+use super::{open, Backend, Missing, UsageError};
 
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub(super) struct Output {
@@ -105,7 +105,7 @@ pub(super) async fn executions(
             .as_deref()
             .map(Cursor::decode)
             .transpose()
-            .map_err(UsageError)?,
+            .map_err(|e| UsageError(format!("--cursor: {e}")))?,
     };
     let store = open_for_query(backend).await?;
     let page = store.executions(&filter).await?;
@@ -175,11 +175,12 @@ pub(super) async fn stats(args: StatsArgs, backend: &Backend) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// Opens the backend for reading. The embedded store is ours: it is
-/// created and migrated if needed (an empty store answers with nothing).
-/// PostgreSQL is not migrated by a read.
+/// Opens the backend for reading. A missing embedded store is an error
+/// (never created by a read); an existing one is ours — checked to be an
+/// X-Ray store — and is migrated if needed (an empty store answers with
+/// nothing). PostgreSQL is not migrated by a read.
 async fn open_for_query(backend: &Backend) -> anyhow::Result<AnyStore> {
-    let store = open(backend).await?;
+    let store = open(backend, Missing::Refuse).await?;
     if backend.database_url.is_none() {
         store.migrate_up().await?;
     }
@@ -208,7 +209,7 @@ async fn execution_id(store: &AnyStore, text: &str) -> anyhow::Result<Uuid> {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    println!("{}", render::to_json(value)?);
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use xray_collector::backend::{AnyStore, Migrations};
 use xray_collector::migrate::MigrateError;
 use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
 
-use super::{describe_backend, open_store, Backend};
+use super::{describe_backend, open_store, Backend, Missing};
 
 #[derive(clap::Args, Debug)]
 pub(super) struct RunArgs {
@@ -94,7 +94,7 @@ async fn open_for_run(
     let backoff = Backoff::default();
     let mut attempt = 0u32;
     loop {
-        let (retriable, error) = match open_store(backend).await {
+        let (retriable, error) = match open_store(backend, Missing::Create).await {
             Ok(store) if no_migrate => return Ok(Some(store)),
             Ok(store) => match store.migrate_up().await {
                 Ok(_) => return Ok(Some(store)),

@@ -44,20 +44,44 @@ pub struct Cursor {
 }
 
 impl Cursor {
-    /// The opaque form: `<µs in hex>-<uuid in hex>`.
+    /// The opaque form: `<µs in hex, with a `-` when negative>.<uuid in hex>`,
+    /// e.g. `19a5d3c4e1b20.01a1fcd92d947345…` or `-f4240.…` for a start
+    /// before 1970. Every `i64` has exactly one spelling.
     pub fn encode(&self) -> String {
-        format!("{:x}.{}", self.started_at_us, self.id.simple())
+        let sign = if self.started_at_us < 0 { "-" } else { "" };
+        format!(
+            "{sign}{:x}.{}",
+            self.started_at_us.unsigned_abs(),
+            self.id.simple()
+        )
     }
 
-    /// Parses what [`Cursor::encode`] printed.
+    /// Parses what [`Cursor::encode`] printed, and only that: any other
+    /// spelling (upper case, a `+`, leading zeros, a hyphenated id) is
+    /// refused, so a cursor is never silently read as another position.
     pub fn decode(text: &str) -> Result<Cursor, String> {
         let bad =
             || format!("invalid cursor {text:?}: pass the value printed after the previous page");
         let (ts, id) = text.split_once('.').ok_or_else(bad)?;
-        Ok(Cursor {
-            started_at_us: i64::from_str_radix(ts, 16).map_err(|_| bad())?,
+        let (negative, digits) = match ts.strip_prefix('-') {
+            Some(digits) => (true, digits),
+            None => (false, ts),
+        };
+        let magnitude = u64::from_str_radix(digits, 16).map_err(|_| bad())?;
+        let started_at_us = if negative {
+            0i64.checked_sub_unsigned(magnitude)
+        } else {
+            i64::try_from(magnitude).ok()
+        }
+        .ok_or_else(bad)?;
+        let cursor = Cursor {
+            started_at_us,
             id: Uuid::parse_str(id).map_err(|_| bad())?,
-        })
+        };
+        if cursor.encode() != text {
+            return Err(bad());
+        }
+        Ok(cursor)
     }
 }
 
@@ -225,20 +249,63 @@ pub struct Stats {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let c = Cursor {
-            started_at_us: 1_795_248_000_500_000,
-            id: Uuid::from_u128(7),
-        };
-        assert_eq!(Cursor::decode(&c.encode()), Ok(c));
+        for started_at_us in [1_795_248_000_500_000, 0, -1, -1_000_000, i64::MIN, i64::MAX] {
+            let c = Cursor {
+                started_at_us,
+                id: Uuid::from_u128(7),
+            };
+            assert_eq!(Cursor::decode(&c.encode()), Ok(c), "{}", c.encode());
+        }
+        assert_eq!(
+            Cursor {
+                started_at_us: -255,
+                id: Uuid::from_u128(7)
+            }
+            .encode(),
+            "-ff.00000000000000000000000000000007"
+        );
         for bad in [
             "",
             "abc",
             "zz.00000000000000000000000000000007",
             "1.not-a-uuid",
+            // {:x} of a negative number, as cursors were once printed.
+            "ffffffffffffffff.00000000000000000000000000000007",
+            "-8000000000000001.00000000000000000000000000000007",
+            "8000000000000000.00000000000000000000000000000007",
+            "+ff.00000000000000000000000000000007",
+            "-0.00000000000000000000000000000007",
+            "0ff.00000000000000000000000000000007",
+            "FF.00000000000000000000000000000007",
+            "ff.00000000-0000-0000-0000-000000000007",
+            "ff.00000000000000000000000000000007.",
+            "--ff.00000000000000000000000000000007",
+            " ff.00000000000000000000000000000007",
         ] {
-            assert!(Cursor::decode(bad).is_err(), "{bad}");
+            let err = Cursor::decode(bad).unwrap_err();
+            assert!(err.starts_with("invalid cursor"), "{bad}: {err}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_cursor_round_trips(started_at_us in any::<i64>(), id in any::<u128>()) {
+            let c = Cursor { started_at_us, id: Uuid::from_u128(id) };
+            prop_assert_eq!(Cursor::decode(&c.encode()), Ok(c));
+        }
+
+        #[test]
+        fn garbage_is_refused_or_is_a_cursor_spelt_exactly(text in "\\PC{0,60}|-?[0-9a-fA-F+-]{0,18}\\.[0-9a-f-]{30,40}") {
+            // Whatever it is, decoding answers (never panics), and only a
+            // text that is the canonical spelling of a cursor is accepted.
+            match Cursor::decode(&text) {
+                Ok(c) => prop_assert_eq!(c.encode(), text),
+                Err(e) => prop_assert!(e.starts_with("invalid cursor"), "{}", e),
+            }
         }
     }
 }

@@ -15,6 +15,8 @@ use crate::support::records::{
 on_both_backends!(
     migrated: pages_are_newest_first_disjoint_and_stable_while_executions_arrive,
     ids_order_like_uuids_on_equal_start_times,
+    pages_run_through_starts_before_1970_with_printed_cursors,
+    cursors_beyond_any_stored_time_answer_without_an_error,
     filters_select_project_name_status_and_time_range,
     latest_execution_is_the_newest_overall_or_of_a_project,
     an_execution_comes_back_whole_with_exact_times,
@@ -208,6 +210,69 @@ async fn ids_order_like_uuids_on_equal_start_times(db: Backend) {
         db.store.write(&[execution(id).record()]).await.unwrap();
     }
     assert_eq!(all_pages(&db.store, filter(1)).await, [c, b, a]);
+}
+
+async fn pages_run_through_starts_before_1970_with_printed_cursors(db: Backend) {
+    // Around the epoch, where `{:x}` of a negative start once printed a
+    // cursor that could not be read back: 1960, a second and a µs before
+    // 1970, the epoch itself, and after.
+    let starts = [-315_619_200_000_000, -1_000_001, -1, -1, 0, 1, T0];
+    let records: Vec<ShipRecord> = starts
+        .iter()
+        .enumerate()
+        .map(|(n, &t)| execution(id(n as u128 + 1)).at(t).record())
+        .collect();
+    db.store.write(&records).await.unwrap();
+    let expected: Vec<Uuid> = (1..=starts.len() as u128).rev().map(id).collect();
+
+    // Page by two, each cursor going through its printed form as it does
+    // between two runs of `executions --cursor`.
+    let mut seen = Vec::new();
+    let mut cursor_text: Option<String> = None;
+    loop {
+        let after = cursor_text
+            .as_deref()
+            .map(|t| Cursor::decode(t).unwrap_or_else(|e| panic!("{t}: {e}")));
+        let page = db
+            .store
+            .executions(&ExecutionFilter { after, ..filter(2) })
+            .await
+            .unwrap();
+        seen.extend(ids(&page.executions));
+        match page.next_cursor {
+            Some(c) => cursor_text = Some(c.encode()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    let detail = db.store.execution(id(1)).await.unwrap().unwrap();
+    assert_eq!(detail.summary.started_at_us, starts[0], "exact before 1970");
+}
+
+async fn cursors_beyond_any_stored_time_answer_without_an_error(db: Backend) {
+    db.store
+        .write(&[
+            execution(id(1)).at(-1).record(),
+            execution(id(2)).at(T0).record(),
+        ])
+        .await
+        .unwrap();
+    let after = |started_at_us: i64, n: u128| ExecutionFilter {
+        after: Some(Cursor {
+            started_at_us,
+            id: id(n),
+        }),
+        ..filter(10)
+    };
+    let list = |f: ExecutionFilter| {
+        let store = &db.store;
+        async move { ids(&store.executions(&f).await.unwrap().executions) }
+    };
+    assert_eq!(list(after(i64::MAX, 0)).await, [id(2), id(1)]);
+    assert_eq!(list(after(i64::MIN, u128::MAX)).await, NONE);
+    assert_eq!(list(after(0, 0)).await, [id(1)]);
+    assert_eq!(list(after(-1, 2)).await, [id(1)]);
+    assert_eq!(list(after(-1, 1)).await, NONE);
 }
 
 async fn filters_select_project_name_status_and_time_range(db: Backend) {

@@ -38,6 +38,12 @@ macro_rules! us {
     };
 }
 
+/// The instants a `timestamptz` can hold, in µs since the Unix epoch:
+/// from 4714-11-24 BC up to (not including) 294277-01-01. A cursor may
+/// name any `i64`; one outside this range is answered without asking the
+/// server to build a timestamp it cannot hold.
+const TIMESTAMPTZ_US: std::ops::Range<i64> = -210_866_803_200_000_000..9_222_424_646_400_000_000;
+
 /// µs since the epoch (a `bigint` parameter) as a `timestamptz`, exactly.
 fn ts(param: &str) -> String {
     format!("('epoch'::timestamptz + {param}::bigint * interval '1 microsecond')")
@@ -130,9 +136,19 @@ async fn executions(
         conditions.push(format!("e.started_at < {}", ts(&p.push(until))));
     }
     if let Some(after) = filter.after {
-        let t = ts(&p.push(after.started_at_us));
-        let id = p.push(after.id);
-        conditions.push(format!("(e.started_at, e.id) < ({t}, {id}::uuid)"));
+        if after.started_at_us < TIMESTAMPTZ_US.start {
+            // Nothing stored can have started before it.
+            return Ok(ExecutionPage {
+                executions: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        // Past the range every stored row is before it: no condition.
+        if after.started_at_us < TIMESTAMPTZ_US.end {
+            let t = ts(&p.push(after.started_at_us));
+            let id = p.push(after.id);
+            conditions.push(format!("(e.started_at, e.id) < ({t}, {id}::uuid)"));
+        }
     }
     let fetch = p.push(limit as i64 + 1);
     let where_clause = if conditions.is_empty() {

@@ -29,6 +29,9 @@
 //!
 //! # On disk
 //!
+//! The file's `PRAGMA application_id` is [`APPLICATION_ID`], set when it
+//! becomes a store; a file that is not a store is refused unchanged
+//! (`identity.rs`). What X-Ray creates is owner-only (`private_file.rs`).
 //! Tables `executions`, `steps`, `decisions`, `llm_usage`, `dead_letters`
 //! and `schema_migrations`, with the PostgreSQL columns; ids are hyphenated
 //! UUID text, JSON is text checked with `json_valid`, timestamps are
@@ -42,7 +45,9 @@
 //! store does not migrate it.
 
 mod error;
+mod identity;
 mod migrations;
+mod private_file;
 mod query;
 mod read;
 mod write;
@@ -55,6 +60,7 @@ use rusqlite::ffi::ErrorCode;
 use rusqlite::Connection;
 
 pub use error::classify;
+pub use identity::APPLICATION_ID;
 pub use migrations::MIGRATIONS;
 
 use crate::backend::{DeadLetter, Store, StoreError};
@@ -88,18 +94,46 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Opens the store at `path`, creating its directory and the file if
-    /// needed, in WAL mode with foreign keys on and a 5 s busy timeout.
+    /// needed (owner-only, see `private_file.rs`), in WAL mode with foreign
+    /// keys on and a 5 s busy timeout. An existing file must be an X-Ray
+    /// store or empty (`identity.rs`): another application's database is
+    /// refused with [`StoreError::Config`] and left unchanged.
     ///
     /// Does not create or check the schema: call
     /// [`migrate_up`](Self::migrate_up) first. Blocks briefly (file system
     /// and a possible wait for another process switching the file to WAL).
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create directory {}: {e}", dir.display()))
+        if !path.exists() {
+            private_file::create(path).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", path.display()))
             })?;
         }
-        let conn = Connection::open(path).map_err(|e| at_path(path, &e))?;
+        SqliteStore::open_existing(path)
+    }
+
+    /// Opens the store at `path` like [`open`](Self::open), but never
+    /// creates it: a missing file is a [`StoreError::Config`] (what the
+    /// reading commands want — a mistyped `--store` is said, not answered
+    /// with an empty store left behind).
+    pub fn open_existing(path: &Path) -> Result<SqliteStore, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Config(format!(
+                "no store at {}: nothing was shipped there yet (ship with `xray-collector run`, \
+                 or point --store / XRAY_STORE or --database-url at your traces)",
+                path.display()
+            )));
+        }
+        let found = identity::recognise(path)?;
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| at_path(path, &e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| at_path(path, &e))?;
+        if found == identity::Found::ToStamp {
+            identity::stamp(&conn).map_err(|e| at_path(path, &e))?;
+        }
         configure(&conn).map_err(|e| at_path(path, &e))?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {

@@ -1,6 +1,20 @@
 //! Human output of the query commands: trees, tables and previews, with
 //! colour only when asked (the CLI asks when stdout is a terminal).
+//!
+//! Every captured string — names, kinds, statuses, ids, errors, values,
+//! filters, reasons, models, projects — reaches the text through
+//! [`escape`] (see `escape.rs` for what is spelt out and why):
+//! styled text is escaped by [`Style`] itself, the rest where it is
+//! written. `--json` documents are written by [`to_json`], which leaves
+//! those characters to JSON escapes.
 
+mod escape;
+mod json;
+
+pub use escape::{escape, escape_lines};
+pub use json::to_json;
+
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -21,11 +35,13 @@ pub struct Style {
 }
 
 impl Style {
+    /// `text`, escaped, in `style` when colour is on.
     fn paint(&self, style: anstyle::Style, text: &str) -> String {
+        let text = escape(text);
         if self.colour {
             format!("{}{text}{}", style.render(), style.render_reset())
         } else {
-            text.to_owned()
+            text.into_owned()
         }
     }
 
@@ -35,7 +51,7 @@ impl Style {
             "error" | "panicked" => AnsiColor::Red,
             "running" => AnsiColor::Yellow,
             "cancelled" => AnsiColor::Magenta,
-            _ => return status.to_owned(),
+            _ => return escape(status).into_owned(),
         };
         self.paint(colour.on_default(), status)
     }
@@ -60,17 +76,18 @@ pub fn human_duration(us: i64) -> String {
     }
 }
 
-/// A value on one line, cut to `width` characters with `…`.
+/// A value on one line, cut to `width` characters with `…`, then
+/// [escaped](escape) (so an escape is never cut in two).
 pub fn preview(value: &Value, width: usize) -> String {
     let text = match value {
         Value::String(s) => s.replace(['\n', '\r'], " "),
         other => other.to_string(),
     };
     if text.chars().count() <= width {
-        text
+        escape(&text).into_owned()
     } else {
         let cut: String = text.chars().take(width.saturating_sub(1)).collect();
-        format!("{cut}…")
+        format!("{}…", escape(&cut))
     }
 }
 
@@ -136,11 +153,11 @@ pub fn decision_summary(step: &StepDetail) -> Option<String> {
     if !rejected.is_empty() {
         let by: Vec<String> = rejected_by
             .iter()
-            .map(|(f, c)| format!("{} by {f}", c.len()))
+            .map(|(f, c)| format!("{} by {}", c.len(), escape(f)))
             .collect();
         parts.push(
             if let [(filter, _)] = rejected_by.iter().collect::<Vec<_>>()[..] {
-                format!("{} rejected by {filter}", rejected.len())
+                format!("{} rejected by {}", rejected.len(), escape(filter))
             } else {
                 format!("{} rejected ({})", rejected.len(), by.join(", "))
             },
@@ -182,18 +199,14 @@ pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
         .as_ref()
         .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()))
     {
-        let _ = writeln!(
-            out,
-            "  metadata: {}",
-            if full { m.to_string() } else { preview(m, 100) }
-        );
+        let _ = writeln!(out, "  metadata: {}", indent(&value_text(m, full), ""));
     }
     if let Some(err) = &e.error {
         let _ = writeln!(
             out,
             "  {} {}",
             style.paint(AnsiColor::Red.on_default(), "error:"),
-            err
+            indent(err, "")
         );
     }
     let known: BTreeSet<Uuid> = e.steps.iter().map(|st| st.id).collect();
@@ -244,13 +257,7 @@ fn render_step(
         duration
     );
     let inner = format!("{prefix}{cont}");
-    let value = |v: &Value| {
-        if full {
-            serde_json::to_string_pretty(v).unwrap_or_default()
-        } else {
-            preview(v, 100)
-        }
-    };
+    let value = |v: &Value| value_text(v, full);
     if let Some(i) = &step.input {
         let _ = writeln!(
             out,
@@ -288,7 +295,7 @@ fn render_step(
             let _ = writeln!(
                 out,
                 "{inner}     {} {}",
-                d.candidate_id,
+                escape(&d.candidate_id),
                 decision_line(d, style)
             );
         }
@@ -306,7 +313,7 @@ fn render_step(
             out,
             "{inner}   {} {} {} prompt + {} completion tokens",
             style.dim("llm:"),
-            u.model,
+            escape(&u.model),
             u.prompt_tokens,
             u.completion_tokens
         );
@@ -321,6 +328,15 @@ fn render_step(
     }
 }
 
+/// A value whole and pretty-printed (`--full`), else its one-line preview.
+fn value_text(v: &Value, full: bool) -> String {
+    if full {
+        serde_json::to_string_pretty(v).unwrap_or_default()
+    } else {
+        preview(v, 100)
+    }
+}
+
 /// "rejected by price: 79.99 > 50", "scored (score 0.976)".
 fn decision_line(d: &DecisionRow, style: Style) -> String {
     let verdict = match d.accepted {
@@ -331,12 +347,12 @@ fn decision_line(d: &DecisionRow, style: Style) -> String {
     let filter = d
         .filter
         .as_deref()
-        .map(|f| format!(" by {f}"))
+        .map(|f| format!(" by {}", escape(f)))
         .unwrap_or_default();
     let reason = d
         .reason
         .as_deref()
-        .map(|r| format!(": {r}"))
+        .map(|r| format!(": {}", escape(r)))
         .unwrap_or_default();
     let score = d
         .score
@@ -352,8 +368,15 @@ fn score(value: f64) -> String {
     format!("{rounded}")
 }
 
+/// `text` [escaped line by line](escape_lines), its lines after the first
+/// indented under `prefix`.
 fn indent(text: &str, prefix: &str) -> String {
-    text.replace('\n', &format!("\n{prefix}        "))
+    let mut lines = escape_lines(text);
+    let mut out = lines.next().unwrap_or_default().into_owned();
+    for line in lines {
+        let _ = write!(out, "\n{prefix}        {line}");
+    }
+    out
 }
 
 /// The `why` path of a candidate.
@@ -362,7 +385,8 @@ pub fn why(execution: &Uuid, candidate: &str, entries: &[WhyEntry], style: Style
     if entries.is_empty() {
         let _ = writeln!(
             out,
-            "no decision about {candidate} in execution {}",
+            "no decision about {} in execution {}",
+            escape(candidate),
             short(execution)
         );
         return out;
@@ -398,7 +422,7 @@ pub fn why(execution: &Uuid, candidate: &str, entries: &[WhyEntry], style: Style
 pub fn search(text: &str, hits: &[SearchHit], style: Style) -> String {
     let mut out = String::new();
     if hits.is_empty() {
-        let _ = writeln!(out, "no step matches {text:?}");
+        let _ = writeln!(out, "no step matches \"{}\"", escape(text));
     }
     for h in hits {
         let _ = writeln!(
@@ -407,7 +431,7 @@ pub fn search(text: &str, hits: &[SearchHit], style: Style) -> String {
             h.rank,
             style.bold(&h.step_name),
             style.status(&h.status),
-            h.execution_name,
+            escape(&h.execution_name),
             style.dim(&short(&h.execution_id)),
             style.dim(&format_time(h.started_at_us)),
         );
@@ -421,10 +445,10 @@ pub fn stats(stats: &Stats, style: Style) -> String {
     if stats.steps.is_empty() {
         out.push_str("no finished steps\n");
     } else {
-        let width = stats
-            .steps
+        let names: Vec<Cow<str>> = stats.steps.iter().map(|s| escape(&s.name)).collect();
+        let width = names
             .iter()
-            .map(|s| s.name.chars().count())
+            .map(|name| name.chars().count())
             .max()
             .unwrap_or(4)
             .max(4);
@@ -436,7 +460,7 @@ pub fn stats(stats: &Stats, style: Style) -> String {
                 "step", "count", "errors", "p50", "p95", "max"
             ))
         );
-        for s in &stats.steps {
+        for (s, name) in stats.steps.iter().zip(&names) {
             let rate = if s.count > 0 {
                 s.errors as f64 * 100.0 / s.count as f64
             } else {
@@ -445,7 +469,7 @@ pub fn stats(stats: &Stats, style: Style) -> String {
             let _ = writeln!(
                 out,
                 "{:<width$}  {:>7}  {:>6.1}%  {:>10}  {:>10}  {:>10}",
-                s.name,
+                name,
                 s.count,
                 rate,
                 human_duration(s.p50_us),
@@ -467,7 +491,10 @@ pub fn stats(stats: &Stats, style: Style) -> String {
             let _ = writeln!(
                 out,
                 "{:<24}  {:>7}  {:>12}  {:>12}",
-                m.model, m.calls, m.prompt_tokens, m.completion_tokens
+                escape(&m.model),
+                m.calls,
+                m.prompt_tokens,
+                m.completion_tokens
             );
         }
     }
