@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::capture::{keyed_json, push_json_str, Flags, SinkLimits};
 use crate::clock::start_time;
 use crate::config::RuntimeConfig;
+use crate::id::new_id;
 use crate::queue::{Queue, QueueSlot, QueuedRecord};
 use crate::record::{
     Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase, StepRecord, StepStatus,
@@ -130,6 +131,15 @@ pub(crate) enum SpanState {
     Execution(Arc<ExecCell>),
     Step(Arc<StepCell>),
     Unsampled,
+}
+
+/// What a span's extensions hold: its [`SpanState`], tagged with the layer
+/// that recorded it. Extensions are keyed by type, so a span can hold one of
+/// these whatever the number of X-Ray layers in its subscriber: the first
+/// layer to see the span records it, and every other ignores it.
+pub(crate) struct Recorded {
+    pub layer: u64,
+    pub state: SpanState,
 }
 
 /// A recorded execution.
@@ -710,12 +720,4 @@ fn push_capped(d: &mut StepData, attribute: Attribute) {
         d.extra().attributes_dropped += 1;
         d.flags.capped = true;
     }
-}
-
-/// A fresh UUIDv7: time-ordered, so ids sort by start time and index well.
-fn new_id(now_us: i64) -> Uuid {
-    let mut random = [0u8; 10];
-    let r: u128 = fastrand::u128(..);
-    random.copy_from_slice(&r.to_le_bytes()[..10]);
-    uuid::Builder::from_unix_timestamp_millis((now_us / 1000) as u64, &random).into_uuid()
 }

@@ -26,6 +26,16 @@ pub(crate) fn start_time() -> (Instant, i64) {
     (now, clock.offset_us.load(Ordering::Relaxed) + since_base)
 }
 
+/// The instant `timeout` from now, saturating: a timeout too large for an
+/// `Instant` (`Duration::MAX`) is a deadline a century away, not a panic.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Instant {
+    const CENTURY: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(CENTURY))
+        .unwrap_or(now)
+}
+
 /// Re-reads the wall clock, so that [`start_time`] follows it when it is
 /// stepped or slewed. The outbox writer calls it for every batch, and
 /// [`start_time`] itself when that was more than [`MAX_SYNC_AGE_US`] ago.

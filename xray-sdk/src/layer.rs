@@ -22,7 +22,7 @@
 //! layer does not record costs one extension lookup per ancestor.
 
 use std::borrow::Cow;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tracing::span::{Attributes, Id, Record as SpanValues};
@@ -33,16 +33,24 @@ use tracing_subscriber::Layer;
 use uuid::Uuid;
 
 use crate::capture::push_json_str;
-use crate::cell::{ExecCell, Shared, SpanState, StepCell};
+use crate::cell::{ExecCell, Recorded, Shared, SpanState, StepCell};
 use crate::field::{execution_name, role, FieldsToJson, SpanRole};
 use crate::lookup::StateAccess;
 use crate::stack;
 
 /// The X-Ray `tracing` layer. Made by [`crate::Config::build`]; add it to a
 /// `tracing_subscriber::registry()` beside other layers.
+///
+/// One X-Ray layer per subscriber records: a second one added to the same
+/// subscriber is inert (it records nothing, and its outbox stays empty),
+/// and if two are ever side by side (in a `Vec` of layers), each span is
+/// recorded once, by the first to see it.
 pub struct XRayLayer {
     shared: Option<Arc<Shared>>,
     access: StateAccess,
+    /// Tells the spans this layer recorded from those of another X-Ray
+    /// layer in the same subscriber.
+    id: u64,
 }
 
 impl std::fmt::Debug for XRayLayer {
@@ -55,10 +63,23 @@ impl std::fmt::Debug for XRayLayer {
 
 impl XRayLayer {
     pub(crate) fn new(shared: Option<Arc<Shared>>) -> XRayLayer {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         XRayLayer {
             shared,
             access: StateAccess::none(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// This layer's state for a span, from its extensions.
+    fn own<'e>(
+        &self,
+        extensions: &'e tracing_subscriber::registry::Extensions<'_>,
+    ) -> Option<&'e SpanState> {
+        extensions
+            .get::<Recorded>()
+            .filter(|r| r.layer == self.id)
+            .map(|r| &r.state)
     }
 }
 
@@ -70,6 +91,19 @@ impl XRayLayer {
         tracing::dispatcher::get_default(|dispatch| {
             dispatch.downcast_ref::<XRayLayer>()?.shared.clone()
         })
+    }
+
+    /// The step this layer recorded for the span `id`, if any.
+    fn step_cell<S>(&self, ctx: &Context<'_, S>, id: &Id) -> Option<Arc<StepCell>>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let span = ctx.span(id)?;
+        let extensions = span.extensions();
+        match self.own(&extensions) {
+            Some(SpanState::Step(cell)) => Some(cell.clone()),
+            _ => None,
+        }
     }
 
     /// What identifies this layer on the thread's [`stack`].
@@ -99,7 +133,13 @@ impl<S> Layer<S> for XRayLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a> + 'static,
 {
-    fn on_layer(&mut self, _subscriber: &mut S) {
+    fn on_layer(&mut self, subscriber: &mut S) {
+        // A layer below this one is X-Ray already: it records, this one
+        // stays inert (two would record every span twice, or fight over it).
+        if (&*subscriber as &dyn Subscriber).is::<XRayLayer>() {
+            self.shared = None;
+            return;
+        }
         self.access = StateAccess::of::<S>();
     }
 
@@ -110,11 +150,15 @@ where
         let Some(span) = ctx.span(id) else {
             return;
         };
+        // Another X-Ray layer beside this one recorded it first.
+        if span.extensions().get::<Recorded>().is_some() {
+            return;
+        }
         let meta = attrs.metadata();
         let inherited = self.entered_parent(attrs, &ctx).or_else(|| {
             span.scope()
                 .skip(1)
-                .find_map(|ancestor| ancestor.extensions().get::<SpanState>().cloned())
+                .find_map(|ancestor| self.own(&ancestor.extensions()).cloned())
         });
         let role = role(meta);
         let is_macro_step = matches!(role, SpanRole::Step);
@@ -160,11 +204,14 @@ where
         if let (true, SpanState::Step(cell)) = (is_macro_step, &state) {
             stack::hand_new_step(id, cell);
         }
-        span.extensions_mut().insert(state);
+        span.extensions_mut().insert(Recorded {
+            layer: self.id,
+            state,
+        });
     }
 
     fn on_record(&self, id: &Id, values: &SpanValues<'_>, ctx: Context<'_, S>) {
-        if let Some(cell) = step_cell(&ctx, id) {
+        if let Some(cell) = self.step_cell(&ctx, id) {
             let mut fields = FieldsToJson::new(cell.exec.shared.sink_limits());
             values.record(&mut fields);
             cell.add_fields(fields.out, fields.flags);
@@ -175,7 +222,7 @@ where
         if self.shared.is_none() {
             return;
         }
-        stack::with_current_step(|cell| {
+        stack::with_current_step_of(self.identity(), |cell| {
             let mut fields = FieldsToJson::new(cell.exec.shared.sink_limits());
             event.record(&mut fields);
             let meta = event.metadata();
@@ -212,7 +259,7 @@ where
                 let Some(span) = ctx.span(id) else {
                     return;
                 };
-                let Some(state) = span.extensions().get::<SpanState>().cloned() else {
+                let Some(state) = self.own(&span.extensions()).cloned() else {
                     return;
                 };
                 state
@@ -235,7 +282,7 @@ where
         let Some(span) = ctx.span(&id) else {
             return;
         };
-        let cell = match span.extensions().get::<SpanState>() {
+        let cell = match self.own(&span.extensions()) {
             Some(SpanState::Step(cell)) if !cell.is_finished() => cell.clone(),
             _ => return,
         };
@@ -250,18 +297,6 @@ where
         } else {
             None
         }
-    }
-}
-
-fn step_cell<S>(ctx: &Context<'_, S>, id: &Id) -> Option<Arc<StepCell>>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let span = ctx.span(id)?;
-    let extensions = span.extensions();
-    match extensions.get::<SpanState>() {
-        Some(SpanState::Step(cell)) => Some(cell.clone()),
-        _ => None,
     }
 }
 

@@ -88,6 +88,7 @@ mod config;
 mod error;
 mod execution;
 mod field;
+mod id;
 mod layer;
 mod lookup;
 pub mod outbox;

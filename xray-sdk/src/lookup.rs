@@ -12,7 +12,7 @@ use tracing::span::Id;
 use tracing::{Dispatch, Subscriber};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::cell::SpanState;
+use crate::cell::{Recorded, SpanState};
 
 /// Reads the layer's state for `span` through its dispatcher.
 pub(crate) fn state_of(span: &tracing::Span) -> Option<SpanState> {
@@ -52,7 +52,7 @@ where
     let subscriber = dispatch.downcast_ref::<S>()?;
     let span = subscriber.span(id)?;
     let extensions = span.extensions();
-    extensions.get::<SpanState>().cloned()
+    extensions.get::<Recorded>().map(|r| r.state.clone())
 }
 
 fn no_state_access(_: &Dispatch, _: &Id) -> Option<SpanState> {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::cell::Shared;
+use crate::clock::deadline_after;
 use crate::config::{Config, RuntimeConfig};
 use crate::error::Error;
 use crate::outbox::{OutboxWriter, MAX_BATCH};
@@ -72,7 +73,7 @@ impl Guard {
             Some(inner) => inner
                 .shared
                 .queue
-                .flush_until(Instant::now() + timeout, timeout),
+                .flush_until(deadline_after(timeout), timeout),
             None => Ok(()),
         }
     }
@@ -93,7 +94,7 @@ impl Drop for Guard {
         };
         ACTIVE.fetch_sub(1, Ordering::Relaxed);
         let timeout = inner.shutdown_timeout;
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         if let Err(e) = inner.shared.queue.flush_until(deadline, timeout) {
             eprintln!("xray: records captured before shutdown may be lost: {e}");
         }

@@ -139,6 +139,25 @@ pub(crate) fn with_current_step(f: impl FnOnce(&Arc<StepCell>)) {
     }
 }
 
+/// Runs `f` on the step this thread is in when `layer` recorded it.
+#[inline]
+pub(crate) fn with_current_step_of(layer: *const (), f: impl FnOnce(&Arc<StepCell>)) {
+    let top = CURRENT
+        .try_with(|stack| match stack.borrow().last() {
+            Some(Entered {
+                layer: by,
+                state: SpanState::Step(cell),
+                ..
+            }) if *by == layer => Some(cell.clone()),
+            _ => None,
+        })
+        .ok()
+        .flatten();
+    if let Some(cell) = top {
+        f(&cell);
+    }
+}
+
 /// The id of the execution this thread is inside, if it is recorded.
 pub(crate) fn current_execution_id() -> Option<Uuid> {
     if !crate::pipeline::is_active() {
