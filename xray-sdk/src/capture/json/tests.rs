@@ -455,16 +455,32 @@ fn secrets_are_redacted_without_serializing_them() {
     }
     #[derive(Serialize)]
     enum Login {
+        Form {
+            user: &'static str,
+            password: Untouchable,
+        },
+        // A variant named like a secret is a secret key: its content goes
+        // without being serialized.
         Password {
             user: &'static str,
             password: Untouchable,
         },
+        ApiKey(Untouchable),
     }
+    let (out, _) = ours(&Login::Form {
+        user: "u",
+        password: Untouchable,
+    });
+    assert_eq!(out, r#"{"Form":{"user":"u","password":"[redacted]"}}"#);
     let (out, _) = ours(&Login::Password {
         user: "u",
         password: Untouchable,
     });
-    assert_eq!(out, r#"{"Password":{"user":"u","password":"[redacted]"}}"#);
+    assert_eq!(out, r#"{"Password":"[redacted]"}"#);
+    assert_eq!(
+        ours(&Login::ApiKey(Untouchable)).0,
+        r#"{"ApiKey":"[redacted]"}"#
+    );
 
     let map: BTreeMap<&str, Untouchable> = [("session_cookie", Untouchable)].into_iter().collect();
     assert_eq!(ours(&map).0, r#"{"session_cookie":"[redacted]"}"#);

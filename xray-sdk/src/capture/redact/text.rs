@@ -108,10 +108,11 @@ impl Redactor {
             Form::Colon => colon_value_end(bytes, value_start),
             Form::Equals => equals_value_end(bytes, value_start),
             Form::Group => {
-                let close = group_end(bytes, value_start);
-                let closed = close > value_start + 1
-                    && matches!(bytes.get(close - 1), Some(b')' | b']' | b'}'));
-                let inner_end = if closed { close - 1 } else { close };
+                // An unclosed group (cut text) runs to the end.
+                let (close, inner_end) = match group_end(bytes, value_start) {
+                    Some(after) => (after, after - 1),
+                    None => (bytes.len(), bytes.len()),
+                };
                 let (s, e) = trim(bytes, value_start + 1, inner_end);
                 edit.replace_value(bytes, s, e);
                 return Some(close);
@@ -275,9 +276,9 @@ fn equals_value_end(bytes: &[u8], start: usize) -> usize {
     j
 }
 
-/// Index just after the group opening at `open` (a `(`, `[` or `{`), or the
-/// text length when it is not closed.
-fn group_end(bytes: &[u8], open: usize) -> usize {
+/// Index just after the group opening at `open` (a `(`, `[` or `{`), or
+/// `None` when the text ends before it closes.
+fn group_end(bytes: &[u8], open: usize) -> Option<usize> {
     let mut depth = 0usize;
     let mut j = open;
     while j < bytes.len() {
@@ -293,13 +294,13 @@ fn group_end(bytes: &[u8], open: usize) -> usize {
                 depth = depth.saturating_sub(1);
                 j += 1;
                 if depth == 0 {
-                    return j;
+                    return Some(j);
                 }
             }
             _ => j += 1,
         }
     }
-    bytes.len()
+    None
 }
 
 /// Redacts the credential after an HTTP scheme word ending at `end`.
@@ -893,6 +894,19 @@ mod tests {
             #[test]
             fn plain_text_without_secrets_is_unchanged(text in plain_text()) {
                 prop_assert_eq!(shown(&text), text);
+            }
+
+            #[test]
+            fn structured_garbage_is_handled_without_panicking(
+                parts in prop::collection::vec(prop::sample::select(vec![
+                    "password", "Token", "Bearer ", "Basic ", "://", "@", ":", "=", "=>",
+                    "\"", "\\\"", "\\", "'", "(", ")", "{", " {", "}", "[", "]", ",",
+                    "\n", " ", "&", "?", "é", "x", "9", "[redacted]", "\"[redacted]\"",
+                ]), 0..40),
+            ) {
+                let text: String = parts.concat();
+                let once = shown(&text);
+                prop_assert_eq!(shown(&once), once.clone());
             }
 
             #[test]
