@@ -4,6 +4,10 @@
 //! measured on their own. The values are the one-step bench's output
 //! (47 B of JSON), its small input (393 B) and a large input (~5 KB).
 //!
+//! Group `free_text`: the redaction scan a decision reason or an error text
+//! gets on the writer's thread, against formatting that text into a
+//! `String` (what `xray::reject(…, reason)` does on the caller's thread).
+//!
 //! ```text
 //! cargo bench -p xray-sdk --bench capture -- --warm-up-time 1 --measurement-time 2
 //! ```
@@ -43,5 +47,39 @@ fn capture(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, capture);
+fn free_text(c: &mut Criterion) {
+    let mut group = c.benchmark_group("free_text");
+    let price = 79.99;
+    let texts = [
+        ("reason_22B", format!("price {price} > max 50")),
+        (
+            "reason_60B",
+            format!("rating {} below minimum {} (reviews: {})", 3.2, 4.0, 1200),
+        ),
+        (
+            "error_300B",
+            "catalogue search failed: upstream returned 503 Service Unavailable for \
+             GET https://catalogue.internal/v2/search?q=wireless+earbuds&page=2&limit=50\n\
+             caused by: connection reset by peer (os error 104) after 3 retries, \
+             elapsed 2.41s, request_id=7f3c9a1e-5b2d-4e8f-9c6a-1d2e3f4a5b6c"
+                .to_owned(),
+        ),
+    ];
+    for (name, text) in &texts {
+        assert_eq!(
+            xray::__private::redact_text_for_bench(text),
+            None,
+            "{name} holds no secret"
+        );
+        group.bench_function(BenchmarkId::new("format", name), |b| {
+            b.iter(|| black_box(format!("{}", black_box(text.as_str()))))
+        });
+        group.bench_function(BenchmarkId::new("redact_scan", name), |b| {
+            b.iter(|| black_box(xray::__private::redact_text_for_bench(black_box(text))))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, capture, free_text);
 criterion_main!(benches);

@@ -476,3 +476,12 @@ pub fn capture_for_bench<T: Serialize + ?Sized>(value: &T) -> Option<String> {
     payload.value(limits).serialize(value);
     payload.finish(limits.max_bytes)
 }
+
+/// The free-text redaction a stored reason or error goes through on the
+/// writer's thread, with the default key list: for the `capture`
+/// benchmark, which compares it with formatting the same text.
+pub fn redact_text_for_bench(text: &str) -> Option<String> {
+    static REDACTOR: std::sync::LazyLock<crate::capture::Redactor> =
+        std::sync::LazyLock::new(Default::default);
+    REDACTOR.redact_text(text)
+}
