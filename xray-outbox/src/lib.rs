@@ -78,6 +78,11 @@ pub const APPLICATION_ID: i64 = 0x5852_4159;
 /// The table of records.
 pub const TABLE: &str = "xray_outbox";
 
+/// The key, in a step's `attributes` (an execution's `metadata`), of the
+/// list of flags naming what was stored in a defined form instead of
+/// verbatim (e.g. `["non_finite", "truncated"]`).
+pub const FLAGS_KEY: &str = "_xray_flags";
+
 /// The table of file metadata (`key = 'format_version'`).
 pub const META_TABLE: &str = "xray_outbox_meta";
 

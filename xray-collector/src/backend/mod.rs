@@ -15,10 +15,14 @@
 //!   forever); a record the database refuses (a constraint, a value it
 //!   cannot store) is not — the shipper bisects the batch to find it and
 //!   moves it to the dead-letter table with [`Store::dead_letter`].
+//! - A value PostgreSQL cannot hold (a NUL character, a key too long for
+//!   an index, a token count over `integer`) is stored by both backends in
+//!   the same defined, flagged form ([`storable`]), never refused.
 
 mod any;
 pub mod postgres;
 pub mod sqlite;
+pub mod storable;
 
 pub use any::AnyStore;
 pub use postgres::redact_url;

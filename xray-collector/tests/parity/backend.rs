@@ -127,17 +127,15 @@ impl Backend {
     /// type (statuses are enums, so an unknown one cannot be written), and
     /// how the database words the refusal: an empty name breaks the
     /// embedded store's CHECK; PostgreSQL, which has no such CHECK yet (see
-    /// `store.rs`), cannot hold a NUL character in text.
+    /// `store.rs`), cannot hold a start 292,000 years after 1970 (a NUL
+    /// character, which it cannot hold either, is stored flagged instead).
     pub fn refused_step(&self, id: Uuid, execution: Uuid) -> (ShipRecord, &'static str) {
         match self.raw {
             Raw::Embedded { .. } => (
                 step(id, execution).name("").record(),
                 "CHECK constraint failed",
             ),
-            Raw::Postgres { .. } => (
-                step(id, execution).failed("nul \u{0} in text").record(),
-                "invalid byte sequence",
-            ),
+            Raw::Postgres { .. } => (step(id, execution).at(i64::MAX).record(), "out of range"),
         }
     }
 

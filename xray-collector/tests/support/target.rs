@@ -195,15 +195,15 @@ impl Target {
     }
 
     /// Appends to `outbox` a row that parses but that this backend refuses:
-    /// an empty name for the embedded store (a CHECK), a NUL character in a
-    /// JSON string for PostgreSQL (jsonb cannot hold one).
+    /// an empty name for the embedded store (a CHECK), a start 292,000
+    /// years after 1970 for PostgreSQL (out of `timestamptz`'s range).
     pub fn append_poison_row(&self, outbox: &Path) {
         match self {
             Target::Embedded { .. } => {
                 super::outbox::append_raw_step(outbox, "", "ok", "{\"x\":1}")
             }
             Target::Postgres { .. } => {
-                super::outbox::append_raw_step(outbox, "nul", "ok", "{\"x\":\"a\\u0000b\"}")
+                super::outbox::append_raw_step_at(outbox, "far", "ok", "{\"x\":1}", i64::MAX)
             }
         }
     }

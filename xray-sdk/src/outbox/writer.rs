@@ -425,7 +425,8 @@ fn attributes_json(attributes: &[Attribute], flags: &crate::capture::Flags) -> O
         if !attributes.is_empty() {
             out.push(',');
         }
-        out.push_str("\"_xray_flags\":");
+        crate::capture::push_json_str(&mut out, xray_outbox::FLAGS_KEY);
+        out.push(':');
         out.push_str(&flags.to_json_array());
     }
     out.push('}');

@@ -27,6 +27,7 @@ use serde_json::Value;
 use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
+use crate::backend::storable::{self, fix_json, without_nul};
 use crate::backend::DeadLetter;
 use crate::model::{merge_by_id, ExecutionRow, ShipRecord, StepRow};
 
@@ -115,8 +116,9 @@ const INSERT_DECISIONS: &str = "INSERT INTO xray.decisions
                           $7::text[], $8::float8[])
      ON CONFLICT (step_id, ordinal) DO NOTHING";
 
-/// Token counts arrive as 64-bit; the cast to `integer` refuses (as
-/// `Rejected`) a count that does not fit rather than wrapping it.
+/// Token counts arrive as 64-bit, already clamped into `integer`'s range
+/// ([`storable`]); the cast would refuse (as `Rejected`) a count that does
+/// not fit rather than wrap it.
 const INSERT_LLM_USAGE: &str = "INSERT INTO xray.llm_usage
         (execution_id, step_id, ordinal, model, prompt_tokens, completion_tokens)
      SELECT t.execution_id, t.step_id, t.ordinal, t.model, t.prompt::int4, t.completion::int4
@@ -158,10 +160,14 @@ pub(crate) async fn write_batch(
     st: &Statements,
     records: &[ShipRecord],
 ) -> Result<(), tokio_postgres::Error> {
+    let storable: Vec<_> = merge_by_id(records)
+        .into_iter()
+        .map(storable::record)
+        .collect();
     let mut executions: Vec<&ExecutionRow> = Vec::new();
     let mut steps: Vec<&StepRow> = Vec::new();
-    for r in merge_by_id(records) {
-        match r {
+    for r in &storable {
+        match &**r {
             ShipRecord::Execution(e) => executions.push(e),
             ShipRecord::Step(s) => steps.push(s),
         }
@@ -269,30 +275,17 @@ pub(crate) async fn write_dead_letters(
     let seq: Vec<i64> = letters.iter().map(|l| l.seq).collect();
     let record: Vec<Value> = letters
         .iter()
-        .map(|l| json_without_nul(&l.record))
+        .map(|l| {
+            let mut record = l.record.clone();
+            fix_json(&mut record);
+            record
+        })
         .collect();
     let reason: Vec<String> = letters.iter().map(|l| without_nul(&l.reason)).collect();
     let tx = client.transaction().await?;
     tx.execute(&st.dead_letters, &[&outbox, &seq, &record, &reason])
         .await?;
     tx.commit().await
-}
-
-fn without_nul(s: &str) -> String {
-    s.replace('\0', "\u{FFFD}")
-}
-
-fn json_without_nul(v: &Value) -> Value {
-    match v {
-        Value::String(s) => Value::String(without_nul(s)),
-        Value::Array(items) => Value::Array(items.iter().map(json_without_nul).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (without_nul(k), json_without_nul(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
 }
 
 /// Executions as columns, for `UPSERT_EXECUTIONS`.
