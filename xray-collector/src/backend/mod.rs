@@ -72,7 +72,10 @@ impl StoreError {
 /// A record the backend refused, as kept in the dead-letter table.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    /// Which outbox the record came from.
+    /// The durable identity of the outbox file the record came from
+    /// (`xray_outbox_meta`, key `outbox_id`): with `seq`, the key.
+    pub outbox_id: Uuid,
+    /// The outbox's path as the collector was given it, for people.
     pub outbox: String,
     /// Its outbox sequence number.
     pub seq: i64,
@@ -88,7 +91,7 @@ pub trait Store: Send + Sync {
     fn write(&self, records: &[ShipRecord]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores records the backend refused, with the reason, in one
-    /// transaction (idempotent by `(outbox, seq)`).
+    /// transaction (idempotent by `(outbox_id, seq)`).
     fn dead_letter(
         &self,
         letters: &[DeadLetter],

@@ -19,6 +19,7 @@ on_both_backends!(
     a_step_before_its_execution_gets_a_placeholder_that_the_execution_replaces,
     a_record_the_schema_refuses_is_rejected_with_its_whole_batch,
     dead_letters_are_stored_once_by_outbox_and_seq_even_with_nul_characters,
+    dead_letters_of_two_outbox_files_at_one_path_with_one_seq_are_both_kept,
     deleting_an_execution_deletes_its_steps_decisions_usage_and_search_hits,
     a_large_batch_is_written_in_one_go,
     values_postgresql_cannot_hold_are_stored_in_one_flagged_form_on_both_backends,
@@ -52,6 +53,7 @@ async fn writing_the_same_records_twice_changes_nothing(db: Backend) {
     db.store.write(&batch).await.unwrap();
     db.store
         .dead_letter(&[DeadLetter {
+            outbox_id: Uuid::from_u128(7),
             outbox: "/tmp/outbox.db".into(),
             seq: 7,
             record: json!({"bad": true}),
@@ -301,6 +303,7 @@ async fn writing_before_migrating_is_a_schema_error_not_a_rejection(db: Backend)
 
 async fn dead_letters_are_stored_once_by_outbox_and_seq_even_with_nul_characters(db: Backend) {
     let letter = |seq: i64, record: Value, reason: &str| DeadLetter {
+        outbox_id: Uuid::from_u128(1),
         outbox: "/var/xray/a.db".into(),
         seq,
         record,
@@ -485,4 +488,36 @@ async fn values_postgresql_cannot_hold_are_stored_in_one_flagged_form_on_both_ba
     let untouched = detail.steps.iter().find(|x| x.id == plain).unwrap();
     assert_eq!(untouched.attributes, Some(json!({"threshold": 0.5})));
     assert_eq!(db.count("dead_letters").await, 0);
+}
+
+async fn dead_letters_of_two_outbox_files_at_one_path_with_one_seq_are_both_kept(db: Backend) {
+    // Two hosts' `.xray/outbox.db`, or one file deleted and made again:
+    // same path, same sequence numbers, different files.
+    let letter = |outbox_id: u128, reason: &str| DeadLetter {
+        outbox_id: Uuid::from_u128(outbox_id),
+        outbox: ".xray/outbox.db".into(),
+        seq: 5,
+        record: json!({"from": outbox_id}),
+        reason: reason.into(),
+    };
+    db.store
+        .dead_letter(&[letter(1, "first file")])
+        .await
+        .unwrap();
+    db.store
+        .dead_letter(&[letter(2, "second file"), letter(1, "first again")])
+        .await
+        .unwrap();
+    let stored = db.dead_letters().await;
+    let seen: Vec<(Uuid, &str, i64, &str)> = stored
+        .iter()
+        .map(|l| (l.outbox_id, l.outbox.as_str(), l.seq, l.reason.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Uuid::from_u128(1), ".xray/outbox.db", 5, "first file"),
+            (Uuid::from_u128(2), ".xray/outbox.db", 5, "second file"),
+        ]
+    );
 }

@@ -413,7 +413,7 @@ fn check_or_create(conn: &Connection, path: &Path) -> Result<(), Error> {
                 "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT_VERSION};"
             ))
             .map_err(err)?;
-            return Ok(());
+            return ensure_outbox_id(conn).map_err(err);
         }
         if app_id != APPLICATION_ID {
             return Err(outbox_error(
@@ -429,11 +429,27 @@ fn check_or_create(conn: &Connection, path: &Path) -> Result<(), Error> {
                 supported: FORMAT_VERSION,
             });
         }
-        Ok(())
+        // A file made by an SDK older than the identity gets one now.
+        ensure_outbox_id(conn).map_err(err)
     })();
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     conn.execute_batch(end).map_err(err)?;
     result
+}
+
+/// Gives the file its durable identity if it has none (see
+/// [`xray_outbox::OUTBOX_ID_KEY`]): `INSERT OR IGNORE`, so a collector that
+/// added one first keeps its own.
+fn ensure_outbox_id(conn: &Connection) -> rusqlite::Result<()> {
+    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+    conn.execute(
+        &format!(
+            "INSERT OR IGNORE INTO {} (key, value) VALUES (?1, ?2)",
+            xray_outbox::META_TABLE
+        ),
+        [xray_outbox::OUTBOX_ID_KEY, &id.to_string()],
+    )?;
+    Ok(())
 }
 
 fn attributes_json(attributes: &[Attribute], flags: &crate::capture::Flags) -> Option<String> {

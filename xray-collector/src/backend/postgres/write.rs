@@ -126,9 +126,10 @@ const INSERT_LLM_USAGE: &str = "INSERT INTO xray.llm_usage
           AS t(execution_id, step_id, ordinal, model, prompt, completion)
      ON CONFLICT (step_id, ordinal) DO NOTHING";
 
-const INSERT_DEAD_LETTERS: &str = "INSERT INTO xray.dead_letters (outbox, seq, record, reason)
-     SELECT * FROM UNNEST($1::text[], $2::int8[], $3::jsonb[], $4::text[])
-     ON CONFLICT (outbox, seq) DO NOTHING";
+const INSERT_DEAD_LETTERS: &str =
+    "INSERT INTO xray.dead_letters (outbox_id, outbox, seq, record, reason)
+     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::jsonb[], $5::text[])
+     ON CONFLICT (outbox_id, seq) DO NOTHING";
 
 /// The write statements, prepared once per connection.
 pub(crate) struct Statements {
@@ -258,7 +259,7 @@ pub(crate) async fn write_batch(
     tx.commit().await
 }
 
-/// Stores refused records in one transaction, idempotent by `(outbox, seq)`.
+/// Stores refused records in one transaction, idempotent by `(outbox_id, seq)`.
 ///
 /// PostgreSQL cannot store a NUL character in `text` or `jsonb` — often the
 /// very reason the record was refused — so NULs are replaced by U+FFFD
@@ -271,6 +272,7 @@ pub(crate) async fn write_dead_letters(
     if letters.is_empty() {
         return Ok(());
     }
+    let outbox_id: Vec<Uuid> = letters.iter().map(|l| l.outbox_id).collect();
     let outbox: Vec<String> = letters.iter().map(|l| without_nul(&l.outbox)).collect();
     let seq: Vec<i64> = letters.iter().map(|l| l.seq).collect();
     let record: Vec<Value> = letters
@@ -283,8 +285,11 @@ pub(crate) async fn write_dead_letters(
         .collect();
     let reason: Vec<String> = letters.iter().map(|l| without_nul(&l.reason)).collect();
     let tx = client.transaction().await?;
-    tx.execute(&st.dead_letters, &[&outbox, &seq, &record, &reason])
-        .await?;
+    tx.execute(
+        &st.dead_letters,
+        &[&outbox_id, &outbox, &seq, &record, &reason],
+    )
+    .await?;
     tx.commit().await
 }
 
