@@ -10,7 +10,11 @@
 //! most steps' ends ride on their start records (see `queue::QueueSlot`).
 //! A flush is answered only after the commit that holds every
 //! record queued before it (synced with `synchronous = FULL`). A batch that
-//! cannot be written is retried, then counted as dropped: the writer never
+//! cannot be written is retried with each row under a savepoint of its
+//! own, so a row SQLite refuses (a constraint or trigger added to the file,
+//! a value too big) is dropped and counted alone while the rest of the
+//! batch is committed; a batch that still cannot be written (disk full, the
+//! file locked for too long) is counted as dropped: the writer never
 //! panics and never stops the application.
 
 use std::collections::HashSet;
@@ -226,12 +230,29 @@ impl OutboxWriter {
         }
         let mut last_error = None;
         for attempt in 0..WRITE_ATTEMPTS {
-            match self.commit(batch, sync) {
-                Ok((steps, rows)) => {
+            // After a failed attempt, each row is written under a savepoint
+            // of its own: a row SQLite refuses (a constraint, a trigger, a
+            // value too big) costs only itself, not the batch.
+            let isolate = attempt > 0;
+            match self.commit(batch, sync, isolate) {
+                Ok(done) => {
                     self.unsynced = !sync;
-                    counters.written.fetch_add(steps, Ordering::Relaxed);
-                    counters.records_written.fetch_add(rows, Ordering::Relaxed);
+                    counters.written.fetch_add(done.steps, Ordering::Relaxed);
+                    counters
+                        .records_written
+                        .fetch_add(done.rows, Ordering::Relaxed);
                     counters.batches.fetch_add(1, Ordering::Relaxed);
+                    if let Some(error) = &done.first_refusal {
+                        eprintln!(
+                            "xray: dropping {} of {} records the outbox refused: {}",
+                            done.refused.len(),
+                            batch.len(),
+                            outbox_error(&self.path, error)
+                        );
+                    }
+                    for i in done.refused {
+                        counters.count_lost(batch[i].is_step_end(), &counters.dropped_write_failed);
+                    }
                     batch.clear();
                     return Ok(());
                 }
@@ -278,10 +299,11 @@ impl OutboxWriter {
         Ok(())
     }
 
-    /// Writes the batch in one transaction; returns how many step ends it
-    /// held and how many rows it inserted (starts made redundant by their
-    /// end are not rows).
-    fn commit(&mut self, batch: &[Row], sync: bool) -> rusqlite::Result<(u64, u64)> {
+    /// Writes the batch in one transaction. With `isolate`, each row is
+    /// inserted under a savepoint of its own, and a row SQLite refuses is
+    /// rolled back alone and reported in [`Committed::refused`] instead of
+    /// failing the transaction.
+    fn commit(&mut self, batch: &[Row], sync: bool, isolate: bool) -> rusqlite::Result<Committed> {
         // A start whose end is in the same batch adds nothing the end lacks.
         let ended: HashSet<uuid::Uuid> = batch
             .iter()
@@ -298,35 +320,46 @@ impl OutboxWriter {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let written_at = now_us();
-        let mut steps = 0;
-        let mut rows = 0;
+        let mut done = Committed::default();
         {
             let mut insert = tx.prepare_cached(xray_outbox::insert_sql())?;
-            for record in batch {
-                match record {
-                    Row::StepStart(cell) => {
-                        if ended.contains(&cell.id) {
-                            continue;
-                        }
-                        if let Some(start) = cell.start_record() {
-                            rows += insert_step(&mut insert, &start, self.pid, written_at)?;
-                        }
-                    }
-                    Row::ExecutionStart(cell) => {
-                        if ended.contains(&cell.id) {
-                            continue;
-                        }
-                        if let Some(start) = cell.start_record() {
-                            rows += insert_execution(&mut insert, &start, self.pid, written_at)?;
+            for (i, record) in batch.iter().enumerate() {
+                if isolate {
+                    tx.execute_batch("SAVEPOINT xray_row")?;
+                }
+                let inserted = match record {
+                    Row::StepStart(cell) if !ended.contains(&cell.id) => {
+                        match cell.start_record() {
+                            Some(start) => insert_step(&mut insert, &start, self.pid, written_at),
+                            None => Ok(0),
                         }
                     }
-                    Row::Step(s) => {
-                        steps += 1;
-                        rows += insert_step(&mut insert, s, self.pid, written_at)?;
+                    Row::ExecutionStart(cell) if !ended.contains(&cell.id) => {
+                        match cell.start_record() {
+                            Some(start) => {
+                                insert_execution(&mut insert, &start, self.pid, written_at)
+                            }
+                            None => Ok(0),
+                        }
                     }
-                    Row::Execution(e) => {
-                        rows += insert_execution(&mut insert, e, self.pid, written_at)?;
+                    Row::StepStart(_) | Row::ExecutionStart(_) => Ok(0),
+                    Row::Step(s) => insert_step(&mut insert, s, self.pid, written_at),
+                    Row::Execution(e) => insert_execution(&mut insert, e, self.pid, written_at),
+                };
+                match inserted {
+                    Ok(n) => {
+                        if isolate {
+                            tx.execute_batch("RELEASE xray_row")?;
+                        }
+                        done.steps += u64::from(record.is_step_end());
+                        done.rows += n as u64;
                     }
+                    Err(e) if isolate => {
+                        tx.execute_batch("ROLLBACK TO xray_row; RELEASE xray_row")?;
+                        done.refused.push(i);
+                        done.first_refusal.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -334,8 +367,21 @@ impl OutboxWriter {
         if sync {
             self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         }
-        Ok((steps, rows as u64))
+        Ok(done)
     }
+}
+
+/// What a committed batch held.
+#[derive(Default)]
+struct Committed {
+    /// Step ends written.
+    steps: u64,
+    /// Rows inserted (starts made redundant by their end are not rows).
+    rows: u64,
+    /// Positions in the batch of the rows SQLite refused (isolated writes only).
+    refused: Vec<usize>,
+    /// Why the first of them was refused.
+    first_refusal: Option<rusqlite::Error>,
 }
 
 /// Creates `dir` and its missing parents, each new one readable by its
