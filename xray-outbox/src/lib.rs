@@ -11,7 +11,9 @@
 //!
 //! One SQLite database in WAL mode, `PRAGMA application_id = 0x58524159`
 //! ("XRAY") and `PRAGMA user_version = 1`; the version is also kept in
-//! `xray_outbox_meta(key = 'format_version')`. A reader that finds another
+//! `xray_outbox_meta(key = 'format_version')`, and the file's durable
+//! identity, a UUID written at creation, in `xray_outbox_meta(key =
+//! 'outbox_id')` (see [`OUTBOX_ID_KEY`]). A reader that finds another
 //! version must not guess: it reports the file and leaves it alone. Records
 //! live in one table, `xray_outbox`, one row per record:
 //!
@@ -78,8 +80,22 @@ pub const APPLICATION_ID: i64 = 0x5852_4159;
 /// The table of records.
 pub const TABLE: &str = "xray_outbox";
 
-/// The table of file metadata (`key = 'format_version'`).
+/// The key, in a step's `attributes` (an execution's `metadata`), of the
+/// list of flags naming what was stored in a defined form instead of
+/// verbatim (e.g. `["non_finite", "truncated"]`).
+pub const FLAGS_KEY: &str = "_xray_flags";
+
+/// The table of file metadata (`key = 'format_version'`, `'outbox_id'`).
 pub const META_TABLE: &str = "xray_outbox_meta";
+
+/// The key, in [`META_TABLE`], of the file's durable identity: a UUID
+/// (hyphenated, lowercase) written once, when the file is created, and
+/// never changed. Whoever finds a file without one (made by an SDK older
+/// than the key) adds one with `INSERT OR IGNORE` and reads back what is
+/// there, so a writer and a reader racing to add it agree on one. Dead
+/// letters are keyed by it: two files at the same path on two hosts, or a
+/// file deleted and created again, are different outboxes.
+pub const OUTBOX_ID_KEY: &str = "outbox_id";
 
 /// The DDL of format version 1. The columns here and [`Column`] must say
 /// the same (a test checks it against a real SQLite in the SDK).

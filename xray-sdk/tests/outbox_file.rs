@@ -100,6 +100,30 @@ fn malformed_environment_values_fail_init_naming_the_variable() {
     assert!(err.to_string().contains("\"sometimes\""), "{err}");
 }
 
+#[cfg(unix)]
+#[test]
+fn the_outbox_its_wal_files_and_its_new_directories_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, _) = support::outbox();
+    let path = dir.path().join("new/deeper/outbox.db");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let config = xray::Config::default().outbox(&path);
+    let (layer, guard) = config.build().unwrap();
+    let subscriber =
+        tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), layer);
+    tracing::subscriber::with_default(subscriber, || child_step(1));
+    guard.flush().unwrap();
+    // Checked while the writer holds the file open: the WAL files exist.
+    for file in ["outbox.db", "outbox.db-wal", "outbox.db-shm"] {
+        let p = path.with_file_name(file);
+        assert_eq!(mode(&p), 0o600, "{}", p.display());
+    }
+    for new_dir in ["new", "new/deeper"] {
+        assert_eq!(mode(&dir.path().join(new_dir)), 0o700, "{new_dir}");
+    }
+    drop(guard);
+}
+
 #[test]
 fn reopening_an_outbox_keeps_its_rows_and_continues_the_sequence() {
     let (_dir, path) = support::outbox();

@@ -269,3 +269,50 @@ fn steps_that_end_before_the_writer_takes_their_start_write_one_row_each() {
         "queueing records does not wake the writer before a batch is full"
     );
 }
+
+#[xray::step]
+fn refused_by_the_outbox() -> u32 {
+    0
+}
+
+#[test]
+fn a_row_the_outbox_refuses_is_dropped_and_counted_alone_and_the_rest_of_its_batch_is_written() {
+    let (_dir, path) = support::outbox();
+    // Create the outbox, then give it a trigger refusing one step's rows.
+    let _ = support::capture(xray::Config::default().outbox(&path), || ());
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse_one BEFORE INSERT ON xray_outbox
+             WHEN new.name = 'refused_by_the_outbox'
+             BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END;",
+        )
+        .unwrap();
+    // A flush interval longer than the test: everything is one batch,
+    // committed by the flush.
+    let config = xray::Config::default()
+        .outbox(&path)
+        .flush_interval(std::time::Duration::from_secs(60));
+    let ((), stats) = support::capture(config, || {
+        xray::execution("batch").run(|| {
+            for i in 0..100 {
+                quick(i);
+                if i == 50 {
+                    refused_by_the_outbox();
+                }
+            }
+        })
+    });
+    assert_eq!(stats.batches, 1, "{stats:?}");
+    assert_eq!(
+        (stats.captured, stats.written, stats.dropped),
+        (101, 100, 1),
+        "{stats:?}"
+    );
+    assert_eq!(stats.dropped_write_failed, 1, "{stats:?}");
+    assert_eq!(stats.captured, stats.written + stats.dropped);
+    let steps = support::steps(&path);
+    assert_eq!(steps.len(), 100);
+    assert!(steps.iter().all(|s| s.name == "quick"));
+    assert_eq!(support::executions(&path).len(), 1);
+}

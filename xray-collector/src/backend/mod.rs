@@ -15,10 +15,14 @@
 //!   forever); a record the database refuses (a constraint, a value it
 //!   cannot store) is not — the shipper bisects the batch to find it and
 //!   moves it to the dead-letter table with [`Store::dead_letter`].
+//! - A value PostgreSQL cannot hold (a NUL character, a key too long for
+//!   an index, a token count over `integer`) is stored by both backends in
+//!   the same defined, flagged form ([`storable`]), never refused.
 
 mod any;
 pub mod postgres;
 pub mod sqlite;
+pub mod storable;
 
 pub use any::AnyStore;
 pub use postgres::redact_url;
@@ -68,7 +72,10 @@ impl StoreError {
 /// A record the backend refused, as kept in the dead-letter table.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    /// Which outbox the record came from.
+    /// The durable identity of the outbox file the record came from
+    /// (`xray_outbox_meta`, key `outbox_id`): with `seq`, the key.
+    pub outbox_id: Uuid,
+    /// The outbox's path as the collector was given it, for people.
     pub outbox: String,
     /// Its outbox sequence number.
     pub seq: i64,
@@ -84,7 +91,7 @@ pub trait Store: Send + Sync {
     fn write(&self, records: &[ShipRecord]) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores records the backend refused, with the reason, in one
-    /// transaction (idempotent by `(outbox, seq)`).
+    /// transaction (idempotent by `(outbox_id, seq)`).
     fn dead_letter(
         &self,
         letters: &[DeadLetter],

@@ -90,6 +90,7 @@ impl ReadBatch {
 /// Reads one outbox file.
 pub struct OutboxReader {
     path: PathBuf,
+    id: Uuid,
     conn: Connection,
 }
 
@@ -146,8 +147,12 @@ impl OutboxReader {
                 supported: xray_outbox::FORMAT_VERSION,
             });
         }
+        // Before `backlog`: a file without the meta table fails here too,
+        // as corrupt.
+        let id = outbox_id(&conn).map_err(|e| corrupt(&e))?;
         let reader = OutboxReader {
             path: path.to_path_buf(),
+            id,
             conn,
         };
         // Touch the table once so a damaged file fails here, not mid-batch.
@@ -158,6 +163,12 @@ impl OutboxReader {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file's durable identity (`xray_outbox_meta`, key `outbox_id`):
+    /// what its dead letters are keyed by, with their `seq`.
+    pub fn id(&self) -> Uuid {
+        self.id
     }
 
     fn sql_error(&self, e: rusqlite::Error) -> OutboxError {
@@ -247,6 +258,36 @@ impl OutboxReader {
             .map(|o| o.unwrap_or((0, None)))
             .map_err(|e| self.sql_error(e))
     }
+}
+
+/// The file's identity: the one its writer gave it at creation or, for a
+/// file made by an SDK older than the identity, one added now. `INSERT OR
+/// IGNORE` then read back, so a writer adding one at the same time and
+/// this reader agree on whichever came first.
+fn outbox_id(conn: &Connection) -> Result<Uuid, String> {
+    let sql = |what: &str, e: rusqlite::Error| format!("cannot {what} the outbox id: {e}");
+    let fresh = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
+        .into_uuid()
+        .to_string();
+    conn.execute(
+        &format!(
+            "INSERT OR IGNORE INTO {} (key, value) VALUES (?1, ?2)",
+            xray_outbox::META_TABLE
+        ),
+        [xray_outbox::OUTBOX_ID_KEY, fresh.as_str()],
+    )
+    .map_err(|e| sql("store", e))?;
+    let text: String = conn
+        .query_row(
+            &format!(
+                "SELECT value FROM {} WHERE key = ?1",
+                xray_outbox::META_TABLE
+            ),
+            [xray_outbox::OUTBOX_ID_KEY],
+            |r| r.get(0),
+        )
+        .map_err(|e| sql("read", e))?;
+    Uuid::parse_str(&text).map_err(|e| format!("the outbox id {text:?} is not a UUID: {e}"))
 }
 
 /// Where each column of [`xray_outbox::select_sql`] is, looked up by name

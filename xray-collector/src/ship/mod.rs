@@ -35,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 pub use backoff::Backoff;
 pub use metrics::{Metrics, CONTENT_TYPE as METRICS_CONTENT_TYPE};
@@ -123,13 +124,34 @@ pub struct ShipSummary {
 
 struct OutboxState {
     path: PathBuf,
-    label: String,
+    /// Where a dead letter says it came from.
+    source: Source,
     /// Shared with the blocking threads its calls run on.
     reader: Option<Arc<Mutex<OutboxReader>>>,
     /// The batch after the one in hand, read while that one was written.
     prefetched: Option<ReadBatch>,
     failed_at: Option<Instant>,
     waiting_logged: bool,
+}
+
+/// An outbox as its dead letters name it: its durable identity (known
+/// once the file is open) and its path.
+#[derive(Debug, Clone)]
+struct Source {
+    id: Uuid,
+    label: String,
+}
+
+impl Source {
+    fn letter(&self, seq: i64, record: serde_json::Value, reason: String) -> DeadLetter {
+        DeadLetter {
+            outbox_id: self.id,
+            outbox: self.label.clone(),
+            seq,
+            record,
+            reason,
+        }
+    }
 }
 
 /// Ships outboxes into a [`Store`].
@@ -175,7 +197,10 @@ impl<S: Store> Shipper<S> {
             .iter()
             .map(|p| OutboxState {
                 path: p.clone(),
-                label: p.display().to_string(),
+                source: Source {
+                    id: Uuid::nil(),
+                    label: p.display().to_string(),
+                },
                 reader: None,
                 prefetched: None,
                 failed_at: None,
@@ -242,14 +267,15 @@ impl<S: Store> Shipper<S> {
             let opened = off_runtime(&state.path, move || OutboxReader::open(&path)).await;
             match opened {
                 Ok(reader) => {
-                    tracing::info!(outbox = %state.label, "shipping");
-                    self.metrics.clear_outbox_problem(&state.label);
+                    tracing::info!(outbox = %state.source.label, "shipping");
+                    self.metrics.clear_outbox_problem(&state.source.label);
+                    state.source.id = reader.id();
                     state.reader = Some(Arc::new(Mutex::new(reader)));
                     state.failed_at = None;
                 }
                 Err(OutboxError::Missing(_)) => {
                     if !state.waiting_logged {
-                        tracing::info!(outbox = %state.label, "waiting for the outbox to appear");
+                        tracing::info!(outbox = %state.source.label, "waiting for the outbox to appear");
                         state.waiting_logged = true;
                     }
                     return None;
@@ -265,7 +291,7 @@ impl<S: Store> Shipper<S> {
         .await;
         match read {
             Ok(((rows, oldest), batch)) => {
-                self.metrics.set_backlog(&state.label, rows, oldest);
+                self.metrics.set_backlog(&state.source.label, rows, oldest);
                 Some(batch)
             }
             Err(e) => self.outbox_failed(state, e, summary),
@@ -280,17 +306,18 @@ impl<S: Store> Shipper<S> {
     ) -> Option<ReadBatch> {
         state.prefetched = None;
         if e.is_retriable() {
-            tracing::warn!(outbox = %state.label, error = %e, "cannot read the outbox; will retry");
+            tracing::warn!(outbox = %state.source.label, error = %e, "cannot read the outbox; will retry");
         } else {
             tracing::error!(
-                outbox = %state.label,
+                outbox = %state.source.label,
                 error = %e,
                 recheck_in = ?self.config.recheck_failed,
                 "{e}; leaving it alone for {:?}, other outboxes keep shipping",
                 self.config.recheck_failed
             );
             summary.unreadable_outboxes += 1;
-            self.metrics.set_outbox_problem(&state.label, e.to_string());
+            self.metrics
+                .set_outbox_problem(&state.source.label, e.to_string());
         }
         state.reader = None;
         state.failed_at = Some(Instant::now());
@@ -310,11 +337,12 @@ impl<S: Store> Shipper<S> {
             let letters: Vec<DeadLetter> = batch
                 .problems
                 .iter()
-                .map(|p| DeadLetter {
-                    outbox: state.label.clone(),
-                    seq: p.seq,
-                    record: p.raw.clone(),
-                    reason: format!("unreadable outbox row: {}", p.reason),
+                .map(|p| {
+                    state.source.letter(
+                        p.seq,
+                        p.raw.clone(),
+                        format!("unreadable outbox row: {}", p.reason),
+                    )
                 })
                 .collect();
             self.dead_letter(&letters, shutdown).await?;
@@ -324,7 +352,7 @@ impl<S: Store> Shipper<S> {
             // While the backend works on this batch, read the next one: the
             // read is a local SQLite query, the write a round trip to another
             // process, so the two overlap. Rows are deleted only below.
-            let write = self.write(&state.label, &batch.records, shutdown);
+            let write = self.write(&state.source, &batch.records, shutdown);
             let (last_seq, max_rows, max_bytes) = (
                 batch.last_seq,
                 self.config.batch_rows,
@@ -364,7 +392,7 @@ impl<S: Store> Shipper<S> {
             if let Err(e) = deleted {
                 // The rows stay and will be shipped again: harmless.
                 tracing::warn!(
-                    outbox = %state.label,
+                    outbox = %state.source.label,
                     error = %e,
                     "could not delete shipped rows (they will be shipped again, harmlessly)"
                 );
@@ -378,7 +406,7 @@ impl<S: Store> Shipper<S> {
     /// dead-lettered.
     async fn write(
         &self,
-        outbox: &str,
+        outbox: &Source,
         records: &[ShipRecord],
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<u64, Interrupted> {
@@ -404,24 +432,19 @@ impl<S: Store> Shipper<S> {
     /// a larger batch is split in two and each half written on its own.
     async fn isolate(
         &self,
-        outbox: &str,
+        outbox: &Source,
         records: &[ShipRecord],
         error: StoreError,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<u64, Interrupted> {
         if let [record] = records {
             tracing::warn!(
-                outbox,
+                outbox = %outbox.label,
                 seq = record.seq(),
                 reason = %error,
                 "dead-lettering a record the backend refused"
             );
-            let letter = DeadLetter {
-                outbox: outbox.to_owned(),
-                seq: record.seq(),
-                record: record.to_json(),
-                reason: error.to_string(),
-            };
+            let letter = outbox.letter(record.seq(), record.to_json(), error.to_string());
             self.dead_letter(std::slice::from_ref(&letter), shutdown)
                 .await?;
             return Ok(1);

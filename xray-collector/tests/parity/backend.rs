@@ -56,6 +56,7 @@ enum Raw {
 /// A row of the dead-letter table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredLetter {
+    pub outbox_id: Uuid,
     pub outbox: String,
     pub seq: i64,
     pub record: Value,
@@ -127,17 +128,15 @@ impl Backend {
     /// type (statuses are enums, so an unknown one cannot be written), and
     /// how the database words the refusal: an empty name breaks the
     /// embedded store's CHECK; PostgreSQL, which has no such CHECK yet (see
-    /// `store.rs`), cannot hold a NUL character in text.
+    /// `store.rs`), cannot hold a start 292,000 years after 1970 (a NUL
+    /// character, which it cannot hold either, is stored flagged instead).
     pub fn refused_step(&self, id: Uuid, execution: Uuid) -> (ShipRecord, &'static str) {
         match self.raw {
             Raw::Embedded { .. } => (
                 step(id, execution).name("").record(),
                 "CHECK constraint failed",
             ),
-            Raw::Postgres { .. } => (
-                step(id, execution).failed("nul \u{0} in text").record(),
-                "invalid byte sequence",
-            ),
+            Raw::Postgres { .. } => (step(id, execution).at(i64::MAX).record(), "out of range"),
         }
     }
 
@@ -195,7 +194,7 @@ impl Backend {
             ("steps", "id"),
             ("decisions", "step_id, ordinal"),
             ("llm_usage", "step_id, ordinal"),
-            ("dead_letters", "outbox, seq"),
+            ("dead_letters", "outbox_id, seq"),
         ] {
             let rows: Vec<String> = match &self.raw {
                 Raw::Embedded { path, .. } => {
@@ -308,16 +307,17 @@ impl Backend {
     pub async fn dead_letters(&self) -> Vec<StoredLetter> {
         let rows: Vec<String> = self
             .column(self.either(
-                "SELECT json_array(outbox, seq, json(record), reason) FROM dead_letters \
-                 ORDER BY outbox, seq",
-                "SELECT jsonb_build_array(outbox, seq, record, reason)::text \
-                 FROM xray.dead_letters ORDER BY outbox, seq",
+                "SELECT json_array(outbox_id, outbox, seq, json(record), reason) \
+                 FROM dead_letters ORDER BY outbox, seq, outbox_id",
+                "SELECT jsonb_build_array(outbox_id, outbox, seq, record, reason)::text \
+                 FROM xray.dead_letters ORDER BY outbox, seq, outbox_id",
             ))
             .await;
         rows.iter()
             .map(|row| {
-                let (outbox, seq, record, reason) = serde_json::from_str(row).unwrap();
+                let (outbox_id, outbox, seq, record, reason) = serde_json::from_str(row).unwrap();
                 StoredLetter {
+                    outbox_id,
                     outbox,
                     seq,
                     record,
@@ -343,6 +343,20 @@ impl Backend {
                 .await
                 .unwrap(),
         }
+    }
+
+    /// Stores a dead letter as version 1 of the schema did (keyed by path).
+    pub async fn insert_version_1_dead_letter(&self, outbox: &str, seq: i64) {
+        // SQLite's `dead_letters` has no default for when it was stored.
+        let (column, value) = match self.raw {
+            Raw::Embedded { .. } => (", created_at_us", ", 0"),
+            Raw::Postgres { .. } => ("", ""),
+        };
+        self.execute(&format!(
+            "INSERT INTO {{xray}}dead_letters (outbox, seq, record, reason{column}) \
+             VALUES ('{outbox}', {seq}, '{{}}', 'from version 1'{value})"
+        ))
+        .await;
     }
 
     /// Records `version` as applied, as a newer collector would have.

@@ -16,6 +16,7 @@ on_both_backends!(
     migrated: migrate_down_keeps_what_else_lives_in_the_schema,
     a_schema_newer_than_the_binary_is_refused,
     a_migration_edited_after_it_was_applied_is_refused,
+    dead_letters_from_before_outbox_identities_keep_one_id_per_path,
 );
 
 /// What `migrate up`, `migrate down 1` and `migrate status` each refuse
@@ -136,4 +137,19 @@ async fn a_migration_edited_after_it_was_applied_is_refused(db: Backend) {
         );
     }
     assert!(db.migration_lock_is_free().await);
+}
+
+async fn dead_letters_from_before_outbox_identities_keep_one_id_per_path(db: Backend) {
+    // Back to version 1, dead letters keyed by path as it stored them.
+    assert_eq!(db.store.migrate_down(1).await.unwrap(), [2]);
+    for (outbox, seq) in [("a.db", 1), ("a.db", 2), ("b.db", 1)] {
+        db.insert_version_1_dead_letter(outbox, seq).await;
+    }
+    assert_eq!(db.store.migrate_up().await.unwrap(), [2]);
+    let stored = db.dead_letters().await;
+    let seen: Vec<(&str, i64)> = stored.iter().map(|l| (l.outbox.as_str(), l.seq)).collect();
+    assert_eq!(seen, [("a.db", 1), ("a.db", 2), ("b.db", 1)]);
+    assert_eq!(stored[0].outbox_id, stored[1].outbox_id, "one id per path");
+    assert_ne!(stored[0].outbox_id, stored[2].outbox_id);
+    assert_eq!(stored[0].outbox_id.get_version_num(), 4);
 }

@@ -3,11 +3,14 @@
 
 use serde_json::{json, Value};
 use uuid::Uuid;
+use xray_collector::backend::storable::MAX_KEY_BYTES;
 use xray_collector::backend::{DeadLetter, Migrations, QueryStore, Store, StoreError};
 use xray_collector::model::ShipRecord;
 
 use crate::backend::Backend;
-use crate::support::records::{execution, filter_step, new_id, step, EXECUTION_TOOK_US, MS, T0};
+use crate::support::records::{
+    decision, execution, filter_step, new_id, step, usage, EXECUTION_TOOK_US, MS, T0,
+};
 
 on_both_backends!(
     migrated: writing_the_same_records_twice_changes_nothing,
@@ -16,8 +19,10 @@ on_both_backends!(
     a_step_before_its_execution_gets_a_placeholder_that_the_execution_replaces,
     a_record_the_schema_refuses_is_rejected_with_its_whole_batch,
     dead_letters_are_stored_once_by_outbox_and_seq_even_with_nul_characters,
+    dead_letters_of_two_outbox_files_at_one_path_with_one_seq_are_both_kept,
     deleting_an_execution_deletes_its_steps_decisions_usage_and_search_hits,
     a_large_batch_is_written_in_one_go,
+    values_postgresql_cannot_hold_are_stored_in_one_flagged_form_on_both_backends,
 );
 
 on_both_backends!(unmigrated: writing_before_migrating_is_a_schema_error_not_a_rejection);
@@ -48,6 +53,7 @@ async fn writing_the_same_records_twice_changes_nothing(db: Backend) {
     db.store.write(&batch).await.unwrap();
     db.store
         .dead_letter(&[DeadLetter {
+            outbox_id: Uuid::from_u128(7),
             outbox: "/tmp/outbox.db".into(),
             seq: 7,
             record: json!({"bad": true}),
@@ -297,6 +303,7 @@ async fn writing_before_migrating_is_a_schema_error_not_a_rejection(db: Backend)
 
 async fn dead_letters_are_stored_once_by_outbox_and_seq_even_with_nul_characters(db: Backend) {
     let letter = |seq: i64, record: Value, reason: &str| DeadLetter {
+        outbox_id: Uuid::from_u128(1),
         outbox: "/var/xray/a.db".into(),
         seq,
         record,
@@ -404,4 +411,113 @@ async fn a_large_batch_is_written_in_one_go(db: Backend) {
     assert_eq!(db.count("steps").await, 5_000);
     assert_eq!(db.count("decisions").await, 10_000);
     assert_eq!(db.count("llm_usage").await, 5_000);
+}
+
+async fn values_postgresql_cannot_hold_are_stored_in_one_flagged_form_on_both_backends(
+    db: Backend,
+) {
+    let (e, s, plain) = (new_id(), new_id(), new_id());
+    let long_id = format!("B{}", "7".repeat(3 * MAX_KEY_BYTES));
+    let long_name = "n".repeat(10_000);
+    db.store
+        .write(&[
+            execution(e)
+                .name("run\u{0}")
+                .metadata(Some(
+                    json!({"k\u{0}": "v\u{0}", "_xray_flags": ["redacted"]}),
+                ))
+                .record(),
+            step(s, e)
+                .name(&long_name)
+                .failed("bad \u{0} text")
+                .input(json!({"q": "a\u{0}b", "list": ["\u{0}"]}))
+                .attributes(json!({"threshold": 0.5}))
+                .decisions(vec![
+                    decision(&long_id, Some(false), "reason \u{0}"),
+                    decision("c2", Some(true), "fine"),
+                ])
+                .usage(vec![usage("gpt-x", i64::from(i32::MAX) + 1, -1 << 40)])
+                .record(),
+            filter_step(plain, e).record(),
+        ])
+        .await
+        .expect("nothing in the batch is refused");
+
+    let detail = db.store.execution(e).await.unwrap().expect("stored");
+    assert_eq!(detail.summary.name, "run\u{FFFD}");
+    assert_eq!(
+        detail.metadata,
+        Some(json!({"k\u{FFFD}": "v\u{FFFD}", "_xray_flags": ["redacted", "nul_replaced"]}))
+    );
+    let stored = detail.steps.iter().find(|x| x.id == s).expect("the step");
+    let marker = format!("…[{} bytes]", long_name.len());
+    assert_eq!(
+        stored.name,
+        format!("{}{marker}", &long_name[..MAX_KEY_BYTES])
+    );
+    assert_eq!(stored.error.as_deref(), Some("bad \u{FFFD} text"));
+    assert_eq!(
+        stored.input,
+        Some(json!({"q": "a\u{FFFD}b", "list": ["\u{FFFD}"]}))
+    );
+    assert_eq!(
+        stored.attributes,
+        Some(json!({
+            "threshold": 0.5,
+            "_xray_flags": ["nul_replaced", "key_truncated", "tokens_clamped"]
+        }))
+    );
+    let candidate = format!("{}…[{} bytes]", &long_id[..MAX_KEY_BYTES], long_id.len());
+    assert_eq!(stored.decisions[0].candidate_id, candidate);
+    assert_eq!(
+        stored.decisions[0].reason.as_deref(),
+        Some("reason \u{FFFD}")
+    );
+    assert_eq!(stored.decisions[1].candidate_id, "c2");
+    assert_eq!(
+        (
+            stored.llm_usage[0].prompt_tokens,
+            stored.llm_usage[0].completion_tokens
+        ),
+        (i64::from(i32::MAX), i64::from(i32::MIN))
+    );
+    // The truncated id is what `why` finds.
+    assert_eq!(db.store.why(e, &candidate).await.unwrap().len(), 1);
+
+    // A record that needs nothing is stored as it came, unflagged.
+    let untouched = detail.steps.iter().find(|x| x.id == plain).unwrap();
+    assert_eq!(untouched.attributes, Some(json!({"threshold": 0.5})));
+    assert_eq!(db.count("dead_letters").await, 0);
+}
+
+async fn dead_letters_of_two_outbox_files_at_one_path_with_one_seq_are_both_kept(db: Backend) {
+    // Two hosts' `.xray/outbox.db`, or one file deleted and made again:
+    // same path, same sequence numbers, different files.
+    let letter = |outbox_id: u128, reason: &str| DeadLetter {
+        outbox_id: Uuid::from_u128(outbox_id),
+        outbox: ".xray/outbox.db".into(),
+        seq: 5,
+        record: json!({"from": outbox_id}),
+        reason: reason.into(),
+    };
+    db.store
+        .dead_letter(&[letter(1, "first file")])
+        .await
+        .unwrap();
+    db.store
+        .dead_letter(&[letter(2, "second file"), letter(1, "first again")])
+        .await
+        .unwrap();
+    let stored = db.dead_letters().await;
+    let seen: Vec<(Uuid, &str, i64, &str)> = stored
+        .iter()
+        .map(|l| (l.outbox_id, l.outbox.as_str(), l.seq, l.reason.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Uuid::from_u128(1), ".xray/outbox.db", 5, "first file"),
+            (Uuid::from_u128(2), ".xray/outbox.db", 5, "second file"),
+        ]
+    );
 }

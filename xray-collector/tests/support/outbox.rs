@@ -85,6 +85,17 @@ pub fn outbox_rows(outbox: &Path) -> u64 {
 /// write), through the format's own insert statement; columns not given
 /// are NULL.
 pub fn append_raw_step(outbox: &Path, name: &str, status: &str, input: &str) {
+    append_raw_step_at(outbox, name, status, input, 1_700_000_000_000_000);
+}
+
+/// [`append_raw_step`], started at `started_at_us`.
+pub fn append_raw_step_at(
+    outbox: &Path,
+    name: &str,
+    status: &str,
+    input: &str,
+    started_at_us: i64,
+) {
     use rusqlite::types::Value;
     use xray_outbox::{Column, Phase, RecordType};
     let conn = rusqlite::Connection::open(outbox).unwrap();
@@ -102,7 +113,7 @@ pub fn append_raw_step(outbox: &Path, name: &str, status: &str, input: &str) {
         (Column::Name, name.to_owned().into()),
         (Column::Status, status.to_owned().into()),
         (Column::Input, input.to_owned().into()),
-        (Column::StartedAtUs, 1_700_000_000_000_000i64.into()),
+        (Column::StartedAtUs, started_at_us.into()),
         (Column::DurationUs, 5i64.into()),
         (Column::Pid, 1i64.into()),
         (Column::WrittenAtUs, 1_700_000_000_000_000i64.into()),

@@ -157,16 +157,53 @@ impl Target {
         }
     }
 
+    /// Runs `sql_embedded` on the embedded store's file, or `sql_postgres`
+    /// on the database (the schema must exist: run `migrate up` first).
+    pub fn execute(&self, sql_embedded: &str, sql_postgres: &str) {
+        match self {
+            Target::Embedded { path, .. } => rusqlite::Connection::open(path)
+                .unwrap()
+                .execute_batch(sql_embedded)
+                .unwrap(),
+            Target::Postgres { db, rt } => {
+                rt.block_on(async { db.client().await.batch_execute(sql_postgres).await.unwrap() })
+            }
+        }
+    }
+
+    /// Installs a user's trigger on the steps table that refuses, with
+    /// `message`, every step named `name`: `RAISE(ABORT)` on the embedded
+    /// store, `RAISE EXCEPTION … USING ERRCODE = 'P0001'` on PostgreSQL (a
+    /// SQLSTATE of no class the collector knows).
+    pub fn refuse_steps_named(&self, name: &str, message: &str) {
+        self.execute(
+            &format!(
+                "CREATE TRIGGER users_own_refusal BEFORE INSERT ON steps                  WHEN new.name = '{name}' BEGIN SELECT RAISE(ABORT, '{message}'); END;"
+            ),
+            &format!(
+                "CREATE FUNCTION xray.users_own_refusal() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN
+                     IF NEW.name = '{name}' THEN
+                         RAISE EXCEPTION '{message}' USING ERRCODE = 'P0001';
+                     END IF;
+                     RETURN NEW;
+                 END $$;
+                 CREATE TRIGGER users_own_refusal BEFORE INSERT OR UPDATE ON xray.steps
+                 FOR EACH ROW EXECUTE FUNCTION xray.users_own_refusal();"
+            ),
+        );
+    }
+
     /// Appends to `outbox` a row that parses but that this backend refuses:
-    /// an empty name for the embedded store (a CHECK), a NUL character in a
-    /// JSON string for PostgreSQL (jsonb cannot hold one).
+    /// an empty name for the embedded store (a CHECK), a start 292,000
+    /// years after 1970 for PostgreSQL (out of `timestamptz`'s range).
     pub fn append_poison_row(&self, outbox: &Path) {
         match self {
             Target::Embedded { .. } => {
                 super::outbox::append_raw_step(outbox, "", "ok", "{\"x\":1}")
             }
             Target::Postgres { .. } => {
-                super::outbox::append_raw_step(outbox, "nul", "ok", "{\"x\":\"a\\u0000b\"}")
+                super::outbox::append_raw_step_at(outbox, "far", "ok", "{\"x\":1}", i64::MAX)
             }
         }
     }

@@ -10,7 +10,11 @@
 //! most steps' ends ride on their start records (see `queue::QueueSlot`).
 //! A flush is answered only after the commit that holds every
 //! record queued before it (synced with `synchronous = FULL`). A batch that
-//! cannot be written is retried, then counted as dropped: the writer never
+//! cannot be written is retried with each row under a savepoint of its
+//! own, so a row SQLite refuses (a constraint or trigger added to the file,
+//! a value too big) is dropped and counted alone while the rest of the
+//! batch is committed; a batch that still cannot be written (disk full, the
+//! file locked for too long) is counted as dropped: the writer never
 //! panics and never stops the application.
 
 use std::collections::HashSet;
@@ -99,13 +103,14 @@ impl OutboxWriter {
     /// Opens (creating if needed) the outbox at `path` and checks its format.
     pub fn open(path: &Path, max_bytes: u64) -> Result<OutboxWriter, Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
+            owner_only_dir(dir).map_err(|e| {
                 outbox_error(
                     path,
                     format!("cannot create the directory {}: {e}", dir.display()),
                 )
             })?;
         }
+        create_owner_only(path).map_err(|e| outbox_error(path, e))?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -225,12 +230,29 @@ impl OutboxWriter {
         }
         let mut last_error = None;
         for attempt in 0..WRITE_ATTEMPTS {
-            match self.commit(batch, sync) {
-                Ok((steps, rows)) => {
+            // After a failed attempt, each row is written under a savepoint
+            // of its own: a row SQLite refuses (a constraint, a trigger, a
+            // value too big) costs only itself, not the batch.
+            let isolate = attempt > 0;
+            match self.commit(batch, sync, isolate) {
+                Ok(done) => {
                     self.unsynced = !sync;
-                    counters.written.fetch_add(steps, Ordering::Relaxed);
-                    counters.records_written.fetch_add(rows, Ordering::Relaxed);
+                    counters.written.fetch_add(done.steps, Ordering::Relaxed);
+                    counters
+                        .records_written
+                        .fetch_add(done.rows, Ordering::Relaxed);
                     counters.batches.fetch_add(1, Ordering::Relaxed);
+                    if let Some(error) = &done.first_refusal {
+                        eprintln!(
+                            "xray: dropping {} of {} records the outbox refused: {}",
+                            done.refused.len(),
+                            batch.len(),
+                            outbox_error(&self.path, error)
+                        );
+                    }
+                    for i in done.refused {
+                        counters.count_lost(batch[i].is_step_end(), &counters.dropped_write_failed);
+                    }
                     batch.clear();
                     return Ok(());
                 }
@@ -277,10 +299,11 @@ impl OutboxWriter {
         Ok(())
     }
 
-    /// Writes the batch in one transaction; returns how many step ends it
-    /// held and how many rows it inserted (starts made redundant by their
-    /// end are not rows).
-    fn commit(&mut self, batch: &[Row], sync: bool) -> rusqlite::Result<(u64, u64)> {
+    /// Writes the batch in one transaction. With `isolate`, each row is
+    /// inserted under a savepoint of its own, and a row SQLite refuses is
+    /// rolled back alone and reported in [`Committed::refused`] instead of
+    /// failing the transaction.
+    fn commit(&mut self, batch: &[Row], sync: bool, isolate: bool) -> rusqlite::Result<Committed> {
         // A start whose end is in the same batch adds nothing the end lacks.
         let ended: HashSet<uuid::Uuid> = batch
             .iter()
@@ -297,35 +320,46 @@ impl OutboxWriter {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let written_at = now_us();
-        let mut steps = 0;
-        let mut rows = 0;
+        let mut done = Committed::default();
         {
             let mut insert = tx.prepare_cached(xray_outbox::insert_sql())?;
-            for record in batch {
-                match record {
-                    Row::StepStart(cell) => {
-                        if ended.contains(&cell.id) {
-                            continue;
-                        }
-                        if let Some(start) = cell.start_record() {
-                            rows += insert_step(&mut insert, &start, self.pid, written_at)?;
-                        }
-                    }
-                    Row::ExecutionStart(cell) => {
-                        if ended.contains(&cell.id) {
-                            continue;
-                        }
-                        if let Some(start) = cell.start_record() {
-                            rows += insert_execution(&mut insert, &start, self.pid, written_at)?;
+            for (i, record) in batch.iter().enumerate() {
+                if isolate {
+                    tx.execute_batch("SAVEPOINT xray_row")?;
+                }
+                let inserted = match record {
+                    Row::StepStart(cell) if !ended.contains(&cell.id) => {
+                        match cell.start_record() {
+                            Some(start) => insert_step(&mut insert, &start, self.pid, written_at),
+                            None => Ok(0),
                         }
                     }
-                    Row::Step(s) => {
-                        steps += 1;
-                        rows += insert_step(&mut insert, s, self.pid, written_at)?;
+                    Row::ExecutionStart(cell) if !ended.contains(&cell.id) => {
+                        match cell.start_record() {
+                            Some(start) => {
+                                insert_execution(&mut insert, &start, self.pid, written_at)
+                            }
+                            None => Ok(0),
+                        }
                     }
-                    Row::Execution(e) => {
-                        rows += insert_execution(&mut insert, e, self.pid, written_at)?;
+                    Row::StepStart(_) | Row::ExecutionStart(_) => Ok(0),
+                    Row::Step(s) => insert_step(&mut insert, s, self.pid, written_at),
+                    Row::Execution(e) => insert_execution(&mut insert, e, self.pid, written_at),
+                };
+                match inserted {
+                    Ok(n) => {
+                        if isolate {
+                            tx.execute_batch("RELEASE xray_row")?;
+                        }
+                        done.steps += u64::from(record.is_step_end());
+                        done.rows += n as u64;
                     }
+                    Err(e) if isolate => {
+                        tx.execute_batch("ROLLBACK TO xray_row; RELEASE xray_row")?;
+                        done.refused.push(i);
+                        done.first_refusal.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -333,7 +367,48 @@ impl OutboxWriter {
         if sync {
             self.conn.execute_batch("PRAGMA synchronous = NORMAL")?;
         }
-        Ok((steps, rows as u64))
+        Ok(done)
+    }
+}
+
+/// What a committed batch held.
+#[derive(Default)]
+struct Committed {
+    /// Step ends written.
+    steps: u64,
+    /// Rows inserted (starts made redundant by their end are not rows).
+    rows: u64,
+    /// Positions in the batch of the rows SQLite refused (isolated writes only).
+    refused: Vec<usize>,
+    /// Why the first of them was refused.
+    first_refusal: Option<rusqlite::Error>,
+}
+
+/// Creates `dir` and its missing parents, each new one readable by its
+/// owner only (0700 on Unix): the outbox holds captured data. Existing
+/// directories are left as they are.
+fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates the outbox file, if there is none, readable and writable by its
+/// owner only (0600 on Unix), before SQLite opens it: SQLite gives the
+/// `-wal` and `-shm` files it creates the main file's permissions, so they
+/// are owner-only too. An existing file keeps its permissions (its owner
+/// chose them).
+fn create_owner_only(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -384,7 +459,7 @@ fn check_or_create(conn: &Connection, path: &Path) -> Result<(), Error> {
                 "PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {FORMAT_VERSION};"
             ))
             .map_err(err)?;
-            return Ok(());
+            return ensure_outbox_id(conn).map_err(err);
         }
         if app_id != APPLICATION_ID {
             return Err(outbox_error(
@@ -400,11 +475,27 @@ fn check_or_create(conn: &Connection, path: &Path) -> Result<(), Error> {
                 supported: FORMAT_VERSION,
             });
         }
-        Ok(())
+        // A file made by an SDK older than the identity gets one now.
+        ensure_outbox_id(conn).map_err(err)
     })();
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     conn.execute_batch(end).map_err(err)?;
     result
+}
+
+/// Gives the file its durable identity if it has none (see
+/// [`xray_outbox::OUTBOX_ID_KEY`]): `INSERT OR IGNORE`, so a collector that
+/// added one first keeps its own.
+fn ensure_outbox_id(conn: &Connection) -> rusqlite::Result<()> {
+    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+    conn.execute(
+        &format!(
+            "INSERT OR IGNORE INTO {} (key, value) VALUES (?1, ?2)",
+            xray_outbox::META_TABLE
+        ),
+        [xray_outbox::OUTBOX_ID_KEY, &id.to_string()],
+    )?;
+    Ok(())
 }
 
 fn attributes_json(attributes: &[Attribute], flags: &crate::capture::Flags) -> Option<String> {
@@ -425,7 +516,8 @@ fn attributes_json(attributes: &[Attribute], flags: &crate::capture::Flags) -> O
         if !attributes.is_empty() {
             out.push(',');
         }
-        out.push_str("\"_xray_flags\":");
+        crate::capture::push_json_str(&mut out, xray_outbox::FLAGS_KEY);
+        out.push(':');
         out.push_str(&flags.to_json_array());
     }
     out.push('}');

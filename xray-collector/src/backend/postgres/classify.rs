@@ -8,6 +8,16 @@
 //! is retriable; anything about the values sent is not; a missing table or
 //! permission is [`StoreError::Schema`] — neither retrying the batch nor
 //! dead-lettering its records helps, an operator must act.
+//!
+//! A SQLSTATE of no class known to be transient — a user's trigger raising
+//! `P0001`, an internal error `XX000`, anything PostgreSQL adds later — is
+//! treated as the data's fault ([`Verdict::Reject`]): the shipper bisects
+//! the batch down to the row that fails and dead-letters it with the
+//! server's message, so one row can never stall an outbox. The cost of
+//! being wrong is bounded: a transient error misread this way moves rows
+//! to the dead-letter table with their reason, where they are kept whole;
+//! retrying an error that is really the data's would block the outbox
+//! forever.
 
 use tokio_postgres::error::DbError;
 
@@ -22,8 +32,6 @@ pub(crate) enum Verdict {
     Reject,
     /// The schema or the grants are not usable ([`StoreError::Schema`]).
     Schema,
-    /// Unknown: assumed transient ([`StoreError::Other`]).
-    Other,
 }
 
 /// The verdict for a SQLSTATE (five characters, e.g. `23505`).
@@ -41,24 +49,26 @@ pub(crate) fn verdict(sqlstate: &str) -> Verdict {
         // undefined table / column / function / object, schema missing,
         // permission denied: the schema is not (yet) one we can use.
         "42P01" | "42703" | "42883" | "42704" | "3F000" | "42501" => Verdict::Schema,
-        _ => match &sqlstate[..sqlstate.len().min(2)] {
+        _ => match sqlstate.get(..2).unwrap_or(sqlstate) {
             // Connection exception; insufficient resources (disk full, out of
             // memory, too many connections); system error (I/O);
             // transaction rollback; operator intervention.
             "08" | "53" | "58" | "40" | "57" => Verdict::Retry,
-            // Data exception (bad value, NUL in text or JSON, out of range);
-            // integrity constraint violation; program limit exceeded (value
-            // too large); syntax error or access rule violation; feature
-            // not supported; cardinality violation.
-            "22" | "23" | "54" | "42" | "0A" | "21" => Verdict::Reject,
-            _ => Verdict::Other,
+            // Data exception (bad value, out of range); integrity
+            // constraint violation; program limit exceeded (value too
+            // large); syntax error or access rule violation; feature not
+            // supported; cardinality violation; and every class not known
+            // to be transient (a trigger's `RAISE`, `P0001`; internal
+            // errors; codes added later): bisected to the row and
+            // dead-lettered (see the module docs).
+            _ => Verdict::Reject,
         },
     }
 }
 
 /// Classifies an error from tokio-postgres for the shipper: retriable
-/// ([`StoreError::Unavailable`], [`StoreError::Other`]) or not
-/// ([`StoreError::Rejected`], [`StoreError::Schema`]).
+/// ([`StoreError::Unavailable`], [`StoreError::Schema`]) or the data's
+/// fault ([`StoreError::Rejected`]).
 ///
 /// Errors without a SQLSTATE come from the connection (I/O, closed, TLS,
 /// timeout) and are [`StoreError::Unavailable`], except a parameter that
@@ -74,7 +84,6 @@ pub fn classify(e: &tokio_postgres::Error) -> StoreError {
                 "{text} (is the schema migrated? run `xray-collector migrate up`; \
                  the user also needs rights on schema xray)"
             )),
-            Verdict::Other => StoreError::Other(text),
         },
         None if e.to_string().starts_with("error serializing parameter") => {
             StoreError::Rejected(text)
@@ -143,9 +152,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_classes_are_assumed_transient() {
-        for code in ["XX000", "P0001", "25P02", "F0000"] {
-            assert_eq!(verdict(code), Verdict::Other, "{code}");
+    fn unknown_classes_are_bisected_to_the_row_not_retried_forever() {
+        for code in [
+            "XX000", "P0001", "P0004", "25P02", "F0000", "38000", "ZZ999", "X",
+        ] {
+            assert_eq!(verdict(code), Verdict::Reject, "{code}");
         }
     }
 }

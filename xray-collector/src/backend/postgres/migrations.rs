@@ -16,12 +16,20 @@ use super::classify::describe;
 use super::password::Redactor;
 
 /// The schema's migrations, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    up: include_str!("migrations/0001_init.up.sql"),
-    down: include_str!("migrations/0001_init.down.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        up: include_str!("migrations/0001_init.up.sql"),
+        down: include_str!("migrations/0001_init.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "outbox_identity",
+        up: include_str!("migrations/0002_outbox_identity.up.sql"),
+        down: include_str!("migrations/0002_outbox_identity.down.sql"),
+    },
+];
 
 /// The advisory-lock key every collector migrates under: the bytes of
 /// `"xraymigr"`, so it is recognisable in `pg_locks`.

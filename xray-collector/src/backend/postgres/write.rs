@@ -27,6 +27,7 @@ use serde_json::Value;
 use tokio_postgres::{Client, Statement};
 use uuid::Uuid;
 
+use crate::backend::storable::{self, fix_json, without_nul};
 use crate::backend::DeadLetter;
 use crate::model::{merge_by_id, ExecutionRow, ShipRecord, StepRow};
 
@@ -115,8 +116,9 @@ const INSERT_DECISIONS: &str = "INSERT INTO xray.decisions
                           $7::text[], $8::float8[])
      ON CONFLICT (step_id, ordinal) DO NOTHING";
 
-/// Token counts arrive as 64-bit; the cast to `integer` refuses (as
-/// `Rejected`) a count that does not fit rather than wrapping it.
+/// Token counts arrive as 64-bit, already clamped into `integer`'s range
+/// ([`storable`]); the cast would refuse (as `Rejected`) a count that does
+/// not fit rather than wrap it.
 const INSERT_LLM_USAGE: &str = "INSERT INTO xray.llm_usage
         (execution_id, step_id, ordinal, model, prompt_tokens, completion_tokens)
      SELECT t.execution_id, t.step_id, t.ordinal, t.model, t.prompt::int4, t.completion::int4
@@ -124,9 +126,10 @@ const INSERT_LLM_USAGE: &str = "INSERT INTO xray.llm_usage
           AS t(execution_id, step_id, ordinal, model, prompt, completion)
      ON CONFLICT (step_id, ordinal) DO NOTHING";
 
-const INSERT_DEAD_LETTERS: &str = "INSERT INTO xray.dead_letters (outbox, seq, record, reason)
-     SELECT * FROM UNNEST($1::text[], $2::int8[], $3::jsonb[], $4::text[])
-     ON CONFLICT (outbox, seq) DO NOTHING";
+const INSERT_DEAD_LETTERS: &str =
+    "INSERT INTO xray.dead_letters (outbox_id, outbox, seq, record, reason)
+     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::jsonb[], $5::text[])
+     ON CONFLICT (outbox_id, seq) DO NOTHING";
 
 /// The write statements, prepared once per connection.
 pub(crate) struct Statements {
@@ -158,10 +161,14 @@ pub(crate) async fn write_batch(
     st: &Statements,
     records: &[ShipRecord],
 ) -> Result<(), tokio_postgres::Error> {
+    let storable: Vec<_> = merge_by_id(records)
+        .into_iter()
+        .map(storable::record)
+        .collect();
     let mut executions: Vec<&ExecutionRow> = Vec::new();
     let mut steps: Vec<&StepRow> = Vec::new();
-    for r in merge_by_id(records) {
-        match r {
+    for r in &storable {
+        match &**r {
             ShipRecord::Execution(e) => executions.push(e),
             ShipRecord::Step(s) => steps.push(s),
         }
@@ -252,7 +259,7 @@ pub(crate) async fn write_batch(
     tx.commit().await
 }
 
-/// Stores refused records in one transaction, idempotent by `(outbox, seq)`.
+/// Stores refused records in one transaction, idempotent by `(outbox_id, seq)`.
 ///
 /// PostgreSQL cannot store a NUL character in `text` or `jsonb` — often the
 /// very reason the record was refused — so NULs are replaced by U+FFFD
@@ -265,34 +272,25 @@ pub(crate) async fn write_dead_letters(
     if letters.is_empty() {
         return Ok(());
     }
+    let outbox_id: Vec<Uuid> = letters.iter().map(|l| l.outbox_id).collect();
     let outbox: Vec<String> = letters.iter().map(|l| without_nul(&l.outbox)).collect();
     let seq: Vec<i64> = letters.iter().map(|l| l.seq).collect();
     let record: Vec<Value> = letters
         .iter()
-        .map(|l| json_without_nul(&l.record))
+        .map(|l| {
+            let mut record = l.record.clone();
+            fix_json(&mut record);
+            record
+        })
         .collect();
     let reason: Vec<String> = letters.iter().map(|l| without_nul(&l.reason)).collect();
     let tx = client.transaction().await?;
-    tx.execute(&st.dead_letters, &[&outbox, &seq, &record, &reason])
-        .await?;
+    tx.execute(
+        &st.dead_letters,
+        &[&outbox_id, &outbox, &seq, &record, &reason],
+    )
+    .await?;
     tx.commit().await
-}
-
-fn without_nul(s: &str) -> String {
-    s.replace('\0', "\u{FFFD}")
-}
-
-fn json_without_nul(v: &Value) -> Value {
-    match v {
-        Value::String(s) => Value::String(without_nul(s)),
-        Value::Array(items) => Value::Array(items.iter().map(json_without_nul).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (without_nul(k), json_without_nul(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
 }
 
 /// Executions as columns, for `UPSERT_EXECUTIONS`.

@@ -17,12 +17,20 @@ use crate::backend::Migrations;
 use crate::migrate::{self, Applied, MigrateError, Migration, MigrationStatus};
 
 /// The embedded store's migrations, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    up: include_str!("migrations/0001_init.up.sql"),
-    down: include_str!("migrations/0001_init.down.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        up: include_str!("migrations/0001_init.up.sql"),
+        down: include_str!("migrations/0001_init.down.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "outbox_identity",
+        up: include_str!("migrations/0002_outbox_identity.up.sql"),
+        down: include_str!("migrations/0002_outbox_identity.down.sql"),
+    },
+];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version       INTEGER NOT NULL PRIMARY KEY,

@@ -225,7 +225,10 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let merged: Vec<ShipRecord> = merge_by_id(records).into_iter().cloned().collect();
+        let merged: Vec<ShipRecord> = merge_by_id(records)
+            .into_iter()
+            .map(|r| crate::backend::storable::record(r).into_owned())
+            .collect();
         self.with_connection(move |conn| write::write_batch(conn, &merged))
             .await
             .map_err(worker_failed)?

@@ -72,8 +72,8 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT DO NOTHING";
 
 const INSERT_DEAD_LETTER: &str = "
-INSERT INTO dead_letters (outbox, seq, record, reason, created_at_us)
-VALUES (?1, ?2, ?3, ?4, ?5)
+INSERT INTO dead_letters (outbox_id, outbox, seq, record, reason, created_at_us)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT DO NOTHING";
 
 /// Writes already merged records (one per id) in one transaction:
@@ -190,7 +190,7 @@ fn upsert_step(stmt: &mut rusqlite::CachedStatement<'_>, s: &StepRow) -> rusqlit
     Ok(())
 }
 
-/// Stores refused records, idempotent by `(outbox, seq)`.
+/// Stores refused records, idempotent by `(outbox_id, seq)`.
 pub(super) fn dead_letters(conn: &mut Connection, letters: &[DeadLetter]) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
@@ -198,6 +198,7 @@ pub(super) fn dead_letters(conn: &mut Connection, letters: &[DeadLetter]) -> rus
         let now = now_us();
         for l in letters {
             insert.execute(params![
+                l.outbox_id.to_string(),
                 l.outbox,
                 l.seq,
                 l.record.to_string(),
