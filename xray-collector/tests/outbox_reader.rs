@@ -5,8 +5,8 @@
 mod support;
 
 use rusqlite::Connection;
-use support::outbox::write_steps;
-use xray_collector::outbox::OutboxReader;
+use support::outbox::{append_raw_step, write_steps};
+use xray_collector::outbox::{OutboxReader, MAX_ROW_BYTES};
 
 fn outbox_id_in(path: &std::path::Path) -> Option<String> {
     Connection::open(path)
@@ -61,4 +61,62 @@ fn two_outbox_files_have_two_identities() {
         OutboxReader::open(&a).unwrap().id(),
         OutboxReader::open(&b).unwrap().id()
     );
+}
+
+/// A JSON string input of `bytes` bytes.
+fn big_input(bytes: usize) -> String {
+    format!("\"{}\"", "x".repeat(bytes - 2))
+}
+
+#[test]
+fn a_row_over_the_limit_is_handed_back_as_a_problem_without_being_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    write_steps(&path, 0, 10);
+    append_raw_step(&path, "huge", "ok", &big_input(40_000_000));
+    write_steps(&path, 10, 10);
+    let total: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT count(*) FROM xray_outbox", [], |r| r.get(0))
+        .unwrap();
+
+    let reader = OutboxReader::open(&path).unwrap();
+    let batch = reader.read_batch(10_000, 8 << 20).unwrap();
+    assert_eq!(batch.records.len() + batch.problems.len(), total as usize);
+    let [problem] = &batch.problems[..] else {
+        panic!("one problem expected: {:?}", batch.problems);
+    };
+    assert!(
+        problem
+            .reason
+            .contains("over the 16777216 bytes an outbox row may have"),
+        "{}",
+        problem.reason
+    );
+    assert_eq!(problem.raw["name"], "huge", "small columns are read");
+    assert!(problem.raw["input"].is_null(), "the big one is not");
+    // What the batch loaded: every normal row whole, the big one's small
+    // columns only — far below the 40 MB it holds.
+    assert!(batch.bytes < 1 << 20, "{} bytes loaded", batch.bytes);
+    assert_eq!(MAX_ROW_BYTES, 16 << 20);
+}
+
+#[test]
+fn the_row_size_counts_bytes_over_every_column_not_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    write_steps(&path, 0, 1);
+    let reader = OutboxReader::open(&path).unwrap();
+    let small = reader.read_batch(10_000, usize::MAX).unwrap().bytes;
+    reader.delete_through(i64::MAX).unwrap();
+    // 1,000 characters of 3 bytes each, in a JSON string.
+    append_raw_step(&path, "wide", "ok", &format!("\"{}\"", "€".repeat(1_000)));
+    let batch = reader.read_batch(10_000, usize::MAX).unwrap();
+    assert_eq!(batch.records.len(), 1);
+    assert!(batch.bytes >= 3_002, "{} bytes", batch.bytes);
+    // A limit just under the row's size refuses it.
+    let reader = reader.with_max_row_bytes(batch.bytes - 1);
+    let again = reader.read_batch(10_000, usize::MAX).unwrap();
+    assert_eq!((again.records.len(), again.problems.len()), (0, 1));
+    assert!(small > 0);
 }

@@ -187,6 +187,34 @@ fn outbox_made_again(store: Target) {
 }
 
 on_both_backends!(
+    a_40_mb_row_between_normal_rows_is_dead_lettered_with_its_size_and_the_others_ship,
+    oversize_row
+);
+fn oversize_row(store: Target) {
+    let (_dir, outbox) = dirs();
+    write_steps(&outbox, 0, 20);
+    let huge = format!("\"{}\"", "x".repeat(40_000_000));
+    support::outbox::append_raw_step(&outbox, "huge", "ok", &huge);
+    write_steps(&outbox, 20, 20);
+    let out = run_once(&store, &[&outbox], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        store.counts(),
+        StoreCounts {
+            dead_letters: 1,
+            ..StoreCounts::for_steps(40)
+        }
+    );
+    assert_eq!(outbox_rows(&outbox), 0);
+    let reasons = store.dead_letter_reasons();
+    assert!(
+        reasons[0].contains("the row is 4000")
+            && reasons[0].contains("bytes an outbox row may have"),
+        "{reasons:?}"
+    );
+}
+
+on_both_backends!(
     unreadable_outboxes_are_named_and_the_others_keep_shipping,
     unreadable_outboxes
 );

@@ -107,30 +107,40 @@ pub fn insert_sql() -> &'static str {
     })
 }
 
-/// `SELECT …every column…, <size> AS payload_bytes FROM xray_outbox
-/// WHERE seq > ?2 ORDER BY seq LIMIT ?1`: the oldest rows after a sequence
-/// number, each with an estimate of its size (its payload texts plus 200
-/// bytes for the rest), for batches bounded by bytes.
+/// Columns at most this long (bytes) are read even from a row over the
+/// reader's row limit, so that what is dead-lettered in its place still
+/// says what the row was (its ids, name, status, times).
+pub const SMALL_COLUMN_BYTES: usize = 1024;
+
+/// `SELECT …every column…, row_bytes FROM xray_outbox WHERE seq > ?2
+/// ORDER BY seq LIMIT ?1`: the oldest rows after a sequence number, each
+/// with `row_bytes`, its size in bytes over every column
+/// (`octet_length`, which SQLite answers from the record header without
+/// reading the value). A row of more than `?3` bytes comes back with only
+/// its columns of at most [`SMALL_COLUMN_BYTES`] (the others NULL): a
+/// reader can bound what a row costs it before the row is loaded.
 pub fn select_sql() -> &'static str {
     static SQL: OnceLock<String> = OnceLock::new();
     SQL.get_or_init(|| {
-        let names: Vec<&str> = Column::ALL.iter().map(|c| c.name()).collect();
-        let sized = [
-            Column::Input,
-            Column::Output,
-            Column::Attributes,
-            Column::Metadata,
-            Column::Decisions,
-            Column::Error,
-        ];
-        let bytes: Vec<String> = sized
+        let size: Vec<String> = Column::ALL
             .iter()
-            .map(|c| format!("coalesce(length({}), 0)", c.name()))
+            .map(|c| format!("coalesce(octet_length({}), 0)", c.name()))
+            .collect();
+        let bounded: Vec<String> = Column::ALL
+            .iter()
+            .map(|c| {
+                let name = c.name();
+                format!(
+                    "CASE WHEN row_bytes <= ?3 OR coalesce(octet_length({name}), 0) <= {SMALL_COLUMN_BYTES} \
+                     THEN {name} END AS {name}"
+                )
+            })
             .collect();
         format!(
-            "SELECT {}, {} + 200 AS payload_bytes FROM {} WHERE seq > ?2 ORDER BY seq LIMIT ?1",
-            names.join(", "),
-            bytes.join(" + "),
+            "SELECT {}, row_bytes FROM (SELECT *, {} AS row_bytes FROM {} \
+             WHERE seq > ?2 ORDER BY seq LIMIT ?1)",
+            bounded.join(", "),
+            size.join(" + "),
             crate::TABLE
         )
     })

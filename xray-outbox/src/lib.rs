@@ -67,7 +67,7 @@ mod column;
 mod payload;
 mod value;
 
-pub use column::{insert_sql, select_sql, Column};
+pub use column::{insert_sql, select_sql, Column, SMALL_COLUMN_BYTES};
 pub use payload::{Decision, LlmUsage};
 pub use value::{ExecutionStatus, Phase, RecordType, StepStatus, UnknownValue};
 

@@ -13,7 +13,11 @@
 //!   corrupt file is reported with its path and not touched; a row that
 //!   cannot be parsed is handed back as [`RowProblem`] (the shipper
 //!   dead-letters it), never silently skipped.
+//! - What one row may cost is bounded before it is loaded: its size over
+//!   all columns is measured in SQL ([`xray_outbox::select_sql`]), and a
+//!   row over the limit ([`MAX_ROW_BYTES`] by default) is read without its
+//!   large columns and handed back as a [`RowProblem`] saying so.
 
 mod reader;
 
-pub use reader::{OutboxError, OutboxReader, ReadBatch, RowProblem};
+pub use reader::{OutboxError, OutboxReader, ReadBatch, RowProblem, MAX_ROW_BYTES};

@@ -72,6 +72,10 @@ pub struct RowProblem {
 /// `seq <= last_seq`.
 #[derive(Debug, Default)]
 pub struct ReadBatch {
+    /// Bytes of column values loaded to build the batch: each row's size
+    /// over all its columns, or, for a row over the row limit, at most
+    /// [`xray_outbox::SMALL_COLUMN_BYTES`] per column.
+    pub bytes: usize,
     /// Parsed records, in `seq` order.
     pub records: Vec<ShipRecord>,
     /// Rows that could not be parsed.
@@ -87,11 +91,18 @@ impl ReadBatch {
     }
 }
 
+/// Most bytes one outbox row may have, over all its columns, by default
+/// (see [`OutboxReader::with_max_row_bytes`]). The SDK caps each payload at
+/// `XRAY_MAX_PAYLOAD_BYTES` (64 KiB by default), so only a doctored file or
+/// a misconfigured writer comes near it.
+pub const MAX_ROW_BYTES: usize = 16 << 20;
+
 /// Reads one outbox file.
 pub struct OutboxReader {
     path: PathBuf,
     id: Uuid,
     conn: Connection,
+    max_row_bytes: usize,
 }
 
 impl std::fmt::Debug for OutboxReader {
@@ -154,6 +165,7 @@ impl OutboxReader {
             path: path.to_path_buf(),
             id,
             conn,
+            max_row_bytes: MAX_ROW_BYTES,
         };
         // Touch the table once so a damaged file fails here, not mid-batch.
         reader.backlog()?;
@@ -163,6 +175,15 @@ impl OutboxReader {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Sets the most bytes one row may have over all its columns: a larger
+    /// row is not loaded (only its columns of at most
+    /// [`xray_outbox::SMALL_COLUMN_BYTES`] are, to say what it was) and is
+    /// handed back as a [`RowProblem`], which the shipper dead-letters.
+    pub fn with_max_row_bytes(mut self, bytes: usize) -> OutboxReader {
+        self.max_row_bytes = bytes;
+        self
     }
 
     /// The file's durable identity (`xray_outbox_meta`, key `outbox_id`):
@@ -189,8 +210,9 @@ impl OutboxReader {
         }
     }
 
-    /// Reads the oldest rows: at most `max_rows`, and stopping once
-    /// `max_bytes` of payload is reached (always at least one row).
+    /// Reads the oldest rows: at most `max_rows`, and stopping before
+    /// `max_bytes` of loaded column values would be passed (always at least
+    /// one row; a row over the row limit costs only its small columns).
     pub fn read_batch(&self, max_rows: usize, max_bytes: usize) -> Result<ReadBatch, OutboxError> {
         self.read_batch_after(0, max_rows, max_bytes)
     }
@@ -208,20 +230,39 @@ impl OutboxReader {
             .prepare_cached(xray_outbox::select_sql())
             .map_err(|e| self.sql_error(e))?;
         let at = ColumnIndex::of(&stmt).map_err(|e| self.sql_error(e))?;
+        let row_limit = i64::try_from(self.max_row_bytes).unwrap_or(i64::MAX);
         let mut rows = stmt
-            .query([max_rows as i64, after_seq])
+            .query([max_rows as i64, after_seq, row_limit])
             .map_err(|e| self.sql_error(e))?;
         let mut batch = ReadBatch::default();
-        let mut bytes = 0usize;
         while let Some(row) = rows.next().map_err(|e| self.sql_error(e))? {
-            let size: i64 = row.get(at.payload_bytes).unwrap_or(0);
-            if !batch.is_empty() && bytes + size as usize > max_bytes {
+            let size = usize::try_from(row.get::<_, i64>(at.row_bytes).unwrap_or(0)).unwrap_or(0);
+            let oversize = size > self.max_row_bytes;
+            let loaded = if oversize {
+                size.min(Column::ALL.len() * xray_outbox::SMALL_COLUMN_BYTES)
+            } else {
+                size
+            };
+            if !batch.is_empty() && batch.bytes + loaded > max_bytes {
                 break;
             }
-            bytes += size as usize;
+            batch.bytes += loaded;
             let seq: i64 = row.get(at[Column::Seq]).map_err(|e| self.sql_error(e))?;
             batch.last_seq = seq;
             let fields = Fields { row, at: &at };
+            if oversize {
+                batch.problems.push(RowProblem {
+                    seq,
+                    raw: fields.raw(),
+                    reason: format!(
+                        "the row is {size} bytes, over the {} bytes an outbox row may have; \
+                         only its columns of at most {} bytes were read (the others are null here)",
+                        self.max_row_bytes,
+                        xray_outbox::SMALL_COLUMN_BYTES
+                    ),
+                });
+                continue;
+            }
             match fields.record(seq) {
                 Ok(record) => batch.records.push(record),
                 Err(reason) => batch.problems.push(RowProblem {
@@ -294,7 +335,7 @@ fn outbox_id(conn: &Connection) -> Result<Uuid, String> {
 /// once per statement.
 struct ColumnIndex {
     columns: Vec<usize>,
-    payload_bytes: usize,
+    row_bytes: usize,
 }
 
 impl ColumnIndex {
@@ -304,7 +345,7 @@ impl ColumnIndex {
                 .iter()
                 .map(|c| stmt.column_index(c.name()))
                 .collect::<rusqlite::Result<_>>()?,
-            payload_bytes: stmt.column_index("payload_bytes")?,
+            row_bytes: stmt.column_index("row_bytes")?,
         })
     }
 }

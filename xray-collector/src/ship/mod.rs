@@ -82,6 +82,10 @@ pub struct ShipConfig {
     pub batch_rows: usize,
     /// Most payload bytes per batch (a single larger row still ships alone).
     pub batch_bytes: usize,
+    /// Most bytes one outbox row may have over all its columns; a larger
+    /// row is dead-lettered without being loaded
+    /// ([`crate::outbox::OutboxReader::with_max_row_bytes`]).
+    pub max_row_bytes: usize,
     /// Ship what is there, then return.
     pub once: bool,
     /// How long to wait when every outbox is empty.
@@ -100,6 +104,7 @@ impl Default for ShipConfig {
             outboxes: vec![PathBuf::from(".xray/outbox.db")],
             batch_rows: 5000,
             batch_bytes: 8 << 20,
+            max_row_bytes: crate::outbox::MAX_ROW_BYTES,
             once: false,
             poll_interval: Duration::from_millis(100),
             backoff: Backoff::default(),
@@ -263,8 +268,11 @@ impl<S: Store> Shipper<S> {
                     return None;
                 }
             }
-            let path = state.path.clone();
-            let opened = off_runtime(&state.path, move || OutboxReader::open(&path)).await;
+            let (path, max_row_bytes) = (state.path.clone(), self.config.max_row_bytes);
+            let opened = off_runtime(&state.path, move || {
+                Ok(OutboxReader::open(&path)?.with_max_row_bytes(max_row_bytes))
+            })
+            .await;
             match opened {
                 Ok(reader) => {
                     tracing::info!(outbox = %state.source.label, "shipping");
