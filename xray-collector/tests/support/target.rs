@@ -207,4 +207,43 @@ impl Target {
             }
         }
     }
+
+    /// Everything this backend holds, as bytes to search: the store file
+    /// and its WAL, or the text of every row of every table of the `xray`
+    /// schema (what `pg_dump --data-only` would print, row by row).
+    pub fn dump(&self) -> Vec<u8> {
+        match self {
+            Target::Embedded { path, .. } => {
+                let mut bytes = std::fs::read(path).unwrap_or_default();
+                let mut wal = path.as_os_str().to_owned();
+                wal.push("-wal");
+                bytes.extend(std::fs::read(PathBuf::from(wal)).unwrap_or_default());
+                bytes
+            }
+            Target::Postgres { db, rt } => rt.block_on(async {
+                let client = db.client().await;
+                let tables = client
+                    .query(
+                        "SELECT table_name::text FROM information_schema.tables \
+                         WHERE table_schema = 'xray' AND table_type = 'BASE TABLE'",
+                        &[],
+                    )
+                    .await
+                    .unwrap();
+                let mut bytes = Vec::new();
+                for table in tables {
+                    let name: String = table.get(0);
+                    let rows = client
+                        .query(&format!("SELECT t::text FROM xray.{name} t"), &[])
+                        .await
+                        .unwrap();
+                    for row in rows {
+                        bytes.extend(row.get::<_, String>(0).into_bytes());
+                        bytes.push(b'\n');
+                    }
+                }
+                bytes
+            }),
+        }
+    }
 }
