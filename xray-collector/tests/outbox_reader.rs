@@ -120,3 +120,124 @@ fn the_row_size_counts_bytes_over_every_column_not_characters() {
     assert_eq!((again.records.len(), again.problems.len()), (0, 1));
     assert!(small > 0);
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use rusqlite::types::Value;
+    use rusqlite::Connection;
+    use xray_collector::outbox::OutboxReader;
+    use xray_outbox::Column;
+
+    use super::support::outbox::write_steps;
+
+    /// A value for any column: what a doctored or corrupted file may hold.
+    fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<i64>().prop_map(Value::Integer),
+            any::<f64>().prop_map(Value::Real),
+            prop::sample::select(vec![
+                "step",
+                "execution",
+                "start",
+                "end",
+                "ok",
+                "error",
+                "running",
+                "{",
+                "[1,2",
+                "{\"a\":1}",
+                "[{\"candidate_id\":1}]",
+                "null",
+                "\"x\"",
+                "",
+                "not-a-uuid",
+                "0195c3a0-0000-7000-8000-000000000000",
+                "NaN",
+                "\u{0}",
+                "é",
+            ])
+            .prop_map(|s| Value::Text(s.to_owned())),
+            "\\PC{0,40}".prop_map(Value::Text),
+            prop::collection::vec(any::<u8>(), 0..40).prop_map(Value::Blob),
+        ]
+    }
+
+    /// A value the SDK could have written in `column`.
+    fn plausible(column: Column) -> Value {
+        let text = |s: &str| Value::Text(s.to_owned());
+        match column.name() {
+            "record_type" => text("step"),
+            "phase" => text("end"),
+            "id" | "execution_id" => text(&uuid::Uuid::from_u128(fastrand::u128(..)).to_string()),
+            "status" => text("ok"),
+            "project" | "name" => text("p"),
+            "started_at_us" | "written_at_us" => Value::Integer(1_700_000_000_000_000),
+            "duration_us" | "pid" => Value::Integer(1),
+            _ => Value::Null,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Random bytes as the outbox file (with or without SQLite's
+        /// header): a clear error or an empty read, never a panic.
+        #[test]
+        fn random_bytes_are_an_error_not_a_panic(
+            header in any::<bool>(),
+            body in prop::collection::vec(any::<u8>(), 0..8192),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("outbox.db");
+            let mut bytes = if header { b"SQLite format 3\0".to_vec() } else { Vec::new() };
+            bytes.extend(body);
+            std::fs::write(&path, &bytes).unwrap();
+            match OutboxReader::open(&path) {
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+                Ok(reader) => {
+                    if let Err(e) = reader.read_batch(100, 1 << 20) {
+                        prop_assert!(!e.to_string().is_empty());
+                    }
+                }
+            }
+        }
+
+        /// Rows of garbage in a real outbox (every column any type, any
+        /// text): each row read is a record or a problem with a reason,
+        /// none is skipped, and nothing panics.
+        #[test]
+        fn random_rows_are_records_or_problems(
+            rows in prop::collection::vec(
+                prop::collection::vec((any::<bool>(), any_value()), Column::written().len()),
+                1..12,
+            ),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("outbox.db");
+            write_steps(&path, 0, 1);
+            let conn = Connection::open(&path).unwrap();
+            let mut insert = conn.prepare(xray_outbox::insert_sql()).unwrap();
+            for row in rows {
+                // Each column plausible, or (when its flag says so) garbage.
+                for (column, (corrupt, garbage)) in Column::written().iter().zip(row) {
+                    let value = if corrupt { garbage } else { plausible(*column) };
+                    insert.raw_bind_parameter(column.parameter().unwrap(), value).unwrap();
+                }
+                // The file's own constraints refuse some garbage; the rest is in.
+                let _ = insert.raw_execute();
+            }
+            drop(insert);
+            let stored: usize = conn
+                .query_row("SELECT count(*) FROM xray_outbox", [], |r| r.get::<_, i64>(0))
+                .unwrap() as usize;
+            drop(conn);
+            let reader = OutboxReader::open(&path).unwrap();
+            let batch = reader.read_batch(10_000, 64 << 20).unwrap();
+            prop_assert_eq!(batch.records.len() + batch.problems.len(), stored);
+            for problem in &batch.problems {
+                prop_assert!(!problem.reason.is_empty());
+            }
+        }
+    }
+}
