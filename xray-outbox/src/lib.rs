@@ -4,8 +4,10 @@
 //! (`xray-sdk`) and the collector's reader (`xray-collector`), the test
 //! support and the load tool all use these definitions, so a column, a
 //! status or a decision field cannot mean one thing on one side and
-//! another on the other. This crate holds data definitions only: no SQLite
-//! binding, so both sides keep their own SQLite driver.
+//! another on the other. This crate holds data definitions (and the
+//! owner-only creation of the files that hold captured data,
+//! [`private_file`]): no SQLite binding, so both sides keep their own
+//! SQLite driver.
 //!
 //! ## Format (version 1)
 //!
@@ -65,6 +67,7 @@
 
 mod column;
 mod payload;
+pub mod private_file;
 mod value;
 
 pub use column::{insert_sql, select_sql, Column, SMALL_COLUMN_BYTES};

@@ -103,14 +103,14 @@ impl OutboxWriter {
     /// Opens (creating if needed) the outbox at `path` and checks its format.
     pub fn open(path: &Path, max_bytes: u64) -> Result<OutboxWriter, Error> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            owner_only_dir(dir).map_err(|e| {
+            xray_outbox::private_file::create_dir_all(dir).map_err(|e| {
                 outbox_error(
                     path,
                     format!("cannot create the directory {}: {e}", dir.display()),
                 )
             })?;
         }
-        create_owner_only(path).map_err(|e| outbox_error(path, e))?;
+        xray_outbox::private_file::create(path).map_err(|e| outbox_error(path, e))?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -382,34 +382,6 @@ struct Committed {
     refused: Vec<usize>,
     /// Why the first of them was refused.
     first_refusal: Option<rusqlite::Error>,
-}
-
-/// Creates `dir` and its missing parents, each new one readable by its
-/// owner only (0700 on Unix): the outbox holds captured data. Existing
-/// directories are left as they are.
-fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
-
-/// Creates the outbox file, if there is none, readable and writable by its
-/// owner only (0600 on Unix), before SQLite opens it: SQLite gives the
-/// `-wal` and `-shm` files it creates the main file's permissions, so they
-/// are owner-only too. An existing file keeps its permissions (its owner
-/// chose them).
-fn create_owner_only(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// Switches the file to WAL mode. Several processes creating one outbox at
