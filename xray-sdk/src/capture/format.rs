@@ -13,6 +13,7 @@ use std::error::Error;
 use std::fmt::{self, Display};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use super::json::{floor_char_boundary, BoundedWriter};
 use super::Flags;
 
 /// Most causes of an error's `source()` chain kept.
@@ -28,15 +29,16 @@ pub(crate) const CUT_MARKER: &str = " …[truncated]";
 /// An impl that returns `Err` or panics keeps what it wrote, followed by a
 /// marker saying so, and sets `flags.format_error`.
 pub(crate) fn bounded(args: fmt::Arguments<'_>, limit: usize, flags: &mut Flags) -> String {
-    let mut out = Bounded {
-        text: String::new(),
-        limit,
-        cut: false,
+    let mut out = BoundedWriter {
+        buf: String::new(),
+        budget: limit,
+        overflow: false,
     };
     let result = catch_unwind(AssertUnwindSafe(|| fmt::write(&mut out, args)));
-    let mut text = out.text;
+    let cut = out.overflow;
+    let mut text = out.buf;
     match result {
-        Ok(_) if out.cut => {
+        Ok(_) if cut => {
             flags.truncated = true;
             text.push_str(CUT_MARKER);
         }
@@ -119,42 +121,11 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if text.len() <= MAX_PANIC_MESSAGE {
         return text.to_owned();
     }
-    let mut end = MAX_PANIC_MESSAGE;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = floor_char_boundary(text, MAX_PANIC_MESSAGE);
     let mut out = String::with_capacity(end + CUT_MARKER.len());
     out.push_str(&text[..end]);
     out.push_str(CUT_MARKER);
     out
-}
-
-/// A `fmt::Write` that takes at most `limit` bytes and then refuses more.
-struct Bounded {
-    text: String,
-    limit: usize,
-    cut: bool,
-}
-
-impl fmt::Write for Bounded {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = self.limit.saturating_sub(self.text.len());
-        if s.len() <= room {
-            self.text.push_str(s);
-            return Ok(());
-        }
-        let mut end = room;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.text.push_str(&s[..end]);
-        self.cut = true;
-        Err(fmt::Error)
-    }
-
-    fn write_char(&mut self, c: char) -> fmt::Result {
-        self.write_str(c.encode_utf8(&mut [0; 4]))
-    }
 }
 
 #[cfg(test)]

@@ -39,9 +39,9 @@ use serde::ser::Serialize;
 
 use super::redact::Redactor;
 use ser::{serialize_guarded, State};
-use text::{floor_char_boundary, push_integer, push_str_literal, usize_to_u64, BoundedWriter};
+use text::{push_integer, push_str_literal, usize_to_u64};
 
-pub(crate) use text::{push_json_str, TooLarge};
+pub(crate) use text::{floor_char_boundary, push_json_str, BoundedWriter, TooLarge};
 
 /// Implements `Serializer` methods that hand their scalar on, converted with
 /// `Into` (widening a small integer; the identity for the others), to the

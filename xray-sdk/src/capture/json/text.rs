@@ -55,7 +55,7 @@ pub(super) fn push_ascii_limited(
 
 /// The largest char boundary of `s` not after `index` (`str::floor_char_boundary`
 /// is newer than the crate's minimum Rust version).
-pub(super) fn floor_char_boundary(s: &str, index: usize) -> usize {
+pub(crate) fn floor_char_boundary(s: &str, index: usize) -> usize {
     if index >= s.len() {
         return s.len();
     }
@@ -300,7 +300,7 @@ impl Digits {
 
 /// `fmt::Write` into a buffer that refuses to grow past `budget` bytes, so a
 /// huge `Debug` output is abandoned early instead of being produced in full.
-pub(super) struct BoundedWriter {
+pub(crate) struct BoundedWriter {
     pub buf: String,
     pub budget: usize,
     pub overflow: bool,
