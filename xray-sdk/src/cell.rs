@@ -631,12 +631,8 @@ impl StepCell {
         self.with_data(|d| {
             d.flags.merge(flags);
             let extra = d.extra();
-            let kept = extra.events.len() < MAX_EVENTS;
-            if kept {
-                extra.events.push(text);
-            } else {
-                extra.events_dropped += 1;
-            }
+            let kept = push_within(&mut extra.events, MAX_EVENTS, text);
+            extra.events_dropped += usize::from(!kept);
             if let Some(e) = error {
                 let e = serde_json::from_str::<String>(&e).unwrap_or(e);
                 extra.event_error = Some(e);
@@ -657,11 +653,9 @@ impl StepCell {
     pub fn decide(&self, decision: Decision, flags: Flags) {
         self.with_data(|d| {
             d.flags.merge(flags);
-            if d.decisions.len() < MAX_DECISIONS {
-                d.decisions.push(decision);
-            } else {
-                d.flags.capped = true;
+            if !push_within(&mut d.decisions, MAX_DECISIONS, decision) {
                 d.extra().decisions_dropped += 1;
+                d.flags.capped = true;
             }
         });
     }
@@ -671,12 +665,8 @@ impl StepCell {
         self.with_data(|d| {
             d.flags.merge(flags);
             let extra = d.extra();
-            let kept = extra.reasons.len() < MAX_REASONS;
-            if kept {
-                extra.reasons.push(text);
-            } else {
-                extra.reasons_dropped += 1;
-            }
+            let kept = push_within(&mut extra.reasons, MAX_REASONS, text);
+            extra.reasons_dropped += usize::from(!kept);
             d.flags.capped |= !kept;
         });
     }
@@ -686,12 +676,8 @@ impl StepCell {
         self.with_data(|d| {
             d.flags.merge(flags);
             let extra = d.extra();
-            let kept = extra.llm_usage.len() < MAX_LLM_CALLS;
-            if kept {
-                extra.llm_usage.push(usage);
-            } else {
-                extra.llm_usage_dropped += 1;
-            }
+            let kept = push_within(&mut extra.llm_usage, MAX_LLM_CALLS, usage);
+            extra.llm_usage_dropped += usize::from(!kept);
             d.flags.capped |= !kept;
         });
     }
@@ -714,10 +700,18 @@ impl StepCell {
 
 /// Adds an attribute to a step, up to [`MAX_ATTRIBUTES`].
 fn push_capped(d: &mut StepData, attribute: Attribute) {
-    if d.attributes.len() < MAX_ATTRIBUTES {
-        d.attributes.push(attribute);
-    } else {
+    if !push_within(&mut d.attributes, MAX_ATTRIBUTES, attribute) {
         d.extra().attributes_dropped += 1;
         d.flags.capped = true;
     }
+}
+
+/// Pushes `item` unless `items` already holds `cap` of them: whether it was
+/// kept (the caller counts what was not).
+fn push_within<T>(items: &mut Vec<T>, cap: usize, item: T) -> bool {
+    let kept = items.len() < cap;
+    if kept {
+        items.push(item);
+    }
+    kept
 }
