@@ -11,11 +11,7 @@ use xray_collector::outbox::{OutboxReader, MAX_ROW_BYTES};
 fn outbox_id_in(path: &std::path::Path) -> Option<String> {
     Connection::open(path)
         .unwrap()
-        .query_row(
-            "SELECT value FROM xray_outbox_meta WHERE key = 'outbox_id'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row(xray_outbox::SELECT_OUTBOX_ID, [], |r| r.get(0))
         .ok()
 }
 

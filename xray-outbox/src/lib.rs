@@ -100,6 +100,15 @@ pub const META_TABLE: &str = "xray_outbox_meta";
 /// file deleted and created again, are different outboxes.
 pub const OUTBOX_ID_KEY: &str = "outbox_id";
 
+/// Gives a file its identity unless it has one (`?1`: a fresh UUID); the
+/// writer and the reader both run it, then read [`SELECT_OUTBOX_ID`] back,
+/// so whichever came first wins.
+pub const ADD_OUTBOX_ID: &str =
+    "INSERT OR IGNORE INTO xray_outbox_meta (key, value) VALUES ('outbox_id', ?1)";
+
+/// The file's identity (one row, one column), once [`ADD_OUTBOX_ID`] ran.
+pub const SELECT_OUTBOX_ID: &str = "SELECT value FROM xray_outbox_meta WHERE key = 'outbox_id'";
+
 /// The DDL of format version 1. The columns here and [`Column`] must say
 /// the same (a test checks it against a real SQLite in the SDK).
 pub const SCHEMA: &str = "
@@ -133,3 +142,16 @@ CREATE TABLE IF NOT EXISTS xray_outbox (
     written_at_us INTEGER NOT NULL
 );
 ";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_identity_statements_name_the_meta_table_and_key() {
+        for sql in [ADD_OUTBOX_ID, SELECT_OUTBOX_ID] {
+            assert!(sql.contains(META_TABLE), "{sql}");
+            assert!(sql.contains(&format!("'{OUTBOX_ID_KEY}'")), "{sql}");
+        }
+    }
+}

@@ -310,23 +310,10 @@ fn outbox_id(conn: &Connection) -> Result<Uuid, String> {
     let fresh = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes())
         .into_uuid()
         .to_string();
-    conn.execute(
-        &format!(
-            "INSERT OR IGNORE INTO {} (key, value) VALUES (?1, ?2)",
-            xray_outbox::META_TABLE
-        ),
-        [xray_outbox::OUTBOX_ID_KEY, fresh.as_str()],
-    )
-    .map_err(|e| sql("store", e))?;
+    conn.execute(xray_outbox::ADD_OUTBOX_ID, [fresh.as_str()])
+        .map_err(|e| sql("store", e))?;
     let text: String = conn
-        .query_row(
-            &format!(
-                "SELECT value FROM {} WHERE key = ?1",
-                xray_outbox::META_TABLE
-            ),
-            [xray_outbox::OUTBOX_ID_KEY],
-            |r| r.get(0),
-        )
+        .query_row(xray_outbox::SELECT_OUTBOX_ID, [], |r| r.get(0))
         .map_err(|e| sql("read", e))?;
     Uuid::parse_str(&text).map_err(|e| format!("the outbox id {text:?} is not a UUID: {e}"))
 }

@@ -460,13 +460,7 @@ fn check_or_create(conn: &Connection, path: &Path) -> Result<(), Error> {
 /// added one first keeps its own.
 fn ensure_outbox_id(conn: &Connection) -> rusqlite::Result<()> {
     let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
-    conn.execute(
-        &format!(
-            "INSERT OR IGNORE INTO {} (key, value) VALUES (?1, ?2)",
-            xray_outbox::META_TABLE
-        ),
-        [xray_outbox::OUTBOX_ID_KEY, &id.to_string()],
-    )?;
+    conn.execute(xray_outbox::ADD_OUTBOX_ID, [id.to_string()])?;
     Ok(())
 }
 
