@@ -9,7 +9,10 @@ use uuid::Uuid;
 use super::{DeadLetter, Migrations, QueryStore, Store, StoreError};
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
-use crate::query::{ExecutionDetail, ExecutionFilter, ExecutionPage, SearchHit, Stats, WhyEntry};
+use crate::query::{
+    CandidateEntry, ExecutionDetail, ExecutionFilter, ExecutionHead, ExecutionPage, SearchHit,
+    Stats, StepDetail, StepFilter, StepPage, WhyEntry,
+};
 
 /// PostgreSQL or the embedded store: the rest of the collector does not
 /// need to know which.
@@ -84,6 +87,31 @@ impl QueryStore for AnyStore {
 
     async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
         dispatch!(self.execution(id))
+    }
+
+    async fn execution_head(&self, id: Uuid) -> Result<Option<ExecutionHead>, StoreError> {
+        dispatch!(self.execution_head(id))
+    }
+
+    async fn steps(&self, filter: &StepFilter) -> Result<StepPage, StoreError> {
+        dispatch!(self.steps(filter))
+    }
+
+    async fn step_details(
+        &self,
+        execution: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<StepDetail>, StoreError> {
+        dispatch!(self.step_details(execution, ids))
+    }
+
+    async fn candidate(
+        &self,
+        candidate: &str,
+        except: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<CandidateEntry>, StoreError> {
+        dispatch!(self.candidate(candidate, except, limit))
     }
 
     async fn why(&self, execution: Uuid, candidate: &str) -> Result<Vec<WhyEntry>, StoreError> {

@@ -33,7 +33,10 @@ use uuid::Uuid;
 
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
-use crate::query::{ExecutionDetail, ExecutionFilter, ExecutionPage, SearchHit, Stats, WhyEntry};
+use crate::query::{
+    CandidateEntry, ExecutionDetail, ExecutionFilter, ExecutionHead, ExecutionPage, SearchHit,
+    Stats, StepDetail, StepFilter, StepPage, WhyEntry,
+};
 
 /// Errors from a backend.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +137,32 @@ pub trait QueryStore: Send + Sync {
         &self,
         id: Uuid,
     ) -> impl Future<Output = Result<Option<ExecutionDetail>, StoreError>> + Send;
+    /// One execution without its steps; `None` if unknown.
+    fn execution_head(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<ExecutionHead>, StoreError>> + Send;
+    /// A page of an execution's steps without their values, in start order
+    /// (empty for an unknown execution or step).
+    fn steps(
+        &self,
+        filter: &StepFilter,
+    ) -> impl Future<Output = Result<StepPage, StoreError>> + Send;
+    /// These steps of the execution, whole, in start order; ids that are
+    /// not steps of it are left out.
+    fn step_details(
+        &self,
+        execution: Uuid,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<Vec<StepDetail>, StoreError>> + Send;
+    /// Decisions about `candidate` in every execution (but `except`), the
+    /// newest step first, at most `limit` (up to [`MAX_CANDIDATE_ENTRIES`](crate::query::MAX_CANDIDATE_ENTRIES)).
+    fn candidate(
+        &self,
+        candidate: &str,
+        except: Option<Uuid>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<CandidateEntry>, StoreError>> + Send;
     /// Every decision about `candidate` in the execution, in step start order.
     fn why(
         &self,

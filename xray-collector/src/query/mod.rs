@@ -173,6 +173,123 @@ pub struct ExecutionDetail {
     pub steps: Vec<StepDetail>,
 }
 
+/// An execution without its steps: what a page about it shows first,
+/// however many steps it has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExecutionHead {
+    /// The execution.
+    #[serde(flatten)]
+    pub summary: ExecutionSummary,
+    /// Metadata JSON.
+    pub metadata: Option<Value>,
+    /// Outcome JSON.
+    pub outcome: Option<Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The largest page of steps [`QueryStore::steps`](crate::backend::QueryStore::steps) returns.
+pub const MAX_STEP_PAGE: usize = 5000;
+
+/// Which steps of an execution a [`StepFilter`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepScope {
+    /// Every step, whatever its depth.
+    All,
+    /// The top-level steps: no parent, or a parent that is not a step of
+    /// this execution (it never arrived).
+    Roots,
+    /// The direct children of this step.
+    ChildrenOf(Uuid),
+}
+
+/// A page of one execution's steps, in start order (`started_at, id`
+/// ascending): the cursor is the last step of the previous page.
+#[derive(Debug, Clone)]
+pub struct StepFilter {
+    /// The execution.
+    pub execution: Uuid,
+    /// Which of its steps.
+    pub scope: StepScope,
+    /// Page size (1..=[`MAX_STEP_PAGE`]).
+    pub limit: usize,
+    /// Continue after this step.
+    pub after: Option<Cursor>,
+}
+
+/// A step without its values: enough to draw it in a tree or a waterfall.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepOutline {
+    /// Id.
+    pub id: Uuid,
+    /// Enclosing step.
+    pub parent_id: Option<Uuid>,
+    /// Name.
+    pub name: String,
+    /// Kind.
+    pub kind: Option<String>,
+    /// Status.
+    pub status: String,
+    /// Start (µs).
+    pub started_at_us: i64,
+    /// Duration (µs), if finished.
+    pub duration_us: Option<i64>,
+    /// Direct children recorded.
+    pub children: i64,
+    /// Decisions recorded.
+    pub decisions: i64,
+    /// Whether it has an error text.
+    pub has_error: bool,
+}
+
+/// A page of steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepPage {
+    /// The steps, in start order.
+    pub steps: Vec<StepOutline>,
+    /// Where the next page starts; `None` on the last page.
+    #[serde(serialize_with = "cursor_text")]
+    pub next_cursor: Option<Cursor>,
+}
+
+impl StepPage {
+    /// Trims a page fetched with one row more than `limit` to `limit`,
+    /// with the cursor of its last row when a row was cut.
+    pub fn from_fetched(mut steps: Vec<StepOutline>, limit: usize) -> StepPage {
+        let next_cursor = if steps.len() > limit {
+            steps.truncate(limit);
+            steps.last().map(|s| Cursor {
+                started_at_us: s.started_at_us,
+                id: s.id,
+            })
+        } else {
+            None
+        };
+        StepPage { steps, next_cursor }
+    }
+}
+
+/// One decision about a candidate, anywhere (`candidate`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CandidateEntry {
+    /// The execution.
+    pub execution_id: Uuid,
+    /// Its name.
+    pub execution_name: String,
+    /// The step.
+    pub step_id: Uuid,
+    /// Its name.
+    pub step_name: String,
+    /// Its start (µs).
+    pub started_at_us: i64,
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: DecisionRow,
+}
+
+/// The largest number of entries [`QueryStore::candidate`](crate::backend::QueryStore::candidate) returns.
+pub const MAX_CANDIDATE_ENTRIES: usize = 500;
+
 /// One step where a candidate was decided on (`why`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WhyEntry {

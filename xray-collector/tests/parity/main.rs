@@ -62,4 +62,5 @@ mod support;
 mod backend;
 mod migrations;
 mod query;
+mod steps;
 mod store;

@@ -141,11 +141,11 @@ async fn a_migration_edited_after_it_was_applied_is_refused(db: Backend) {
 
 async fn dead_letters_from_before_outbox_identities_keep_one_id_per_path(db: Backend) {
     // Back to version 1, dead letters keyed by path as it stored them.
-    assert_eq!(db.store.migrate_down(1).await.unwrap(), [2]);
+    assert_eq!(db.store.migrate_down(2).await.unwrap(), [3, 2]);
     for (outbox, seq) in [("a.db", 1), ("a.db", 2), ("b.db", 1)] {
         db.insert_version_1_dead_letter(outbox, seq).await;
     }
-    assert_eq!(db.store.migrate_up().await.unwrap(), [2]);
+    assert_eq!(db.store.migrate_up().await.unwrap(), [2, 3]);
     let stored = db.dead_letters().await;
     let seen: Vec<(&str, i64)> = stored.iter().map(|l| (l.outbox.as_str(), l.seq)).collect();
     assert_eq!(seen, [("a.db", 1), ("a.db", 2), ("b.db", 1)]);

@@ -29,6 +29,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0002_outbox_identity.up.sql"),
         down: include_str!("migrations/0002_outbox_identity.down.sql"),
     },
+    Migration {
+        version: 3,
+        name: "read_indexes",
+        up: include_str!("migrations/0003_read_indexes.up.sql"),
+        down: include_str!("migrations/0003_read_indexes.down.sql"),
+    },
 ];
 
 /// The advisory-lock key every collector migrates under: the bytes of

@@ -19,8 +19,10 @@ use uuid::Uuid;
 use crate::backend::postgres::PostgresStore;
 use crate::backend::{QueryStore, StoreError};
 use crate::query::{
-    Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionPage, ExecutionSummary,
-    ModelTokens, SearchHit, Stats, StepDetail, StepStats, UsageRow, WhyEntry,
+    CandidateEntry, Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
+    ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
+    StepOutline, StepPage, StepScope, StepStats, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
+    MAX_STEP_PAGE,
 };
 
 /// A `timestamptz` column as exact µs since the epoch (`NULL` stays
@@ -212,10 +214,20 @@ const EXECUTION: &str = concat!(
      e.metadata, e.outcome, e.error FROM xray.executions e WHERE e.id = $1"
 );
 
+/// The columns [`step_detail`] reads.
+macro_rules! step_columns {
+    () => {
+        concat!(
+            "SELECT id, parent_id, name, kind, status, input, output, error, attributes, ",
+            us!("started_at"),
+            ", duration_us FROM xray.steps "
+        )
+    };
+}
+
 const STEPS: &str = concat!(
-    "SELECT id, parent_id, name, kind, status, input, output, error, attributes, ",
-    us!("started_at"),
-    ", duration_us FROM xray.steps WHERE execution_id = $1 ORDER BY started_at, id"
+    step_columns!(),
+    "WHERE execution_id = $1 ORDER BY started_at, id"
 );
 
 const DECISIONS: &str = "SELECT step_id, candidate_id, accepted, filter, reason, score \
@@ -223,6 +235,74 @@ const DECISIONS: &str = "SELECT step_id, candidate_id, accepted, filter, reason,
 
 const USAGE: &str = "SELECT step_id, model, prompt_tokens, completion_tokens \
      FROM xray.llm_usage WHERE execution_id = $1 ORDER BY step_id, ordinal";
+
+const SOME_STEPS: &str = concat!(
+    step_columns!(),
+    "WHERE execution_id = $1 AND id = ANY($2) ORDER BY started_at, id"
+);
+
+const SOME_DECISIONS: &str = "SELECT step_id, candidate_id, accepted, filter, reason, score \
+     FROM xray.decisions WHERE step_id = ANY($1) ORDER BY step_id, ordinal";
+
+const SOME_USAGE: &str = "SELECT step_id, model, prompt_tokens, completion_tokens \
+     FROM xray.llm_usage WHERE step_id = ANY($1) ORDER BY step_id, ordinal";
+
+fn head(row: &Row) -> ExecutionHead {
+    ExecutionHead {
+        summary: summary(row),
+        metadata: row.get(7),
+        outcome: row.get(8),
+        error: row.get(9),
+    }
+}
+
+/// A row of [`step_columns!`], with the decisions and usage found for it.
+fn step_detail(
+    r: &Row,
+    decisions: &mut HashMap<Uuid, Vec<DecisionRow>>,
+    usage: &mut HashMap<Uuid, Vec<UsageRow>>,
+) -> StepDetail {
+    let id: Uuid = r.get(0);
+    StepDetail {
+        id,
+        parent_id: r.get(1),
+        name: r.get(2),
+        kind: r.get(3),
+        status: r.get(4),
+        input: r.get(5),
+        output: r.get(6),
+        error: r.get(7),
+        attributes: r.get(8),
+        started_at_us: r.get(9),
+        duration_us: r.get(10),
+        decisions: decisions.remove(&id).unwrap_or_default(),
+        llm_usage: usage.remove(&id).unwrap_or_default(),
+    }
+}
+
+/// Rows of a decisions query and a usage query, by step.
+#[allow(clippy::type_complexity)]
+fn by_step(
+    decision_rows: &[Row],
+    usage_rows: &[Row],
+) -> (
+    HashMap<Uuid, Vec<DecisionRow>>,
+    HashMap<Uuid, Vec<UsageRow>>,
+) {
+    let mut decisions: HashMap<Uuid, Vec<DecisionRow>> = HashMap::new();
+    for r in decision_rows {
+        decisions.entry(r.get(0)).or_default().push(decision(r, 1));
+    }
+    let mut usage: HashMap<Uuid, Vec<UsageRow>> = HashMap::new();
+    for r in usage_rows {
+        usage.entry(r.get(0)).or_default().push(UsageRow {
+            model: r.get(1),
+            prompt_tokens: i64::from(r.get::<_, i32>(2)),
+            completion_tokens: i64::from(r.get::<_, i32>(3)),
+        });
+    }
+    (decisions, usage)
+}
 
 async fn execution(
     client: &mut Client,
@@ -233,47 +313,134 @@ async fn execution(
         return Ok(None);
     };
     let steps = tx.query(STEPS, &[&id]).await?;
-    let mut decisions: HashMap<Uuid, Vec<DecisionRow>> = HashMap::new();
-    for r in tx.query(DECISIONS, &[&id]).await? {
-        decisions.entry(r.get(0)).or_default().push(decision(&r, 1));
-    }
-    let mut usage: HashMap<Uuid, Vec<UsageRow>> = HashMap::new();
-    for r in tx.query(USAGE, &[&id]).await? {
-        usage.entry(r.get(0)).or_default().push(UsageRow {
-            model: r.get(1),
-            prompt_tokens: i64::from(r.get::<_, i32>(2)),
-            completion_tokens: i64::from(r.get::<_, i32>(3)),
-        });
-    }
+    let (mut decisions, mut usage) = by_step(
+        &tx.query(DECISIONS, &[&id]).await?,
+        &tx.query(USAGE, &[&id]).await?,
+    );
     tx.commit().await?;
     let steps = steps
         .iter()
-        .map(|r| {
-            let id: Uuid = r.get(0);
-            StepDetail {
-                id,
-                parent_id: r.get(1),
-                name: r.get(2),
-                kind: r.get(3),
-                status: r.get(4),
-                input: r.get(5),
-                output: r.get(6),
-                error: r.get(7),
-                attributes: r.get(8),
-                started_at_us: r.get(9),
-                duration_us: r.get(10),
-                decisions: decisions.remove(&id).unwrap_or_default(),
-                llm_usage: usage.remove(&id).unwrap_or_default(),
-            }
-        })
+        .map(|r| step_detail(r, &mut decisions, &mut usage))
         .collect();
+    let head = head(&row);
     Ok(Some(ExecutionDetail {
-        summary: summary(&row),
-        metadata: row.get(7),
-        outcome: row.get(8),
-        error: row.get(9),
+        summary: head.summary,
+        metadata: head.metadata,
+        outcome: head.outcome,
+        error: head.error,
         steps,
     }))
+}
+
+async fn step_details(
+    client: &mut Client,
+    execution: Uuid,
+    ids: Vec<Uuid>,
+) -> Result<Vec<StepDetail>, tokio_postgres::Error> {
+    let tx = read_only(client).await?;
+    let steps = tx.query(SOME_STEPS, &[&execution, &ids]).await?;
+    let found: Vec<Uuid> = steps.iter().map(|r| r.get(0)).collect();
+    let (mut decisions, mut usage) = by_step(
+        &tx.query(SOME_DECISIONS, &[&found]).await?,
+        &tx.query(SOME_USAGE, &[&found]).await?,
+    );
+    tx.commit().await?;
+    Ok(steps
+        .iter()
+        .map(|r| step_detail(r, &mut decisions, &mut usage))
+        .collect())
+}
+
+async fn steps(client: &Client, filter: StepFilter) -> Result<StepPage, tokio_postgres::Error> {
+    let limit = filter.limit.clamp(1, MAX_STEP_PAGE);
+    let mut p = Params::default();
+    let execution = p.push(filter.execution);
+    let mut conditions = vec![format!("s.execution_id = {execution}")];
+    match filter.scope {
+        StepScope::All => {}
+        StepScope::Roots => conditions.push(format!(
+            "(s.parent_id IS NULL OR NOT EXISTS (\
+                 SELECT 1 FROM xray.steps p WHERE p.id = s.parent_id AND p.execution_id = {execution}))"
+        )),
+        StepScope::ChildrenOf(parent) => {
+            conditions.push(format!("s.parent_id = {}", p.push(parent)));
+        }
+    }
+    if let Some(after) = filter.after {
+        if after.started_at_us >= TIMESTAMPTZ_US.end {
+            // Nothing stored can have started after it.
+            return Ok(StepPage::from_fetched(Vec::new(), limit));
+        }
+        // Before the range every stored row is after it: no condition.
+        if after.started_at_us >= TIMESTAMPTZ_US.start {
+            let t = ts(&p.push(after.started_at_us));
+            let id = p.push(after.id);
+            conditions.push(format!("(s.started_at, s.id) > ({t}, {id}::uuid)"));
+        }
+    }
+    let fetch = p.push(limit as i64 + 1);
+    let sql = format!(
+        "SELECT s.id, s.parent_id, s.name, s.kind, s.status, {}, s.duration_us, \
+                (SELECT count(*) FROM xray.steps c \
+                 WHERE c.execution_id = s.execution_id AND c.parent_id = s.id), \
+                (SELECT count(*) FROM xray.decisions d WHERE d.step_id = s.id), \
+                s.error IS NOT NULL \
+         FROM xray.steps s WHERE {} \
+         ORDER BY s.started_at, s.id LIMIT {fetch}::bigint",
+        us!("s.started_at"),
+        conditions.join(" AND ")
+    );
+    let rows = client.query(&sql, &p.refs()).await?;
+    let steps = rows
+        .iter()
+        .map(|r| StepOutline {
+            id: r.get(0),
+            parent_id: r.get(1),
+            name: r.get(2),
+            kind: r.get(3),
+            status: r.get(4),
+            started_at_us: r.get(5),
+            duration_us: r.get(6),
+            children: r.get(7),
+            decisions: r.get(8),
+            has_error: r.get(9),
+        })
+        .collect();
+    Ok(StepPage::from_fetched(steps, limit))
+}
+
+const CANDIDATE: &str = concat!(
+    "SELECT s.execution_id, e.name, s.id, s.name, ",
+    us!("s.started_at"),
+    ", d.candidate_id, d.accepted, d.filter, d.reason, d.score \
+     FROM xray.decisions d \
+     JOIN xray.steps s ON s.id = d.step_id \
+     JOIN xray.executions e ON e.id = s.execution_id \
+     WHERE d.candidate_id = $1 AND ($2::uuid IS NULL OR s.execution_id <> $2::uuid) \
+     ORDER BY s.started_at DESC, s.id DESC, d.ordinal \
+     LIMIT $3"
+);
+
+async fn candidate(
+    client: &Client,
+    candidate: String,
+    except: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<CandidateEntry>, tokio_postgres::Error> {
+    let rows = client
+        .query(CANDIDATE, &[&candidate, &except, &limit])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| CandidateEntry {
+            execution_id: r.get(0),
+            execution_name: r.get(1),
+            step_id: r.get(2),
+            step_name: r.get(3),
+            started_at_us: r.get(4),
+            decision: decision(r, 5),
+        })
+        .collect())
 }
 
 const WHY: &str = concat!(
@@ -414,6 +581,43 @@ impl QueryStore for PostgresStore {
 
     async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
         self.with_client(move |c| Box::pin(execution(c, id))).await
+    }
+
+    async fn execution_head(&self, id: Uuid) -> Result<Option<ExecutionHead>, StoreError> {
+        self.with_client(move |c| {
+            Box::pin(async move { Ok(c.query_opt(EXECUTION, &[&id]).await?.map(|r| head(&r))) })
+        })
+        .await
+    }
+
+    async fn steps(&self, filter: &StepFilter) -> Result<StepPage, StoreError> {
+        let filter = filter.clone();
+        self.with_client(move |c| Box::pin(steps(c, filter))).await
+    }
+
+    async fn step_details(
+        &self,
+        execution: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<StepDetail>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.with_client(move |c| Box::pin(step_details(c, execution, ids)))
+            .await
+    }
+
+    async fn candidate(
+        &self,
+        candidate_id: &str,
+        except: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<CandidateEntry>, StoreError> {
+        let candidate_id = candidate_id.to_owned();
+        let limit = limit.clamp(1, MAX_CANDIDATE_ENTRIES) as i64;
+        self.with_client(move |c| Box::pin(candidate(c, candidate_id, except, limit)))
+            .await
     }
 
     async fn why(&self, execution: Uuid, candidate: &str) -> Result<Vec<WhyEntry>, StoreError> {

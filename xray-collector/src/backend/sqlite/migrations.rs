@@ -30,6 +30,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0002_outbox_identity.up.sql"),
         down: include_str!("migrations/0002_outbox_identity.down.sql"),
     },
+    Migration {
+        version: 3,
+        name: "read_indexes",
+        up: include_str!("migrations/0003_read_indexes.up.sql"),
+        down: include_str!("migrations/0003_read_indexes.down.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -18,8 +18,10 @@ use uuid::Uuid;
 use crate::backend::sqlite::SqliteStore;
 use crate::backend::{QueryStore, StoreError};
 use crate::query::{
-    Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionPage, ExecutionSummary,
-    ModelTokens, SearchHit, Stats, StepDetail, StepStats, UsageRow, WhyEntry,
+    CandidateEntry, Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
+    ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
+    StepOutline, StepPage, StepScope, StepStats, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
+    MAX_STEP_PAGE,
 };
 
 /// The largest page `executions` returns, whatever the filter asks.
@@ -48,6 +50,39 @@ impl QueryStore for SqliteStore {
 
     async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
         self.read(move |conn| execution(conn, id)).await
+    }
+
+    async fn execution_head(&self, id: Uuid) -> Result<Option<ExecutionHead>, StoreError> {
+        self.read(move |conn| head(conn, id)).await
+    }
+
+    async fn steps(&self, filter: &StepFilter) -> Result<StepPage, StoreError> {
+        let filter = filter.clone();
+        self.read(move |conn| steps(conn, &filter)).await
+    }
+
+    async fn step_details(
+        &self,
+        execution: Uuid,
+        ids: &[Uuid],
+    ) -> Result<Vec<StepDetail>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids.to_vec();
+        self.read(move |conn| step_details(conn, execution, &ids))
+            .await
+    }
+
+    async fn candidate(
+        &self,
+        candidate_id: &str,
+        except: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<CandidateEntry>, StoreError> {
+        let candidate_id = candidate_id.to_owned();
+        self.read(move |conn| candidate(conn, &candidate_id, except, limit))
+            .await
     }
 
     async fn why(&self, execution: Uuid, candidate: &str) -> Result<Vec<WhyEntry>, StoreError> {
@@ -207,94 +242,253 @@ fn executions(conn: &Connection, filter: &ExecutionFilter) -> rusqlite::Result<E
     })
 }
 
-/// An execution, its steps in start order, and their decisions and usage
-/// in ordinal order, from one snapshot.
-fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionDetail>> {
-    let tx = conn.transaction()?;
-    let id_text = id.to_string();
-    let detail = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT e.id, e.project, e.name, e.status, e.started_at_us, e.ended_at_us,
-                    (SELECT count(*) FROM steps s WHERE s.execution_id = e.id),
-                    e.metadata, e.outcome, e.error
-             FROM executions e WHERE e.id = ?1",
-        )?;
-        let mut rows = stmt.query(params![id_text])?;
-        match rows.next()? {
-            None => return Ok(None),
-            Some(r) => ExecutionDetail {
+/// The execution's own row, without its steps.
+fn head(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionHead>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.id, e.project, e.name, e.status, e.started_at_us, e.ended_at_us,
+                (SELECT count(*) FROM steps s WHERE s.execution_id = e.id),
+                e.metadata, e.outcome, e.error
+         FROM executions e WHERE e.id = ?1",
+    )?;
+    let mut rows = stmt.query(params![id.to_string()])?;
+    rows.next()?
+        .map(|r| {
+            Ok(ExecutionHead {
                 summary: summary_at(r)?,
                 metadata: json_at(r, 7)?,
                 outcome: json_at(r, 8)?,
                 error: r.get(9)?,
-                steps: Vec::new(),
-            },
+            })
+        })
+        .transpose()
+}
+
+/// The columns [`step_at`] reads.
+const STEP_COLUMNS: &str = "id, parent_id, name, kind, status, input, output, error, attributes,
+                            started_at_us, duration_us";
+
+fn step_at(r: &Row<'_>) -> rusqlite::Result<StepDetail> {
+    Ok(StepDetail {
+        id: uuid_at(r, 0)?,
+        parent_id: optional_uuid_at(r, 1)?,
+        name: r.get(2)?,
+        kind: r.get(3)?,
+        status: r.get(4)?,
+        input: json_at(r, 5)?,
+        output: json_at(r, 6)?,
+        error: r.get(7)?,
+        attributes: json_at(r, 8)?,
+        started_at_us: r.get(9)?,
+        duration_us: r.get(10)?,
+        decisions: Vec::new(),
+        llm_usage: Vec::new(),
+    })
+}
+
+/// Fills in the decisions and usage of `steps` from two queries over one
+/// bound parameter, each returning rows that start with the step id, in
+/// ordinal order per step.
+fn attach_decisions_and_usage(
+    conn: &Connection,
+    steps: &mut [StepDetail],
+    decisions_sql: &str,
+    usage_sql: &str,
+    param: &str,
+) -> rusqlite::Result<()> {
+    let position: HashMap<Uuid, usize> = steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let mut stmt = conn.prepare_cached(decisions_sql)?;
+    let mut rows = stmt.query(params![param])?;
+    while let Some(r) = rows.next()? {
+        if let Some(&i) = position.get(&uuid_at(r, 0)?) {
+            steps[i].decisions.push(decision_at(r, 1)?);
         }
+    }
+    let mut stmt = conn.prepare_cached(usage_sql)?;
+    let mut rows = stmt.query(params![param])?;
+    while let Some(r) = rows.next()? {
+        if let Some(&i) = position.get(&uuid_at(r, 0)?) {
+            steps[i].llm_usage.push(UsageRow {
+                model: r.get(1)?,
+                prompt_tokens: r.get(2)?,
+                completion_tokens: r.get(3)?,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An execution, its steps in start order, and their decisions and usage
+/// in ordinal order, from one snapshot.
+fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionDetail>> {
+    let tx = conn.transaction()?;
+    let Some(head) = head(&tx, id)? else {
+        return Ok(None);
     };
+    let id_text = id.to_string();
     let mut steps: Vec<StepDetail> = {
-        let mut stmt = tx.prepare_cached(
-            "SELECT id, parent_id, name, kind, status, input, output, error, attributes,
-                    started_at_us, duration_us
-             FROM steps WHERE execution_id = ?1
-             ORDER BY started_at_us, id",
-        )?;
-        let rows = stmt.query_map(params![id_text], |r| {
-            Ok(StepDetail {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = ?1
+             ORDER BY started_at_us, id"
+        ))?;
+        let rows = stmt.query_map(params![id_text], step_at)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    attach_decisions_and_usage(
+        &tx,
+        &mut steps,
+        "SELECT d.step_id, d.candidate_id, d.accepted, d.filter, d.reason, d.score
+         FROM decisions d JOIN steps s ON s.id = d.step_id
+         WHERE s.execution_id = ?1
+         ORDER BY d.step_id, d.ordinal",
+        "SELECT u.step_id, u.model, u.prompt_tokens, u.completion_tokens
+         FROM llm_usage u JOIN steps s ON s.id = u.step_id
+         WHERE s.execution_id = ?1
+         ORDER BY u.step_id, u.ordinal",
+        &id_text,
+    )?;
+    tx.commit()?;
+    Ok(Some(ExecutionDetail {
+        summary: head.summary,
+        metadata: head.metadata,
+        outcome: head.outcome,
+        error: head.error,
+        steps,
+    }))
+}
+
+/// Some steps of an execution, whole, from one snapshot. The ids travel
+/// as one JSON array parameter (`json_each`), however many there are.
+fn step_details(
+    conn: &mut Connection,
+    execution: Uuid,
+    ids: &[Uuid],
+) -> rusqlite::Result<Vec<StepDetail>> {
+    let ids_json = serde_json::to_string(&ids.iter().map(Uuid::to_string).collect::<Vec<_>>())
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let tx = conn.transaction()?;
+    let mut steps: Vec<StepDetail> = {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {STEP_COLUMNS} FROM steps
+             WHERE execution_id = ?1 AND id IN (SELECT value FROM json_each(?2))
+             ORDER BY started_at_us, id"
+        ))?;
+        let rows = stmt.query_map(params![execution.to_string(), ids_json], step_at)?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let found_json =
+        serde_json::to_string(&steps.iter().map(|s| s.id.to_string()).collect::<Vec<_>>())
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    attach_decisions_and_usage(
+        &tx,
+        &mut steps,
+        "SELECT step_id, candidate_id, accepted, filter, reason, score
+         FROM decisions WHERE step_id IN (SELECT value FROM json_each(?1))
+         ORDER BY step_id, ordinal",
+        "SELECT step_id, model, prompt_tokens, completion_tokens
+         FROM llm_usage WHERE step_id IN (SELECT value FROM json_each(?1))
+         ORDER BY step_id, ordinal",
+        &found_json,
+    )?;
+    tx.commit()?;
+    Ok(steps)
+}
+
+/// A page of an execution's step outlines in start order, one row more
+/// than the page to know whether another follows.
+fn steps(conn: &Connection, filter: &StepFilter) -> rusqlite::Result<StepPage> {
+    let limit = filter.limit.clamp(1, MAX_STEP_PAGE);
+    let mut values: Vec<SqlValue> = vec![SqlValue::Text(filter.execution.to_string())];
+    let mut bind = |value: SqlValue| {
+        values.push(value);
+        format!("?{}", values.len())
+    };
+    let mut conditions = vec!["s.execution_id = ?1".to_owned()];
+    match filter.scope {
+        StepScope::All => {}
+        StepScope::Roots => conditions.push(
+            "(s.parent_id IS NULL OR NOT EXISTS (
+                 SELECT 1 FROM steps p WHERE p.id = s.parent_id AND p.execution_id = ?1))"
+                .to_owned(),
+        ),
+        StepScope::ChildrenOf(parent) => conditions.push(format!(
+            "s.parent_id = {}",
+            bind(SqlValue::Text(parent.to_string()))
+        )),
+    }
+    if let Some(after) = filter.after {
+        let at = bind(SqlValue::Integer(after.started_at_us));
+        let id = bind(SqlValue::Text(after.id.to_string()));
+        conditions.push(format!(
+            "(s.started_at_us > {at} OR (s.started_at_us = {at} AND s.id > {id}))"
+        ));
+    }
+    let fetch = bind(SqlValue::Integer(
+        i64::try_from(limit + 1).unwrap_or(i64::MAX),
+    ));
+    let sql = format!(
+        "SELECT s.id, s.parent_id, s.name, s.kind, s.status, s.started_at_us, s.duration_us,
+                (SELECT count(*) FROM steps c
+                 WHERE c.execution_id = s.execution_id AND c.parent_id = s.id),
+                (SELECT count(*) FROM decisions d WHERE d.step_id = s.id),
+                s.error IS NOT NULL
+         FROM steps s
+         WHERE {}
+         ORDER BY s.started_at_us, s.id
+         LIMIT {fetch}",
+        conditions.join(" AND ")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let steps = stmt
+        .query_map(params_from_iter(values), |r| {
+            Ok(StepOutline {
                 id: uuid_at(r, 0)?,
-                parent_id: r
-                    .get::<_, Option<String>>(1)?
-                    .map(|p| parse_uuid(1, &p))
-                    .transpose()?,
+                parent_id: optional_uuid_at(r, 1)?,
                 name: r.get(2)?,
                 kind: r.get(3)?,
                 status: r.get(4)?,
-                input: json_at(r, 5)?,
-                output: json_at(r, 6)?,
-                error: r.get(7)?,
-                attributes: json_at(r, 8)?,
-                started_at_us: r.get(9)?,
-                duration_us: r.get(10)?,
-                decisions: Vec::new(),
-                llm_usage: Vec::new(),
+                started_at_us: r.get(5)?,
+                duration_us: r.get(6)?,
+                children: r.get(7)?,
+                decisions: r.get(8)?,
+                has_error: r.get(9)?,
             })
-        })?;
-        rows.collect::<rusqlite::Result<_>>()?
-    };
-    let position: HashMap<Uuid, usize> = steps.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT d.step_id, d.candidate_id, d.accepted, d.filter, d.reason, d.score
-             FROM decisions d JOIN steps s ON s.id = d.step_id
-             WHERE s.execution_id = ?1
-             ORDER BY d.step_id, d.ordinal",
-        )?;
-        let mut rows = stmt.query(params![id_text])?;
-        while let Some(r) = rows.next()? {
-            if let Some(&i) = position.get(&uuid_at(r, 0)?) {
-                steps[i].decisions.push(decision_at(r, 1)?);
-            }
-        }
-    }
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT u.step_id, u.model, u.prompt_tokens, u.completion_tokens
-             FROM llm_usage u JOIN steps s ON s.id = u.step_id
-             WHERE s.execution_id = ?1
-             ORDER BY u.step_id, u.ordinal",
-        )?;
-        let mut rows = stmt.query(params![id_text])?;
-        while let Some(r) = rows.next()? {
-            if let Some(&i) = position.get(&uuid_at(r, 0)?) {
-                steps[i].llm_usage.push(UsageRow {
-                    model: r.get(1)?,
-                    prompt_tokens: r.get(2)?,
-                    completion_tokens: r.get(3)?,
-                });
-            }
-        }
-    }
-    tx.commit()?;
-    Ok(Some(ExecutionDetail { steps, ..detail }))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(StepPage::from_fetched(steps, limit))
+}
+
+/// Decisions about a candidate across executions, newest step first.
+fn candidate(
+    conn: &Connection,
+    candidate: &str,
+    except: Option<Uuid>,
+    limit: usize,
+) -> rusqlite::Result<Vec<CandidateEntry>> {
+    let limit = i64::try_from(limit.clamp(1, MAX_CANDIDATE_ENTRIES)).unwrap_or(1);
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.execution_id, e.name, s.id, s.name, s.started_at_us,
+                d.candidate_id, d.accepted, d.filter, d.reason, d.score
+         FROM decisions d
+         JOIN steps s ON s.id = d.step_id
+         JOIN executions e ON e.id = s.execution_id
+         WHERE d.candidate_id = ?1 AND (?2 IS NULL OR s.execution_id <> ?2)
+         ORDER BY s.started_at_us DESC, s.id DESC, d.ordinal
+         LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![candidate, except.map(|e| e.to_string()), limit],
+        |r| {
+            Ok(CandidateEntry {
+                execution_id: uuid_at(r, 0)?,
+                execution_name: r.get(1)?,
+                step_id: uuid_at(r, 2)?,
+                step_name: r.get(3)?,
+                started_at_us: r.get(4)?,
+                decision: decision_at(r, 5)?,
+            })
+        },
+    )?;
+    rows.collect()
 }
 
 /// Per step name over finished steps: count, errors, discrete p50/p95 (the
@@ -400,6 +594,12 @@ fn decision_at(r: &Row<'_>, at: usize) -> rusqlite::Result<DecisionRow> {
         reason: r.get(at + 3)?,
         score: r.get(at + 4)?,
     })
+}
+
+fn optional_uuid_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<Uuid>> {
+    r.get::<_, Option<String>>(at)?
+        .map(|p| parse_uuid(at, &p))
+        .transpose()
 }
 
 fn uuid_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Uuid> {
