@@ -21,4 +21,5 @@ pub mod model;
 pub mod outbox;
 pub mod query;
 pub mod render;
+pub mod serve;
 pub mod ship;

@@ -179,6 +179,71 @@ fn contract(target: Target) {
     );
     assert_eq!(stats["steps"][0]["name"], "pick");
     assert_eq!(stats["steps"][0]["count"], 5);
+
+    // xray-collector serve [--listen 127.0.0.1:7373] [--read-token TOKEN]
+    let help = ok(run(&["serve", "--help"]), "serve --help");
+    assert!(
+        help.contains("127.0.0.1:7373"),
+        "the default address: {help}"
+    );
+    let refused = run(&["serve", "--listen", "0.0.0.0:0"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "non-loopback without a token: {err}"
+    );
+    assert!(err.contains("--read-token"), "{err}");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_xray-collector"))
+        .current_dir(cwd)
+        .env_remove("DATABASE_URL")
+        .env_remove("XRAY_STORE")
+        .env_remove("XRAY_READ_TOKEN")
+        .args(line(
+            &["serve", "--listen", "127.0.0.1:0", "--read-token", "TOKEN"],
+            &target,
+        ))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start serve");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let address = first
+        .trim()
+        .strip_prefix("serving http://")
+        .unwrap_or_else(|| panic!("serve prints its address first: {first:?}"))
+        .to_owned();
+    let without = http_get(&address, "/api/v1/executions", None);
+    let with = http_get(&address, "/api/v1/executions?limit=10", Some("TOKEN"));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(without.starts_with("HTTP/1.1 401"), "{without}");
+    assert!(with.starts_with("HTTP/1.1 200"), "{with}");
+    let body = with.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let page: serde_json::Value = serde_json::from_str(body).expect("JSON");
+    assert_eq!(page["executions"].as_array().unwrap().len(), 5, "{body}");
+}
+
+/// One HTTP/1.1 GET over a plain socket: the whole answer as text.
+fn http_get(address: &str, path: &str, token: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to serve");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
 
 /// The subcommands and options of the CLI block of `../shared/DESIGN.md`,
@@ -220,7 +285,6 @@ fn design_cli_lines() -> Vec<(String, Vec<String>)> {
 const NOT_BUILT_YET: &[(&str, &str, &str)] = &[
     ("run", "--otlp-endpoint", "issue 13 (OTLP export)"),
     ("run", "--retention", "issue 12 (retention)"),
-    ("serve", "", "issue 11 (web UI and HTTP API)"),
     ("prune", "", "issue 12 (retention)"),
     ("import", "", "issue 14 (import)"),
     ("reason", "", "issue 14 (reasoning)"),
@@ -255,6 +319,7 @@ const RUN_ABOVE: &[(&str, &[&str])] = &[
     ("why", &["--json"]),
     ("search", &["--json"]),
     ("stats", &["--since", "--name", "--json"]),
+    ("serve", &["--listen", "--read-token"]),
 ];
 
 #[test]

@@ -1,6 +1,7 @@
 //! The `xray-collector` command line: arguments (clap), the log, and one
 //! module per group of commands — `run` (shipping), `migrate` (the schema)
-//! and `read` (`executions`, `show`, `why`, `search`, `stats`).
+//! `read` (`executions`, `show`, `why`, `search`, `stats`) and `serve`
+//! (the web UI and the API).
 //!
 //! Command results go to stdout; everything else is a `tracing` event on
 //! stderr (see [`logging`]). A command that fails prints one line — text,
@@ -11,6 +12,7 @@ mod logging;
 mod migrate;
 mod read;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +71,8 @@ enum Command {
     Search(read::SearchArgs),
     /// Per step name: count, error rate, p50/p95/max duration; tokens per model.
     Stats(read::StatsArgs),
+    /// Serve the web UI and the JSON API (loopback by default).
+    Serve(serve::ServeArgs),
     /// Apply, revert or list schema migrations.
     Migrate {
         #[command(subcommand)]
@@ -197,6 +201,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Why(args) => read::why(args, &backend).await,
         Command::Search(args) => read::search(args, &backend).await,
         Command::Stats(args) => read::stats(args, &backend).await,
+        Command::Serve(args) => serve::serve(args, &backend).await,
     }
 }
 

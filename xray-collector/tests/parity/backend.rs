@@ -90,6 +90,15 @@ impl Backend {
         }
     }
 
+    /// Another store on the same database, as a second process opens it
+    /// (the API server's own).
+    pub async fn another_store(&self) -> AnyStore {
+        match &self.raw {
+            Raw::Embedded { path, .. } => AnyStore::sqlite(path).await.expect("open the store"),
+            Raw::Postgres { db, .. } => AnyStore::postgres(&db.url).await.expect("connect"),
+        }
+    }
+
     /// A new, migrated, empty store.
     pub async fn migrated(kind: Kind) -> Backend {
         let backend = Backend::unmigrated(kind).await;

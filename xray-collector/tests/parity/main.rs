@@ -59,6 +59,7 @@ macro_rules! on_the_embedded_store_until_postgres_matches {
 #[path = "../support/mod.rs"]
 mod support;
 
+mod api;
 mod backend;
 mod migrations;
 mod query;
