@@ -256,17 +256,27 @@ impl StepPage {
     /// Trims a page fetched with one row more than `limit` to `limit`,
     /// with the cursor of its last row when a row was cut.
     pub fn from_fetched(mut steps: Vec<StepOutline>, limit: usize) -> StepPage {
-        let next_cursor = if steps.len() > limit {
-            steps.truncate(limit);
-            steps.last().map(|s| Cursor {
-                started_at_us: s.started_at_us,
-                id: s.id,
-            })
-        } else {
-            None
-        };
+        let next_cursor = cut_page(&mut steps, limit, |s| (s.started_at_us, s.id));
         StepPage { steps, next_cursor }
     }
+}
+
+/// Trims rows fetched with one more than `limit` to `limit`; the cursor
+/// (`(started_at_us, id)` of the last row kept) when a row was cut, so
+/// the next page starts after it.
+pub fn cut_page<T>(
+    rows: &mut Vec<T>,
+    limit: usize,
+    key: impl Fn(&T) -> (i64, Uuid),
+) -> Option<Cursor> {
+    if rows.len() <= limit {
+        return None;
+    }
+    rows.truncate(limit);
+    rows.last().map(|row| {
+        let (started_at_us, id) = key(row);
+        Cursor { started_at_us, id }
+    })
 }
 
 /// One decision about a candidate, anywhere (`candidate`).

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::backend::postgres::PostgresStore;
 use crate::backend::{QueryStore, StoreError};
 use crate::query::{
-    CandidateEntry, Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
+    cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
     ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
     StepOutline, StepPage, StepScope, StepStats, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
     MAX_STEP_PAGE,
@@ -164,15 +164,7 @@ async fn executions(
     );
     let rows = client.query(&sql, &p.refs()).await?;
     let mut executions: Vec<ExecutionSummary> = rows.iter().map(summary).collect();
-    let next_cursor = if executions.len() > limit {
-        executions.truncate(limit);
-        executions.last().map(|e| Cursor {
-            started_at_us: e.started_at_us,
-            id: e.id,
-        })
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut executions, limit, |e| (e.started_at_us, e.id));
     Ok(ExecutionPage {
         executions,
         next_cursor,

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::backend::sqlite::SqliteStore;
 use crate::backend::{QueryStore, StoreError};
 use crate::query::{
-    CandidateEntry, Cursor, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
+    cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
     ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
     StepOutline, StepPage, StepScope, StepStats, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
     MAX_STEP_PAGE,
@@ -227,15 +227,7 @@ fn executions(conn: &Connection, filter: &ExecutionFilter) -> rusqlite::Result<E
     let mut executions = stmt
         .query_map(params_from_iter(values), summary_at)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next_cursor = if executions.len() > limit {
-        executions.truncate(limit);
-        executions.last().map(|e| Cursor {
-            started_at_us: e.started_at_us,
-            id: e.id,
-        })
-    } else {
-        None
-    };
+    let next_cursor = cut_page(&mut executions, limit, |e| (e.started_at_us, e.id));
     Ok(ExecutionPage {
         executions,
         next_cursor,
