@@ -244,6 +244,21 @@ try {
     }
     times.sort((a, b) => a - b);
     console.log(`first_paint label=${m.label} steps=${m.steps} median_ms=${times[1]}`);
+    // What the execution page asks for first: the head with its first page of steps.
+    for (const [what, p] of [['head', path('api', 'v1', 'executions', m.execution_id)],
+      ['roots', path('api', 'v1', 'executions', m.execution_id, 'steps') + '?parent=root&limit=500']]) {
+      const api = [];
+      for (let i = 0; i < 5; i++) {
+        const start = performance.now();
+        const r = await fetch(url(p), { headers: { authorization: 'Bearer ' + cfg.token } });
+        const body = await r.arrayBuffer();
+        api.push(performance.now() - start);
+        assert.equal(r.status, 200, `${p}: ${r.status}`);
+        if (i === 0) console.log(`# ${what} ${m.label}: ${body.byteLength} bytes`);
+      }
+      api.sort((a, b) => a - b);
+      console.log(`api label=${m.label} steps=${m.steps} request=${what} median_ms=${api[2].toFixed(1)}`);
+    }
   }
 
   if (consoleErrors.length) console.log('# console errors seen (not fatal):\n# ' + consoleErrors.join('\n# '));

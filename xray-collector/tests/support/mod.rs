@@ -24,6 +24,7 @@ macro_rules! on_both_backends {
     };
 }
 
+pub mod big;
 pub mod outbox;
 pub mod pg;
 pub mod records;
