@@ -57,6 +57,9 @@ pub fn ship_and_show(
         println!(
             "\nmore: cargo run -p xray-collector -- show {execution_id} --full   (or: executions, why, search, stats)"
         );
+        println!(
+            "in a browser: cargo run -p xray-collector -- serve   then open http://127.0.0.1:7373/executions/{execution_id}"
+        );
         Ok(())
     })
 }
