@@ -2,13 +2,19 @@
 //! text when piped, and bad input as a one-line error with a non-zero exit
 //! (2 for a usage error, 1 for a failure), never a panic.
 
+#[macro_use]
 mod support;
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use support::outbox::{outbox_rows, write_steps};
+use support::records::{self, execution, filter_step, step, T0};
 use support::target::Target;
+use uuid::Uuid;
+use xray_collector::backend::{AnyStore, Migrations, QueryStore, Store};
+use xray_collector::model::ShipRecord;
 
 fn collector(target: &Target) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_xray-collector"));
@@ -406,5 +412,285 @@ fn a_store_from_before_application_ids_opens_and_is_stamped() {
     assert_eq!(
         application_id(),
         xray_collector::backend::sqlite::APPLICATION_ID
+    );
+}
+
+/// Opens the target's store as the collector does.
+async fn open_store(target: &Target) -> AnyStore {
+    match target {
+        Target::Embedded { path, .. } => AnyStore::sqlite(path).await,
+        Target::Postgres { db, .. } => AnyStore::postgres(&db.url).await,
+    }
+    .unwrap()
+}
+
+/// Writes `records` straight into the target's store (migrated first).
+fn seed(target: &Target, records: &[ShipRecord]) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = open_store(target).await;
+        store.migrate_up().await.unwrap();
+        for batch in records.chunks(5000) {
+            store.write(batch).await.unwrap();
+        }
+    });
+}
+
+/// An execution of three top-level steps `r0..r2`, each with two children
+/// `c00..c21`, each with two children `g000..g211` (21 steps), started
+/// level by level, so that start order is not tree order; `g000` carries a
+/// payload of every kind.
+fn seed_three_levels(target: &Target) -> Uuid {
+    let exec = records::new_id();
+    let mut steps = Vec::new();
+    let mut at = T0 + 1_000;
+    let mut next_at = || {
+        at += 10;
+        at
+    };
+    let roots: Vec<(String, Uuid)> = (0..3)
+        .map(|i| (format!("r{i}"), records::new_id()))
+        .collect();
+    for (name, id) in &roots {
+        steps.push(step(*id, exec).name(name).at(next_at()).record());
+    }
+    let mut children = Vec::new();
+    for (name, parent) in &roots {
+        for j in 0..2 {
+            let child = (format!("c{}{j}", &name[1..]), records::new_id());
+            steps.push(
+                step(child.1, exec)
+                    .name(&child.0)
+                    .parent(*parent)
+                    .at(next_at())
+                    .record(),
+            );
+            children.push(child);
+        }
+    }
+    for (name, parent) in &children {
+        for k in 0..2 {
+            let id = records::new_id();
+            let grandchild = if name == "c00" && k == 0 {
+                filter_step(id, exec)
+            } else {
+                step(id, exec)
+            };
+            steps.push(
+                grandchild
+                    .name(&format!("g{}{k}", &name[1..]))
+                    .parent(*parent)
+                    .at(next_at())
+                    .record(),
+            );
+        }
+    }
+    let mut all = vec![execution(exec).record()];
+    all.extend(steps);
+    seed(target, &all);
+    exec
+}
+
+/// The tree lines of a `show` (a branch, then the name), and its last line.
+fn tree_lines(text: &str) -> (Vec<String>, String) {
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("├─ ") || l.contains("└─ "))
+        .map(|l| l.split(" ok ").next().unwrap().to_owned())
+        .collect();
+    (lines, text.lines().last().unwrap_or_default().to_owned())
+}
+
+fn show_cuts_the_tree_at_a_depth_and_after_a_number_of_steps_and_says_so(target: Target) {
+    let exec = seed_three_levels(&target);
+    let id = exec.to_string();
+    let show = |extra: &[&str]| {
+        let mut args = vec!["show", id.as_str()];
+        args.extend(extra);
+        let out = run(&target, &args);
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+
+    let whole = show(&[]);
+    let (lines, last) = tree_lines(&whole);
+    assert_eq!(lines.len(), 21, "{whole}");
+    assert!(!whole.contains("not shown"), "{whole}");
+    assert!(last.contains("└─ g211"), "{whole}");
+    assert_eq!(show(&["--limit", "21"]), whole, "a limit that cuts nothing");
+    assert_eq!(show(&["--depth", "3"]), whole, "a depth that cuts nothing");
+
+    let (lines, last) = tree_lines(&show(&["--limit", "5"]));
+    assert_eq!(
+        lines,
+        [
+            "├─ r0",
+            "│  ├─ c00",
+            "│  │  ├─ g000 [filter]",
+            "│  │  └─ g001",
+            "│  └─ c01",
+        ]
+    );
+    assert_eq!(last, "… 16 more steps not shown (--limit 5)");
+
+    let (lines, last) = tree_lines(&show(&["--depth", "1"]));
+    assert_eq!(lines, ["├─ r0", "├─ r1", "└─ r2"]);
+    assert_eq!(last, "… 18 more steps not shown (--depth 1)");
+
+    let (lines, last) = tree_lines(&show(&["--depth", "2", "--limit", "4"]));
+    assert_eq!(lines, ["├─ r0", "│  ├─ c00", "│  └─ c01", "├─ r1"]);
+    assert_eq!(last, "… 17 more steps not shown (--depth 2, --limit 4)");
+
+    let (_, last) = tree_lines(&show(&["--limit", "20"]));
+    assert_eq!(last, "… 1 more step not shown (--limit 20)");
+
+    // --json: the same cut, the steps kept in start order.
+    let names = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["show", id.as_str(), "--json"];
+        args.extend(extra);
+        json(&run(&target, &args))["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(&["--limit", "5"]),
+        ["r0", "c00", "c01", "g000", "g001"]
+    );
+    assert_eq!(names(&["--depth", "1"]), ["r0", "r1", "r2"]);
+    assert_eq!(names(&["--depth", "3"]).len(), 21);
+}
+
+on_both_backends!(
+    show_cuts,
+    show_cuts_the_tree_at_a_depth_and_after_a_number_of_steps_and_says_so
+);
+
+fn show_json_is_the_whole_execution_document_byte_for_byte(target: Target) {
+    let exec = seed_three_levels(&target);
+    let out = run(&target, &["show", &exec.to_string(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let whole = rt.block_on(async { open_store(&target).await.execution(exec).await.unwrap() });
+    let expected = xray_collector::render::to_json(&whole.unwrap()).unwrap();
+    assert_eq!(stdout(&out), format!("{expected}\n"));
+    let doc = json(&out);
+    assert_eq!(doc["steps"].as_array().unwrap().len(), 21);
+    assert_eq!(doc["metadata"]["sku"], "A-1");
+    let g000 = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "g000")
+        .unwrap();
+    assert_eq!(g000["decisions"][0]["candidate_id"], "c1");
+    assert_eq!(g000["llm_usage"][0]["model"], "gpt-x");
+}
+
+on_both_backends!(
+    show_json,
+    show_json_is_the_whole_execution_document_byte_for_byte
+);
+
+#[test]
+fn show_refuses_a_depth_or_limit_that_is_not_a_count_of_one_or_more() {
+    let target = Target::embedded();
+    let exec = seed_three_levels(&target);
+    let id = exec.to_string();
+    for flag in ["--depth", "--limit"] {
+        for bad in ["0", "two", "1.5", ""] {
+            assert_one_line_error(&run(&target, &["show", &id, flag, bad]), 2, flag);
+        }
+        assert_one_line_error(&run(&target, &["show", &id, flag]), 2, flag);
+    }
+}
+
+/// Steps in the deep chain.
+const CHAIN: usize = 20_000;
+
+/// An execution whose steps `s0..` each run inside the one before.
+fn seed_chain(target: &Target) -> Uuid {
+    let exec = records::new_id();
+    let mut all = vec![execution(exec).record()];
+    let mut parent = None;
+    for i in 0..CHAIN {
+        let id = records::new_id();
+        let mut s = step(id, exec)
+            .name(&format!("s{i}"))
+            .at(T0 + 1_000 + i as i64);
+        if let Some(p) = parent {
+            s = s.parent(p);
+        }
+        all.push(s.record());
+        parent = Some(id);
+    }
+    seed(target, &all);
+    exec
+}
+
+#[test]
+fn a_chain_of_twenty_thousand_nested_steps_is_shown_without_overflowing_the_stack() {
+    let target = Target::embedded();
+    let id = seed_chain(&target).to_string();
+
+    // The whole tree, read as it streams (its indentation alone is
+    // hundreds of megabytes).
+    let mut child = collector(&target)
+        .args(["show", &id])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut depth = 0;
+    let mut last = String::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(at) = line.find("└─ ") {
+            assert_eq!(at, 3 * depth, "step {depth} is indented under its parent");
+            assert!(
+                line[at..].starts_with(&format!("└─ s{depth} ok")),
+                "{}",
+                &line[at..]
+            );
+            depth += 1;
+        }
+        last = line;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(depth, CHAIN);
+    assert!(!last.contains("not shown"));
+
+    let out = run(&target, &["show", &id, "--limit", "3"]);
+    let (lines, last) = tree_lines(&stdout(&out));
+    assert_eq!(lines, ["└─ s0", "   └─ s1", "      └─ s2"]);
+    assert_eq!(
+        last,
+        format!("… {} more steps not shown (--limit 3)", CHAIN - 3)
+    );
+
+    let text = stdout(&run(&target, &["show", &id, "--depth", "2000"]));
+    let (lines, last) = tree_lines(&text);
+    assert_eq!(lines.len(), 2000);
+    assert_eq!(lines[1999], format!("{}└─ s1999", " ".repeat(3 * 1999)));
+    assert_eq!(
+        last,
+        format!("… {} more steps not shown (--depth 2000)", CHAIN - 2000)
+    );
+
+    let whole = json(&run(&target, &["show", &id, "--json"]));
+    assert_eq!(whole["steps"].as_array().unwrap().len(), CHAIN);
+    let walked = json(&run(&target, &["show", &id, "--json", "--depth", "20000"]));
+    assert_eq!(
+        walked, whole,
+        "a cut that keeps everything keeps the document"
     );
 }

@@ -10,16 +10,73 @@ use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 use super::escape::acts_on_terminal;
+use crate::query::{ExecutionHead, StepDetail};
 
 /// `value` as pretty-printed JSON holding no character a terminal acts on.
 pub fn to_json(value: &impl Serialize) -> serde_json::Result<String> {
+    // Only UTF-8 text and ASCII escapes were written.
+    Ok(String::from_utf8(to_json_bytes(value)?)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+}
+
+fn to_json_bytes(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut ser =
         serde_json::Serializer::with_formatter(&mut out, TerminalSafe(PrettyFormatter::new()));
     value.serialize(&mut ser)?;
-    // Only UTF-8 text and ASCII escapes were written.
-    Ok(String::from_utf8(out)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(out)
+}
+
+/// The `show --json` document written as its steps are read: the bytes
+/// [`to_json`] (and a newline) would write for the [`ExecutionDetail`]
+/// of `head` and those steps, without holding them all.
+///
+/// A step is serialized alone, then indented to its place in the array:
+/// a pretty-printed document's line breaks are all between tokens (JSON
+/// strings spell theirs `\n`), so indenting after each one is exact.
+///
+/// [`ExecutionDetail`]: crate::query::ExecutionDetail
+#[derive(Debug)]
+pub struct ExecutionJson<W: io::Write> {
+    out: W,
+    /// No step written yet.
+    empty: bool,
+}
+
+impl<W: io::Write> ExecutionJson<W> {
+    /// Writes the execution's fields and opens its `steps`.
+    pub fn begin(mut out: W, head: &ExecutionHead) -> io::Result<ExecutionJson<W>> {
+        let head = to_json_bytes(head)?;
+        // `{ … fields … \n}`: the fields, without the closing brace.
+        let fields = head.strip_suffix(b"\n}").unwrap_or(&head);
+        out.write_all(fields)?;
+        out.write_all(b",\n  \"steps\": [")?;
+        Ok(ExecutionJson { out, empty: true })
+    }
+
+    /// Writes the next step of the array.
+    pub fn step(&mut self, step: &StepDetail) -> io::Result<()> {
+        let text = to_json_bytes(step)?;
+        self.out
+            .write_all(if self.empty { b"\n    " } else { b",\n    " })?;
+        self.empty = false;
+        for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+            if i > 0 {
+                self.out.write_all(b"\n    ")?;
+            }
+            self.out.write_all(line)?;
+        }
+        Ok(())
+    }
+
+    /// Closes the array and the document (with a newline); the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        if !self.empty {
+            self.out.write_all(b"\n  ")?;
+        }
+        self.out.write_all(b"]\n}\n")?;
+        Ok(self.out)
+    }
 }
 
 /// Formatter methods that only lay the document out, left to
@@ -89,5 +146,68 @@ mod tests {
             to_json(&serde_json::json!({"a": [1]})).unwrap(),
             serde_json::to_string_pretty(&serde_json::json!({"a": [1]})).unwrap()
         );
+    }
+
+    fn step(n: u128, parent: Option<u128>) -> StepDetail {
+        StepDetail {
+            id: uuid::Uuid::from_u128(n),
+            parent_id: parent.map(uuid::Uuid::from_u128),
+            name: format!("step\u{1b}[2J\n{n}"),
+            kind: Some("llm".into()),
+            status: "ok".into(),
+            input: Some(serde_json::json!({"q": ["a\nb", {"deep": [1, 2, {}]}], "e": []})),
+            output: None,
+            error: Some("line 1\nline 2".into()),
+            attributes: Some(serde_json::json!({})),
+            started_at_us: n as i64,
+            duration_us: Some(3),
+            decisions: vec![crate::model::Decision {
+                candidate_id: "c1".into(),
+                accepted: Some(false),
+                filter: Some("price".into()),
+                reason: None,
+                score: Some(0.5),
+            }],
+            llm_usage: vec![],
+        }
+    }
+
+    #[test]
+    fn the_streamed_show_document_is_the_whole_one_byte_for_byte() {
+        use crate::query::{ExecutionDetail, ExecutionSummary};
+        let summary = ExecutionSummary {
+            id: uuid::Uuid::from_u128(9),
+            project: "shop\u{202e}".into(),
+            name: "pick".into(),
+            status: "ok".into(),
+            started_at_us: 1,
+            ended_at_us: None,
+            steps: 3,
+        };
+        let head = ExecutionHead {
+            summary,
+            metadata: Some(serde_json::json!({"sku": "A-1", "n": [1]})),
+            outcome: None,
+            error: Some("it\nbroke".into()),
+        };
+        for steps in [
+            vec![],
+            vec![step(1, None)],
+            vec![step(1, None), step(2, Some(1)), step(3, Some(2))],
+        ] {
+            let whole = ExecutionDetail {
+                summary: head.summary.clone(),
+                metadata: head.metadata.clone(),
+                outcome: head.outcome.clone(),
+                error: head.error.clone(),
+                steps: steps.clone(),
+            };
+            let mut json = ExecutionJson::begin(Vec::new(), &head).unwrap();
+            for s in &steps {
+                json.step(s).unwrap();
+            }
+            let streamed = String::from_utf8(json.finish().unwrap()).unwrap();
+            assert_eq!(streamed, format!("{}\n", to_json(&whole).unwrap()));
+        }
     }
 }

@@ -5,14 +5,21 @@
 //! filters, reasons, models, projects — reaches the text through
 //! [`escape`] (see `escape.rs` for what is spelt out and why):
 //! styled text is escaped by [`Style`] itself, the rest where it is
-//! written. `--json` documents are written by [`to_json`], which leaves
-//! those characters to JSON escapes.
+//! written. `--json` documents are written by [`to_json`] (or, for `show`,
+//! streamed by [`ExecutionJson`]), which leaves those characters to JSON
+//! escapes.
+//!
+//! A tree of steps is drawn from its shape alone ([`StepTree`], see
+//! `tree.rs`) one step at a time ([`TreeLines`]), so that `show` can read a
+//! large execution's values in batches and never hold them all.
 
 mod escape;
 mod json;
+mod tree;
 
 pub use escape::{escape, escape_lines};
-pub use json::to_json;
+pub use json::{to_json, ExecutionJson};
+pub use tree::{Hidden, StepTree, TreeCut, Visit, Walk, Within};
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,8 +30,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::query::{
-    format_time, DecisionRow, ExecutionDetail, ExecutionPage, SearchHit, Stats, StepDetail,
-    WhyEntry,
+    format_time, DecisionRow, ExecutionDetail, ExecutionHead, ExecutionPage, ExecutionSummary,
+    SearchHit, Stats, StepDetail, WhyEntry,
 };
 
 /// Whether to colour the output.
@@ -173,10 +180,55 @@ pub fn decision_summary(step: &StepDetail) -> Option<String> {
     ))
 }
 
-/// The `show` tree.
+/// The `show` tree of an execution read whole: its [header](execution_header)
+/// and every step, depth first. `show` itself reads large executions in
+/// pieces and draws them with the same [`TreeLines`].
 pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
     let mut out = String::new();
-    let s = &e.summary;
+    write_header(
+        &mut out,
+        &e.summary,
+        e.metadata.as_ref(),
+        e.error.as_deref(),
+        full,
+        style,
+    );
+    let tree = StepTree::new(e.steps.iter().map(|st| (st.id, st.parent_id)));
+    let mut lines = TreeLines::new(full, style);
+    for visit in tree.walk() {
+        lines.write(&mut out, visit, &e.steps[visit.index]);
+    }
+    out.push_str(&tree_footer(
+        e.steps.len(),
+        Hidden::default(),
+        TreeCut::default(),
+    ));
+    out
+}
+
+/// The first lines of `show`: name, id, status, duration, start, project,
+/// then the metadata and the error if any.
+pub fn execution_header(head: &ExecutionHead, full: bool, style: Style) -> String {
+    let mut out = String::new();
+    write_header(
+        &mut out,
+        &head.summary,
+        head.metadata.as_ref(),
+        head.error.as_deref(),
+        full,
+        style,
+    );
+    out
+}
+
+fn write_header(
+    out: &mut String,
+    s: &ExecutionSummary,
+    metadata: Option<&Value>,
+    error: Option<&str>,
+    full: bool,
+    style: Style,
+) {
     let duration = s
         .ended_at_us
         .map(|end| human_duration(end - s.started_at_us))
@@ -194,14 +246,10 @@ pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
             s.project
         )),
     );
-    if let Some(m) = e
-        .metadata
-        .as_ref()
-        .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()))
-    {
+    if let Some(m) = metadata.filter(|m| m.as_object().is_some_and(|o| !o.is_empty())) {
         let _ = writeln!(out, "  metadata: {}", indent(&value_text(m, full), ""));
     }
-    if let Some(err) = &e.error {
+    if let Some(err) = error {
         let _ = writeln!(
             out,
             "  {} {}",
@@ -209,122 +257,159 @@ pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
             indent(err, "")
         );
     }
-    let known: BTreeSet<Uuid> = e.steps.iter().map(|st| st.id).collect();
-    // Roots: no parent, or a parent that is not in the execution (lost).
-    let roots: Vec<&StepDetail> = e
-        .steps
-        .iter()
-        .filter(|st| st.parent_id.map_or(true, |p| !known.contains(&p)))
-        .collect();
-    for (i, step) in roots.iter().enumerate() {
-        render_step(&mut out, e, step, "", i + 1 == roots.len(), full, style);
-    }
-    if e.steps.is_empty() {
-        out.push_str("  (no steps recorded)\n");
-    }
-    out
 }
 
-fn render_step(
-    out: &mut String,
-    e: &ExecutionDetail,
-    step: &StepDetail,
-    prefix: &str,
-    last: bool,
+/// The last line of `show`: that there are no steps, or how many steps
+/// `cut` left out (nothing when it left none).
+pub fn tree_footer(steps: usize, hidden: Hidden, cut: TreeCut) -> String {
+    if steps == 0 {
+        return "  (no steps recorded)\n".to_owned();
+    }
+    let mut by = Vec::new();
+    if let (Some(depth), 1..) = (cut.depth, hidden.by_depth) {
+        by.push(format!("--depth {depth}"));
+    }
+    if let (Some(limit), 1..) = (cut.limit, hidden.by_limit) {
+        by.push(format!("--limit {limit}"));
+    }
+    match hidden.total() {
+        0 => String::new(),
+        n => format!(
+            "… {n} more {} not shown ({})\n",
+            if n == 1 { "step" } else { "steps" },
+            by.join(", ")
+        ),
+    }
+}
+
+/// Draws the steps of a tree one at a time, in the order of a
+/// [walk](StepTree::walk): each step's lines, indented under its parent's.
+/// Holds only the current indentation, so steps can arrive in batches.
+#[derive(Debug, Clone)]
+pub struct TreeLines {
     full: bool,
     style: Style,
-) {
-    let (branch, cont) = if last {
-        ("└─ ", "   ")
-    } else {
-        ("├─ ", "│  ")
-    };
-    let kind = step
-        .kind
-        .as_deref()
-        .map(|k| format!(" [{k}]"))
-        .unwrap_or_default();
-    let duration = step
-        .duration_us
-        .map(human_duration)
-        .unwrap_or_else(|| "—".to_owned());
-    let _ = writeln!(
-        out,
-        "{prefix}{branch}{}{} {} {}",
-        style.bold(&step.name),
-        style.dim(&kind),
-        style.status(&step.status),
-        duration
-    );
-    let inner = format!("{prefix}{cont}");
-    let value = |v: &Value| value_text(v, full);
-    if let Some(i) = &step.input {
-        let _ = writeln!(
-            out,
-            "{inner}   {} {}",
-            style.dim("in: "),
-            indent(&value(i), &inner)
-        );
-    }
-    if let Some(o) = &step.output {
-        let _ = writeln!(
-            out,
-            "{inner}   {} {}",
-            style.dim("out:"),
-            indent(&value(o), &inner)
-        );
-    }
-    if let Some(err) = &step.error {
-        let text = if full {
-            err.clone()
-        } else {
-            preview(&Value::String(err.clone()), 160)
-        };
-        let _ = writeln!(
-            out,
-            "{inner}   {} {}",
-            style.paint(AnsiColor::Red.on_default(), "error:"),
-            indent(&text, &inner)
-        );
-    }
-    if let Some(summary) = decision_summary(step) {
-        let _ = writeln!(out, "{inner}   {} {summary}", style.dim("decisions:"));
-    }
-    if full {
-        for d in &step.decisions {
-            let _ = writeln!(
-                out,
-                "{inner}     {} {}",
-                escape(&d.candidate_id),
-                decision_line(d, style)
-            );
+    /// The indentation of the last step's children.
+    prefix: String,
+    /// Where in `prefix` each level's indentation ends.
+    ends: Vec<usize>,
+}
+
+impl TreeLines {
+    /// Whole values (`full`) or previews, in `style`.
+    pub fn new(full: bool, style: Style) -> TreeLines {
+        TreeLines {
+            full,
+            style,
+            prefix: String::new(),
+            ends: Vec::new(),
         }
-        if let Some(a) = &step.attributes {
+    }
+
+    /// Passes `visit` without drawing it (a step that vanished between two
+    /// reads): its children are still indented under it.
+    pub fn skip(&mut self, visit: Visit) {
+        self.enter(visit);
+    }
+
+    /// Moves to `visit`: `prefix` becomes the indentation of its children;
+    /// returns where the indentation of its own line ends in it. Every
+    /// step before it in the walk was entered, so its ancestors'
+    /// indentations are in `ends`.
+    fn enter(&mut self, visit: Visit) -> usize {
+        self.ends.truncate(visit.depth.saturating_sub(1));
+        self.prefix.truncate(self.ends.last().copied().unwrap_or(0));
+        let at = self.prefix.len();
+        self.prefix.push_str(if visit.last { "   " } else { "│  " });
+        self.ends.push(self.prefix.len());
+        at
+    }
+
+    /// Appends the lines of `step`, met as `visit`, to `out`.
+    pub fn write(&mut self, out: &mut String, visit: Visit, step: &StepDetail) {
+        let at = self.enter(visit);
+        let prefix = &self.prefix[..at];
+        let inner = self.prefix.as_str();
+        let (full, style) = (self.full, self.style);
+        let branch = if visit.last { "└─ " } else { "├─ " };
+        let kind = step
+            .kind
+            .as_deref()
+            .map(|k| format!(" [{k}]"))
+            .unwrap_or_default();
+        let duration = step
+            .duration_us
+            .map(human_duration)
+            .unwrap_or_else(|| "—".to_owned());
+        let _ = writeln!(
+            out,
+            "{prefix}{branch}{}{} {} {}",
+            style.bold(&step.name),
+            style.dim(&kind),
+            style.status(&step.status),
+            duration
+        );
+        let value = |v: &Value| value_text(v, full);
+        if let Some(i) = &step.input {
             let _ = writeln!(
                 out,
                 "{inner}   {} {}",
-                style.dim("attributes:"),
-                indent(&value(a), &inner)
+                style.dim("in: "),
+                indent(&value(i), inner)
             );
         }
-    }
-    for u in &step.llm_usage {
-        let _ = writeln!(
-            out,
-            "{inner}   {} {} {} prompt + {} completion tokens",
-            style.dim("llm:"),
-            escape(&u.model),
-            u.prompt_tokens,
-            u.completion_tokens
-        );
-    }
-    let children: Vec<&StepDetail> = e
-        .steps
-        .iter()
-        .filter(|c| c.parent_id == Some(step.id))
-        .collect();
-    for (i, child) in children.iter().enumerate() {
-        render_step(out, e, child, &inner, i + 1 == children.len(), full, style);
+        if let Some(o) = &step.output {
+            let _ = writeln!(
+                out,
+                "{inner}   {} {}",
+                style.dim("out:"),
+                indent(&value(o), inner)
+            );
+        }
+        if let Some(err) = &step.error {
+            let text = if full {
+                err.clone()
+            } else {
+                preview(&Value::String(err.clone()), 160)
+            };
+            let _ = writeln!(
+                out,
+                "{inner}   {} {}",
+                style.paint(AnsiColor::Red.on_default(), "error:"),
+                indent(&text, inner)
+            );
+        }
+        if let Some(summary) = decision_summary(step) {
+            let _ = writeln!(out, "{inner}   {} {summary}", style.dim("decisions:"));
+        }
+        if full {
+            for d in &step.decisions {
+                let _ = writeln!(
+                    out,
+                    "{inner}     {} {}",
+                    escape(&d.candidate_id),
+                    decision_line(d, style)
+                );
+            }
+            if let Some(a) = &step.attributes {
+                let _ = writeln!(
+                    out,
+                    "{inner}   {} {}",
+                    style.dim("attributes:"),
+                    indent(&value(a), inner)
+                );
+            }
+        }
+        for u in &step.llm_usage {
+            let _ = writeln!(
+                out,
+                "{inner}   {} {} {} prompt + {} completion tokens",
+                style.dim("llm:"),
+                escape(&u.model),
+                u.prompt_tokens,
+                u.completion_tokens
+            );
+        }
     }
 }
 

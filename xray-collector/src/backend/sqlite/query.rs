@@ -349,7 +349,11 @@ fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<Executi
 }
 
 /// Some steps of an execution, whole, from one snapshot. The ids travel
-/// as one JSON array parameter (`json_each`), however many there are.
+/// as one JSON array parameter (`json_each`), however many there are, and
+/// drive the query (`CROSS JOIN` keeps them the outer loop): each is one
+/// look-up by id, where `id IN (…)` let SQLite scan every step of the
+/// execution instead, once per call — quadratic for `show`, which reads a
+/// large execution a batch of ids at a time.
 fn step_details(
     conn: &mut Connection,
     execution: Uuid,
@@ -360,8 +364,10 @@ fn step_details(
     let tx = conn.transaction()?;
     let mut steps: Vec<StepDetail> = {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {STEP_COLUMNS} FROM steps
-             WHERE execution_id = ?1 AND id IN (SELECT value FROM json_each(?2))
+            "SELECT {STEP_COLUMNS}
+             FROM (SELECT DISTINCT value FROM json_each(?2)) AS wanted
+             CROSS JOIN steps ON steps.id = wanted.value
+             WHERE steps.execution_id = ?1
              ORDER BY started_at_us, id"
         ))?;
         let rows = stmt.query_map(params![execution.to_string(), ids_json], step_at)?;
