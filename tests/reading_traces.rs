@@ -228,12 +228,12 @@ async fn check(store: Arc<AnyStore>, outbox: &Path) {
     assert!(text.contains("filter accepted by all: fits"), "{text}");
 
     // search: a word of an output, and of an error.
-    let hits = store.search("B09ERGO", 10).await.unwrap();
+    let hits = store.search("B09ERGO", 10, None).await.unwrap();
     assert!(hits.iter().any(|h| h.step_name == "filter"), "{hits:?}");
-    let hits = store.search("nothing left", 10).await.unwrap();
+    let hits = store.search("nothing left", 10, None).await.unwrap();
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0].execution_id.to_string(), ids[4]);
-    assert!(store.search("zebra", 10).await.unwrap().is_empty());
+    assert!(store.search("zebra", 10, None).await.unwrap().is_empty());
 
     // stats: 5 of each step, rank failed once; tokens per model.
     let stats = store.stats(None, None).await.unwrap();

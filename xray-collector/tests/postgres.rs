@@ -13,7 +13,7 @@ use support::pg;
 use support::records::{new_id, step};
 use xray_collector::backend::{
     postgres::{classify, redact_url, PostgresStore, MIGRATIONS},
-    Migrations, Store, StoreError,
+    Migrations, QueryStore, Store, StoreError,
 };
 
 /// A migrated, empty database and a store connected to it.
@@ -22,6 +22,46 @@ async fn migrated_postgres() -> (pg::TestDb, PostgresStore) {
     let store = PostgresStore::connect(&db.url).await.expect("connect");
     store.migrate_up().await.expect("migrate up");
     (db, store)
+}
+
+#[tokio::test]
+async fn a_search_past_its_statement_timeout_is_stopped_by_the_server_and_the_store_goes_on() {
+    let (db, store) = migrated_postgres().await;
+    let execution = new_id();
+    store
+        .write(&[
+            support::records::execution(execution).record(),
+            step(new_id(), execution)
+                .output(serde_json::json!({"note": "walrus"}))
+                .record(),
+        ])
+        .await
+        .unwrap();
+    // Another session holds the steps table: the search waits for the lock
+    // until its statement timeout stops it.
+    let mut other = db.client().await;
+    let lock = other.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE xray.steps IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let stopped = store
+        .search("walrus", 10, Some(Duration::from_millis(200)))
+        .await
+        .expect_err("the search waits for the lock past its timeout");
+    assert!(matches!(stopped, StoreError::TimedOut(_)), "{stopped:?}");
+    assert!(stopped.to_string().contains("57014"), "{stopped}");
+    lock.rollback().await.unwrap();
+    // The same connection answers the next search, with no limit left on it.
+    let hits = store.search("walrus", 10, None).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        store
+            .search("walrus", 10, Some(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use serde_json::json;
@@ -147,8 +148,40 @@ async fn the_search_index_agrees_with_the_steps_through_rewrites_and_deletes() {
         .execute("DELETE FROM executions WHERE id = ?1", [gone.to_string()])
         .unwrap();
     assert_search_index_consistent(&path);
-    assert!(store.search("walrus", 10).await.unwrap().is_empty());
-    assert_eq!(store.search("enamel", 10).await.unwrap().len(), 1);
+    assert!(store.search("walrus", 10, None).await.unwrap().is_empty());
+    assert_eq!(store.search("enamel", 10, None).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_search_past_its_deadline_is_interrupted_and_the_store_goes_on() {
+    let (_dir, store) = migrated_store().await;
+    let kept = new_id();
+    let mut batch = vec![execution(kept).record()];
+    batch.extend((0..300).map(|i| {
+        step(new_id(), kept)
+            .output(json!({"note": format!("walrus number {i}")}))
+            .record()
+    }));
+    store.write(&batch).await.unwrap();
+    // A deadline already past: SQLite's progress handler stops the
+    // statement at its first check.
+    let stopped = store
+        .search("walrus", 10, Some(Duration::ZERO))
+        .await
+        .expect_err("a search with no time left is stopped");
+    assert!(matches!(stopped, StoreError::TimedOut(_)), "{stopped:?}");
+    assert!(stopped.to_string().contains("interrupt"), "{stopped}");
+    // The handler is gone: the next statements on the connection run.
+    assert_eq!(store.search("walrus", 10, None).await.unwrap().len(), 10);
+    assert_eq!(
+        store
+            .search("walrus", 500, Some(Duration::from_secs(10)))
+            .await
+            .unwrap()
+            .len(),
+        300
+    );
+    assert!(store.execution_head(kept).await.unwrap().is_some());
 }
 
 #[cfg(unix)]

@@ -1,6 +1,7 @@
 //! [`AnyStore`]: the backend chosen at start, behind the backend traits.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
@@ -118,8 +119,13 @@ impl QueryStore for AnyStore {
         dispatch!(self.why(execution, candidate))
     }
 
-    async fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
-        dispatch!(self.search(text, limit))
+    async fn search(
+        &self,
+        text: &str,
+        limit: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        dispatch!(self.search(text, limit, timeout))
     }
 
     async fn stats(&self, since_us: Option<i64>, name: Option<&str>) -> Result<Stats, StoreError> {

@@ -28,6 +28,7 @@ pub use any::AnyStore;
 pub use postgres::redact_url;
 
 use std::future::Future;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -57,6 +58,10 @@ pub enum StoreError {
     /// database): retrying will not help.
     #[error("{0}")]
     Config(String),
+    /// A read took longer than it was allowed and was stopped (a search's
+    /// statement timeout); the connection stays usable.
+    #[error("{0}")]
+    TimedOut(String),
     /// Anything else, assumed transient.
     #[error("{0}")]
     Other(String),
@@ -67,7 +72,10 @@ impl StoreError {
     pub fn is_retriable(&self) -> bool {
         matches!(
             self,
-            StoreError::Unavailable(_) | StoreError::Schema(_) | StoreError::Other(_)
+            StoreError::Unavailable(_)
+                | StoreError::Schema(_)
+                | StoreError::TimedOut(_)
+                | StoreError::Other(_)
         )
     }
 }
@@ -170,11 +178,14 @@ pub trait QueryStore: Send + Sync {
         candidate: &str,
     ) -> impl Future<Output = Result<Vec<WhyEntry>, StoreError>> + Send;
     /// Steps matching `text` (all words) in name, input, output or error,
-    /// best first, at most `limit`.
+    /// best first, at most `limit`. With a `timeout`, the statement is
+    /// stopped in the backend when it runs longer
+    /// ([`StoreError::TimedOut`]).
     fn search(
         &self,
         text: &str,
         limit: usize,
+        timeout: Option<Duration>,
     ) -> impl Future<Output = Result<Vec<SearchHit>, StoreError>> + Send;
     /// Step statistics over finished steps started since `since_us`
     /// (optionally one step name), and tokens per model.

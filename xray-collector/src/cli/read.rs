@@ -319,7 +319,7 @@ pub(super) async fn search(args: SearchArgs, backend: &Backend) -> anyhow::Resul
         return Err(UsageError("search text is empty".into()).into());
     }
     let store = open_for_query(backend).await?;
-    let hits = store.search(&args.text, args.limit as usize).await?;
+    let hits = store.search(&args.text, args.limit as usize, None).await?;
     if args.output.json {
         print_json(&serde_json::json!({ "query": args.text, "hits": hits }))?;
     } else {

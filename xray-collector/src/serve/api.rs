@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::error::{json_body, ApiError};
 use super::params::{uuid, Params};
-use super::AppState;
+use super::{AppState, SEARCH_GRACE};
 use crate::backend::QueryStore;
 use crate::query::{
     ExecutionFilter, StepFilter, StepPage, StepScope, MAX_CANDIDATE_ENTRIES, MAX_STEP_PAGE,
@@ -247,9 +247,15 @@ async fn search(State(app): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Api 
         .ok_or_else(|| ApiError::bad_request("q is needed: the words to search for"))?
         .to_owned();
     let limit = p.limit(SEARCH_HITS.0, SEARCH_HITS.1)?;
-    let hits = tokio::time::timeout(app.search_timeout, app.store.search(&text, limit))
-        .await
-        .map_err(|_| ApiError::timed_out("the search"))??;
+    // The backend stops the statement at the deadline; the outer one also
+    // covers waiting for the connection.
+    let deadline = app.search_timeout + SEARCH_GRACE;
+    let hits = tokio::time::timeout(
+        deadline,
+        app.store.search(&text, limit, Some(app.search_timeout)),
+    )
+    .await
+    .map_err(|_| ApiError::timed_out("the search"))??;
     ok(&json!({ "hits": hits }))
 }
 

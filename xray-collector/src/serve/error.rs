@@ -69,6 +69,7 @@ impl From<StoreError> for ApiError {
                 "the backend is unavailable; try again".to_owned(),
             ),
             StoreError::Config(m) => (StatusCode::BAD_REQUEST, m.clone()),
+            StoreError::TimedOut(_) => return ApiError::timed_out("the query"),
             StoreError::Rejected(_) | StoreError::Other(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the backend failed (logged by the server)".to_owned(),

@@ -48,8 +48,11 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long a search may take.
+/// How long a search's statement may run (the backend stops it).
 pub const SEARCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much longer a search may wait, for the connection, before its
+/// answer is given up on.
+pub const SEARCH_GRACE: Duration = Duration::from_secs(2);
 
 /// What the handlers share.
 #[derive(Debug)]

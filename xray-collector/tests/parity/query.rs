@@ -88,7 +88,7 @@ async fn all_pages(store: &AnyStore, mut filter: ExecutionFilter) -> Vec<Uuid> {
 
 /// The steps `text` finds, best first.
 async fn found(store: &AnyStore, text: &str) -> Vec<Uuid> {
-    step_ids(&store.search(text, 10).await.unwrap())
+    step_ids(&store.search(text, 10, None).await.unwrap())
 }
 
 /// `(name, count, errors, p50, p95, max)` per step name.
@@ -671,12 +671,12 @@ async fn search_finds_a_word_in_any_column_of_a_step(db: Backend) {
         ("dump_catalogue", id(15)),
         ("w1", id(15)),
     ] {
-        let hits = db.store.search(word, 10).await.unwrap();
+        let hits = db.store.search(word, 10, None).await.unwrap();
         assert_eq!(step_ids(&hits), [expected], "{word}");
         assert_eq!(hits[0].execution_id, exec);
         assert_eq!(hits[0].execution_name, "pick_competitor");
     }
-    let hits = db.store.search("dingo", 10).await.unwrap();
+    let hits = db.store.search("dingo", 10, None).await.unwrap();
     assert_eq!(hit_rows(&hits), [(id(13), "fetch", "error", T0 + 3)]);
 }
 
@@ -710,7 +710,7 @@ async fn search_ranks_the_better_match_first(db: Backend) {
         .await
         .unwrap();
 
-    let hits = db.store.search("waterproof", 10).await.unwrap();
+    let hits = db.store.search("waterproof", 10, None).await.unwrap();
     assert_eq!(
         hit_rows(&hits),
         [
@@ -720,7 +720,7 @@ async fn search_ranks_the_better_match_first(db: Backend) {
         "three mentions in a short text rank above one in a long text"
     );
     assert!(hits[0].rank > hits[1].rank, "higher is better: {hits:?}");
-    let hits = db.store.search("walrus", 10).await.unwrap();
+    let hits = db.store.search("walrus", 10, None).await.unwrap();
     assert_eq!(
         hit_rows(&hits),
         [
@@ -732,8 +732,11 @@ async fn search_ranks_the_better_match_first(db: Backend) {
     assert!(hits[0].rank > hits[1].rank, "{hits:?}");
 
     // The limit holds.
-    assert_eq!(db.store.search("waterproof", 1).await.unwrap().len(), 1);
-    assert_eq!(db.store.search("walrus", 1).await.unwrap().len(), 1);
+    assert_eq!(
+        db.store.search("waterproof", 1, None).await.unwrap().len(),
+        1
+    );
+    assert_eq!(db.store.search("walrus", 1, None).await.unwrap().len(), 1);
 }
 
 async fn search_needs_every_word_and_takes_query_syntax_as_text(db: Backend) {
@@ -791,7 +794,7 @@ async fn search_needs_every_word_and_takes_query_syntax_as_text(db: Backend) {
 
     // Blank text is refused (the query layer's rule, as `search` says).
     for blank in ["", "   ", "\t\n", "   \t"] {
-        match db.store.search(blank, 10).await {
+        match db.store.search(blank, 10, None).await {
             Err(StoreError::Config(m)) => assert_eq!(m, "search text is empty"),
             other => panic!("{blank:?}: {other:?}"),
         }

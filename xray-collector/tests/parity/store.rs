@@ -372,10 +372,14 @@ async fn deleting_an_execution_deletes_its_steps_decisions_usage_and_search_hits
         .await
         .unwrap();
     assert!(
-        db.store.search("expensive", 100).await.unwrap().is_empty(),
+        db.store
+            .search("expensive", 100, None)
+            .await
+            .unwrap()
+            .is_empty(),
         "decisions are not step text"
     );
-    assert_eq!(db.store.search("walrus", 100).await.unwrap().len(), 3);
+    assert_eq!(db.store.search("walrus", 100, None).await.unwrap().len(), 3);
 
     db.execute(&format!(
         "DELETE FROM {{xray}}executions WHERE id = '{gone}'"
@@ -389,7 +393,7 @@ async fn deleting_an_execution_deletes_its_steps_decisions_usage_and_search_hits
     ] {
         assert_eq!(db.count(table).await, left, "{table}");
     }
-    assert_eq!(db.store.search("walrus", 100).await.unwrap().len(), 2);
+    assert_eq!(db.store.search("walrus", 100, None).await.unwrap().len(), 2);
 }
 
 async fn a_large_batch_is_written_in_one_go(db: Backend) {

@@ -77,6 +77,11 @@ pub(crate) fn verdict(sqlstate: &str) -> Verdict {
 pub fn classify(e: &tokio_postgres::Error) -> StoreError {
     let text = describe(e);
     match e.code() {
+        // A statement stopped by its `statement_timeout` (or cancelled):
+        // retriable, and the connection is still good.
+        Some(code) if *code == tokio_postgres::error::SqlState::QUERY_CANCELED => {
+            StoreError::TimedOut(text)
+        }
         Some(code) => match verdict(code.code()) {
             Verdict::Retry => StoreError::Unavailable(text),
             Verdict::Reject => StoreError::Rejected(text),

@@ -185,7 +185,8 @@ impl PostgresStore {
     }
 
     /// Classifies an error (password hidden) and drops the connection
-    /// unless the data was at fault, so the next call starts afresh.
+    /// unless the data was at fault or a statement ran out of time, so
+    /// the next call starts afresh.
     fn settle<T>(
         &self,
         guard: &mut Option<Box<Session>>,
@@ -193,7 +194,7 @@ impl PostgresStore {
     ) -> Result<T, StoreError> {
         result.map_err(|e| {
             let err = self.target.redactor.error(classify(&e));
-            if !matches!(err, StoreError::Rejected(_)) {
+            if !matches!(err, StoreError::Rejected(_) | StoreError::TimedOut(_)) {
                 *guard = None;
             }
             err

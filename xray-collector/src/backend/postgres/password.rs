@@ -264,6 +264,7 @@ impl Redactor {
             StoreError::Rejected(t) => StoreError::Rejected(self.scrub(&t)),
             StoreError::Schema(t) => StoreError::Schema(self.scrub(&t)),
             StoreError::Config(t) => StoreError::Config(self.scrub(&t)),
+            StoreError::TimedOut(t) => StoreError::TimedOut(self.scrub(&t)),
             StoreError::Other(t) => StoreError::Other(self.scrub(&t)),
         }
     }

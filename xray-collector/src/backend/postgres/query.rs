@@ -11,6 +11,7 @@
 //! read-only `REPEATABLE READ` transaction, so they see one snapshot.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
@@ -472,12 +473,28 @@ const SEARCH: &str = concat!(
      LIMIT $2"
 );
 
+/// With a `timeout`, the query runs in a transaction whose
+/// `statement_timeout` the server enforces (`57014`, read as
+/// [`StoreError::TimedOut`]).
 async fn search(
-    client: &Client,
+    client: &mut Client,
     text: String,
     limit: i64,
+    timeout: Option<Duration>,
 ) -> Result<Vec<SearchHit>, tokio_postgres::Error> {
-    let rows = client.query(SEARCH, &[&text, &limit]).await?;
+    let rows = match timeout {
+        None => client.query(SEARCH, &[&text, &limit]).await?,
+        Some(timeout) => {
+            let tx = client.transaction().await?;
+            // Whole milliseconds, at least one (0 would mean no limit).
+            let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+            tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
+                .await?;
+            let rows = tx.query(SEARCH, &[&text, &limit]).await?;
+            tx.commit().await?;
+            rows
+        }
+    };
     Ok(rows
         .iter()
         .map(|r| SearchHit {
@@ -618,7 +635,12 @@ impl QueryStore for PostgresStore {
             .await
     }
 
-    async fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+    async fn search(
+        &self,
+        text: &str,
+        limit: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         if text.trim().is_empty() {
             return Err(StoreError::Config("search text is empty".into()));
         }
@@ -627,7 +649,7 @@ impl QueryStore for PostgresStore {
         }
         let text = text.to_owned();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with_client(move |c| Box::pin(search(c, text, limit)))
+        self.with_client(move |c| Box::pin(search(c, text, limit, timeout)))
             .await
     }
 

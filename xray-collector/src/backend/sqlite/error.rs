@@ -19,6 +19,7 @@ use crate::backend::StoreError;
 ///   [`StoreError::Schema`], as on PostgreSQL: retriable, since
 ///   dead-lettering good records because the store is not ready would lose
 ///   them, and the message says to migrate.
+/// - A statement stopped by its deadline is [`StoreError::TimedOut`].
 /// - Anything else is [`StoreError::Other`], retriable.
 pub fn classify(e: &rusqlite::Error) -> StoreError {
     let message = e.to_string();
@@ -39,6 +40,8 @@ pub fn classify(e: &rusqlite::Error) -> StoreError {
             ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch => {
                 StoreError::Rejected(message)
             }
+            // A statement stopped by its deadline (the progress handler).
+            ErrorCode::OperationInterrupted => StoreError::TimedOut(message),
             _ if message.contains("no such table") => StoreError::Schema(format!(
                 "{message} (the embedded store has no schema yet: run `xray-collector migrate up`)"
             )),

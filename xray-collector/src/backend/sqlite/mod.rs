@@ -212,6 +212,7 @@ fn at_path(path: &Path, e: &rusqlite::Error) -> StoreError {
         StoreError::Rejected(m) => StoreError::Rejected(format!("{}: {m}", path.display())),
         StoreError::Schema(m) => StoreError::Schema(format!("{}: {m}", path.display())),
         StoreError::Config(m) => StoreError::Config(format!("{}: {m}", path.display())),
+        StoreError::TimedOut(m) => StoreError::TimedOut(format!("{}: {m}", path.display())),
         StoreError::Other(m) => StoreError::Other(format!("{}: {m}", path.display())),
     }
 }

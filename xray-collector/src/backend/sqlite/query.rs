@@ -9,6 +9,7 @@
 //! to 1..=1000; `search` with a limit of 0 finds nothing.
 
 use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{Type, Value as SqlValue};
 use rusqlite::{params, params_from_iter, Connection, Row};
@@ -108,7 +109,12 @@ impl QueryStore for SqliteStore {
         .await
     }
 
-    async fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, StoreError> {
+    async fn search(
+        &self,
+        text: &str,
+        limit: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<SearchHit>, StoreError> {
         if text.trim().is_empty() {
             return Err(StoreError::Config("search text is empty".into()));
         }
@@ -121,29 +127,18 @@ impl QueryStore for SqliteStore {
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT s.execution_id, e.name, s.id, s.name, s.status, s.started_at_us,
-                        bm25(steps_fts) AS score
-                 FROM steps_fts
-                 JOIN steps s ON s.fts_rowid = steps_fts.rowid
-                 JOIN executions e ON e.id = s.execution_id
-                 WHERE steps_fts MATCH ?1
-                 ORDER BY score, s.started_at_us DESC, s.id
-                 LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![query, limit], |r| {
-                Ok(SearchHit {
-                    execution_id: uuid_at(r, 0)?,
-                    execution_name: r.get(1)?,
-                    step_id: uuid_at(r, 2)?,
-                    step_name: r.get(3)?,
-                    status: r.get(4)?,
-                    started_at_us: r.get(5)?,
-                    // bm25 is lower-is-better (negative for matches).
-                    rank: -r.get::<_, f64>(6)?,
-                })
-            })?;
-            rows.collect()
+            // Past the deadline, SQLite's progress handler stops the
+            // statement (`SQLITE_INTERRUPT`, read as a timeout) rather than
+            // letting it hold the store's one connection.
+            if let Some(timeout) = timeout {
+                let end = Instant::now() + timeout;
+                conn.progress_handler(PROGRESS_EVERY, Some(move || Instant::now() >= end))?;
+            }
+            let hits = search(conn, &query, limit);
+            if timeout.is_some() {
+                conn.progress_handler(0, None::<fn() -> bool>)?;
+            }
+            hits
         })
         .await
     }
@@ -346,6 +341,37 @@ fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<Executi
         error: head.error,
         steps,
     }))
+}
+
+/// The progress handler's period, in virtual machine instructions: a
+/// check of the clock every few microseconds of work.
+const PROGRESS_EVERY: std::os::raw::c_int = 1_000;
+
+/// Steps matching the FTS5 query, best first.
+fn search(conn: &Connection, query: &str, limit: i64) -> rusqlite::Result<Vec<SearchHit>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.execution_id, e.name, s.id, s.name, s.status, s.started_at_us,
+                bm25(steps_fts) AS score
+         FROM steps_fts
+         JOIN steps s ON s.fts_rowid = steps_fts.rowid
+         JOIN executions e ON e.id = s.execution_id
+         WHERE steps_fts MATCH ?1
+         ORDER BY score, s.started_at_us DESC, s.id
+         LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![query, limit], |r| {
+        Ok(SearchHit {
+            execution_id: uuid_at(r, 0)?,
+            execution_name: r.get(1)?,
+            step_id: uuid_at(r, 2)?,
+            step_name: r.get(3)?,
+            status: r.get(4)?,
+            started_at_us: r.get(5)?,
+            // bm25 is lower-is-better (negative for matches).
+            rank: -r.get::<_, f64>(6)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// Some steps of an execution, whole, from one snapshot. The ids travel
