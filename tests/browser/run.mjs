@@ -138,6 +138,11 @@ try {
     await page.waitForURL(/\/why\//, { timeout: T });
     await waitRows(page, 'why-entry');
     assert.equal((await page.textContent('[data-testid="candidate"]')).trim(), cfg.small.candidate);
+    // Elsewhere: one row per other execution, however many decisions each holds.
+    const others = await rows(page, 'elsewhere-execution').evaluateAll((els) => els.map((e) => e.getAttribute('data-execution-id')));
+    assert.ok(others.length > 0, 'the candidate appears in other executions, but none is listed');
+    assert.equal(new Set(others).size, others.length, 'an execution is listed twice: ' + JSON.stringify(others));
+    assert.ok(!others.includes(cfg.small.execution_id), 'this execution is listed under Elsewhere');
     await shot(page, 'why');
   });
 

@@ -1227,6 +1227,51 @@
         h('td', null, timeEl(e.started_at_us)))))));
   }
 
+  // The other executions a candidate appeared in, one row each (entries come
+  // newest first, so a group's first entry is its latest decision).
+  function elsewhereByExecution(entries, cand) {
+    const groups = new Map();
+    for (const e of entries) {
+      let g = groups.get(e.execution_id);
+      if (!g) {
+        g = { latest: e, n: 0, accepted: 0, rejected: 0, other: 0, filters: new Set() };
+        groups.set(e.execution_id, g);
+      }
+      g.n += 1;
+      if (e.accepted === true) g.accepted += 1;
+      else if (e.accepted === false) {
+        g.rejected += 1;
+        if (e.filter != null) g.filters.add(e.filter);
+      } else g.other += 1;
+    }
+    const tally = (g) => {
+      const parts = [];
+      if (g.accepted) parts.push(fmtInt(g.accepted) + ' accepted');
+      if (g.rejected) parts.push(fmtInt(g.rejected) + ' rejected' + (g.filters.size ? ' (' + [...g.filters].join(', ') + ')' : ''));
+      if (g.other) parts.push(fmtInt(g.other) + ' scored');
+      return fmtInt(g.n) + (g.n === 1 ? ' decision: ' : ' decisions: ') + parts.join(', ');
+    };
+    const rows = [...groups.values()].map((g) => {
+      const e = g.latest;
+      return h('tr', { 'data-testid': 'elsewhere-execution', 'data-execution-id': e.execution_id },
+        h('td', null, link(path('executions', e.execution_id, 'why', cand), null, e.execution_name || e.execution_id),
+          ' ', h('span', { class: 'muted mono' }, String(e.execution_id).slice(0, 8))),
+        h('td', null, tally(g)),
+        h('td', null, link(path('executions', e.execution_id, 'steps', e.step_id), null, e.step_name), ' ',
+          verdictBadge(e.accepted), e.reason == null ? null : h('span', { class: 'reason' }, ' ' + e.reason)),
+        h('td', null, timeEl(e.started_at_us)));
+    });
+    return h('div', null,
+      h('p', { class: 'muted', 'data-testid': 'elsewhere-summary' },
+        'In ' + fmtInt(groups.size) + (groups.size === 1 ? ' other execution' : ' other executions') +
+        ' (from its latest ' + fmtInt(entries.length) + ' decisions elsewhere). ',
+        link(path('candidates', cand), null, 'Every decision')),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
+        h('thead', null, h('tr', null, h('th', null, 'Execution'), h('th', null, 'Decisions'), h('th', null, 'Latest'),
+          h('th', null, 'Time'))),
+        h('tbody', null, rows))));
+  }
+
   async function pageWhy(ctx, eid, cand) {
     setTitle('Why ' + cand);
     const body = h('div', null, loadingEl());
@@ -1259,7 +1304,7 @@
             h('td', { class: 'reason' }, e.reason == null ? '—' : e.reason),
             h('td', { class: 'num' }, fmtScore(e.score))))))),
       h('h2', null, 'Elsewhere'),
-      elsewhere.length === 0 ? emptyEl('Not seen in other executions.') : elsewhereTable(elsewhere, 'elsewhere-row'));
+      elsewhere.length === 0 ? emptyEl('Not seen in other executions.') : elsewhereByExecution(elsewhere, d.candidate || cand));
   }
 
   async function pageCandidate(ctx, cand) {
