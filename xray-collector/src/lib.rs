@@ -21,5 +21,6 @@ pub mod model;
 pub mod outbox;
 pub mod query;
 pub mod render;
+pub mod retention;
 pub mod serve;
 pub mod ship;

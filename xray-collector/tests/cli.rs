@@ -175,6 +175,21 @@ fn every_command_answers_json_and_refuses_bad_input(target: Target) {
         2,
         "required arguments were not provided: <EXECUTION>",
     );
+    for bad in ["0d", "yesterday", "-3d", "30", "2026-11-01T00:00:00Z"] {
+        assert_one_line_error(
+            &run(&target, &["prune", &format!("--older-than={bad}")]),
+            2,
+            "invalid duration",
+        );
+    }
+    assert_one_line_error(&run(&target, &["prune"]), 2, "--older-than");
+    let dry = json(&run(
+        &target,
+        &["prune", "--older-than", "30d", "--dry-run", "--json"],
+    ));
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["executions"], 0, "everything is newer: {dry}");
+    assert!(dry["started_before"].is_string(), "{dry}");
 }
 
 #[test]
@@ -270,6 +285,7 @@ const EVERY_STORE_COMMAND: &[&[&str]] = &[
     &["why", "latest", "x"],
     &["search", "x"],
     &["stats"],
+    &["prune", "--older-than", "30d"],
     &["migrate", "status"],
     &["migrate", "up"],
     &["run", "--once", "--no-migrate"],
@@ -363,7 +379,7 @@ fn a_foreign_sqlite_file_is_refused_and_left_byte_identical() {
 fn reading_a_missing_store_is_an_error_and_creates_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("typo/xray.db");
-    for args in &EVERY_STORE_COMMAND[..5] {
+    for args in &EVERY_STORE_COMMAND[..6] {
         for json in [false, true] {
             let mut args = args.to_vec();
             if json {

@@ -4,9 +4,8 @@
 //! words, as the contract writes `migrate up --database-url URL`, and once
 //! before them — with nothing in the environment to fall back on.
 //!
-//! Lines of commands that later work adds (`serve`, `prune`, `import`,
-//! `reason`, `run --otlp-endpoint`, `run --retention`) join this test with
-//! the commands.
+//! Lines of commands that later work adds (`import`, `reason`,
+//! `run --otlp-endpoint`) join this test with the commands.
 
 #[macro_use]
 mod support;
@@ -87,7 +86,7 @@ fn contract(target: Target) {
     ok(run(&["migrate", "up"]), "migrate up");
 
     // xray-collector run [--outbox PATH]… [--database-url URL] [--once]
-    //                    [--listen 127.0.0.1:9464] [--log-format text|json]
+    //                    [--listen 127.0.0.1:9464] [--retention 30d] [--log-format text|json]
     let (a, b) = (cwd.join("a/outbox.db"), cwd.join("b/outbox.db"));
     std::fs::create_dir_all(a.parent().unwrap()).unwrap();
     std::fs::create_dir_all(b.parent().unwrap()).unwrap();
@@ -103,6 +102,8 @@ fn contract(target: Target) {
         "--once",
         "--listen",
         "127.0.0.1:0",
+        "--retention",
+        "30d",
         "--log-format",
         "json",
     ]);
@@ -227,6 +228,51 @@ fn contract(target: Target) {
     let body = with.split("\r\n\r\n").nth(1).unwrap_or_default();
     let page: serde_json::Value = serde_json::from_str(body).expect("JSON");
     assert_eq!(page["executions"].as_array().unwrap().len(), 5, "{body}");
+
+    // xray-collector prune --older-than 30d [--project P] [--dry-run]
+    let kept = ok(
+        run(&[
+            "prune",
+            "--older-than",
+            "30d",
+            "--project",
+            "default",
+            "--dry-run",
+        ]),
+        "prune --dry-run",
+    );
+    assert!(kept.starts_with("would prune 0 executions"), "{kept}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let dry = ok(
+        run(&[
+            "prune",
+            "--older-than",
+            "1s",
+            "--project",
+            "default",
+            "--dry-run",
+        ]),
+        "prune --dry-run",
+    );
+    assert!(dry.starts_with("would prune 5 executions"), "{dry}");
+    assert!(dry.contains("5 steps"), "{dry}");
+    assert_eq!(target.counts().executions, 5, "a dry run changes nothing");
+    let other = ok(
+        run(&["prune", "--older-than", "1s", "--project", "elsewhere"]),
+        "prune --project",
+    );
+    assert!(other.starts_with("pruned 0 executions"), "{other}");
+    let pruned = ok(
+        run(&["prune", "--older-than", "1s", "--project", "default"]),
+        "prune",
+    );
+    assert!(pruned.starts_with("pruned 5 executions"), "{pruned}");
+    let left = target.counts();
+    assert_eq!(
+        (left.executions, left.steps, left.decisions),
+        (0, 0, 0),
+        "{pruned}"
+    );
 }
 
 /// One HTTP/1.1 GET over a plain socket: the whole answer as text.
@@ -284,8 +330,6 @@ fn design_cli_lines() -> Vec<(String, Vec<String>)> {
 /// makes this test say to add its line above.
 const NOT_BUILT_YET: &[(&str, &str, &str)] = &[
     ("run", "--otlp-endpoint", "issue 13 (OTLP export)"),
-    ("run", "--retention", "issue 12 (retention)"),
-    ("prune", "", "issue 12 (retention)"),
     ("import", "", "issue 14 (import)"),
     ("reason", "", "issue 14 (reasoning)"),
 ];
@@ -299,6 +343,7 @@ const RUN_ABOVE: &[(&str, &[&str])] = &[
             "--database-url",
             "--once",
             "--listen",
+            "--retention",
             "--log-format",
         ],
     ),
@@ -320,6 +365,7 @@ const RUN_ABOVE: &[(&str, &[&str])] = &[
     ("search", &["--json"]),
     ("stats", &["--since", "--name", "--json"]),
     ("serve", &["--listen", "--read-token"]),
+    ("prune", &["--older-than", "--project", "--dry-run"]),
 ];
 
 #[test]

@@ -7,7 +7,9 @@ use super::postgres::PostgresStore;
 use super::sqlite::SqliteStore;
 use uuid::Uuid;
 
-use super::{DeadLetter, Migrations, QueryStore, Store, StoreError};
+use super::{
+    DeadLetter, Migrations, PruneFilter, Pruned, QueryStore, Retention, Store, StoreError,
+};
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
 use crate::query::{
@@ -130,5 +132,15 @@ impl QueryStore for AnyStore {
 
     async fn stats(&self, since_us: Option<i64>, name: Option<&str>) -> Result<Stats, StoreError> {
         dispatch!(self.stats(since_us, name))
+    }
+}
+
+impl Retention for AnyStore {
+    async fn prune_batch(&self, filter: &PruneFilter, batch: usize) -> Result<Pruned, StoreError> {
+        dispatch!(self.prune_batch(filter, batch))
+    }
+
+    async fn prune_count(&self, filter: &PruneFilter) -> Result<Pruned, StoreError> {
+        dispatch!(self.prune_count(filter))
     }
 }

@@ -1,8 +1,8 @@
 //! Backends: PostgreSQL ([`postgres`]) and the embedded SQLite store
 //! ([`sqlite`]), one folder each holding its connection, migrations,
-//! writes, queries and error classification, behind three traits —
-//! [`Store`] (shipping), [`Migrations`] (the schema) and [`QueryStore`]
-//! (reading) — and one dispatch, [`AnyStore`]. The rest of the collector
+//! writes, queries and error classification, behind four traits —
+//! [`Store`] (shipping), [`Migrations`] (the schema), [`QueryStore`]
+//! (reading) and [`Retention`] (pruning) — and one dispatch, [`AnyStore`]. The rest of the collector
 //! does not know which backend it talks to.
 //!
 //! # What a backend guarantees
@@ -107,6 +107,59 @@ pub trait Store: Send + Sync {
         &self,
         letters: &[DeadLetter],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Which executions a prune deletes: those that started before
+/// `before_us`, in `project` if given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PruneFilter {
+    /// The cutoff (µs since the epoch): executions that started earlier go.
+    pub before_us: i64,
+    /// Only this project's executions.
+    pub project: Option<String>,
+}
+
+/// What a prune deleted (or, in a dry run, would delete).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Pruned {
+    /// Executions.
+    pub executions: u64,
+    /// Their steps.
+    pub steps: u64,
+    /// The decisions of those steps.
+    pub decisions: u64,
+    /// Their LLM usage rows.
+    pub llm_usage: u64,
+}
+
+impl std::ops::AddAssign for Pruned {
+    fn add_assign(&mut self, other: Pruned) {
+        self.executions += other.executions;
+        self.steps += other.steps;
+        self.decisions += other.decisions;
+        self.llm_usage += other.llm_usage;
+    }
+}
+
+/// Deleting old executions with everything that hangs off them, in
+/// bounded batches so that shipping goes on in between (see
+/// [`crate::retention`], which drives these).
+pub trait Retention: Send + Sync {
+    /// Deletes the oldest `batch` executions the filter selects (fewer if
+    /// there are fewer), with their steps, decisions and LLM usage, in one
+    /// transaction; what it deleted. Nothing left: all zero.
+    fn prune_batch(
+        &self,
+        filter: &PruneFilter,
+        batch: usize,
+    ) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
+
+    /// What [`prune_batch`](Self::prune_batch) until nothing is left would
+    /// delete now, changing nothing.
+    fn prune_count(
+        &self,
+        filter: &PruneFilter,
+    ) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
 }
 
 /// The schema of a backend: versioned migrations with an up and a down,

@@ -10,6 +10,7 @@
 
 mod logging;
 mod migrate;
+mod prune;
 mod read;
 mod run;
 mod serve;
@@ -73,6 +74,8 @@ enum Command {
     Stats(read::StatsArgs),
     /// Serve the web UI and the JSON API (loopback by default).
     Serve(serve::ServeArgs),
+    /// Delete executions older than a duration, with their steps.
+    Prune(prune::PruneArgs),
     /// Apply, revert or list schema migrations.
     Migrate {
         #[command(subcommand)]
@@ -202,6 +205,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => read::search(args, &backend).await,
         Command::Stats(args) => read::stats(args, &backend).await,
         Command::Serve(args) => serve::serve(args, &backend).await,
+        Command::Prune(args) => prune::prune(args, &backend).await,
     }
 }
 

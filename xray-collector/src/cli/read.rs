@@ -20,7 +20,7 @@ use super::{open, Backend, Missing, UsageError};
 pub(super) struct Output {
     /// Print one JSON document instead of text.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -344,7 +344,7 @@ pub(super) async fn stats(args: StatsArgs, backend: &Backend) -> anyhow::Result<
 /// (never created by a read); an existing one is ours — checked to be an
 /// X-Ray store — and is migrated if needed (an empty store answers with
 /// nothing). PostgreSQL is not migrated by a read.
-async fn open_for_query(backend: &Backend) -> anyhow::Result<AnyStore> {
+pub(super) async fn open_for_query(backend: &Backend) -> anyhow::Result<AnyStore> {
     let store = open(backend, Missing::Refuse).await?;
     if backend.database_url.is_none() {
         store.migrate_up().await?;
@@ -373,7 +373,7 @@ async fn execution_id(store: &AnyStore, text: &str) -> anyhow::Result<Uuid> {
     })
 }
 
-fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+pub(super) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", render::to_json(value)?);
     Ok(())
 }

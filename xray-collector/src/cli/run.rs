@@ -8,9 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::watch;
-use xray_collector::backend::{AnyStore, Migrations};
+use xray_collector::backend::{AnyStore, Migrations, PruneFilter};
 use xray_collector::migrate::MigrateError;
+use xray_collector::query::parse_duration;
 use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
+use xray_collector::{render, retention};
 
 use super::{describe_backend, open_store, Backend, Missing};
 
@@ -31,6 +33,11 @@ pub(super) struct RunArgs {
     /// Most rows per batch.
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch_rows: u32,
+    /// Delete executions that started longer ago than this (30d, 12h),
+    /// with their steps: at start and then every tenth of it (between a
+    /// minute and an hour); with --once, once after shipping.
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    retention: Option<i64>,
 }
 
 pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<ExitCode> {
@@ -64,7 +71,17 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         fault: xray_collector::ship::Fault::from_env(),
         ..ShipConfig::default()
     };
-    let shipper = Shipper::new(Arc::new(store), config, metrics);
+    let store = Arc::new(store);
+    let keeping = match args.retention {
+        Some(retention) if !args.once => {
+            let (store, stop) = (store.clone(), stop_rx.clone());
+            Some(tokio::spawn(async move {
+                retention::keep(&*store, retention, stop).await
+            }))
+        }
+        _ => None,
+    };
+    let shipper = Shipper::new(store.clone(), config, metrics);
     let summary = shipper.run(stop_rx).await;
     tracing::info!(
         rows = summary.rows,
@@ -75,6 +92,24 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         summary.batches,
         summary.dead_letters
     );
+    if let Some(keeping) = keeping {
+        // It stops at the same signal (between batches).
+        let _ = keeping.await;
+    } else if let Some(retention) = args.retention {
+        let filter = PruneFilter {
+            before_us: jiff::Timestamp::now().as_microsecond() - retention,
+            project: None,
+        };
+        let pruned = retention::prune(&*store, &filter, false)
+            .await
+            .context("cannot prune")?;
+        tracing::info!(
+            executions = pruned.executions,
+            steps = pruned.steps,
+            "{}",
+            render::pruned(&pruned, &filter, false)
+        );
+    }
     Ok(if summary.unreadable_outboxes > 0 && args.once {
         ExitCode::from(3)
     } else {

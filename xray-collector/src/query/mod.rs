@@ -8,7 +8,7 @@
 
 mod time;
 
-pub use time::{format_time, parse_time};
+pub use time::{format_time, parse_duration, parse_time};
 
 use serde::Serialize;
 use serde_json::Value;

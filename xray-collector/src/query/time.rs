@@ -16,33 +16,61 @@ pub fn parse_time(text: &str, now_us: i64) -> Result<i64, String> {
              or an RFC 3339 time like 2026-11-21T10:00:00Z"
         )
     };
-    if let Some((number, unit)) = t
-        .char_indices()
-        .last()
-        .filter(|(_, c)| c.is_ascii_alphabetic())
-        .map(|(at, c)| (&t[..at], c))
-    {
-        if !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) {
-            let seconds: i64 = match unit {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                'w' => 7 * 86_400,
-                _ => return Err(bad("")),
-            };
-            return number
-                .parse::<i64>()
-                .ok()
-                .and_then(|n| n.checked_mul(seconds * 1_000_000))
-                .and_then(|us| now_us.checked_sub(us))
-                .ok_or_else(|| bad(" (too far back)"));
-        }
+    match duration_us(t) {
+        Some(Ok(us)) => return now_us.checked_sub(us).ok_or_else(|| bad(" (too far back)")),
+        Some(Err(())) => return Err(bad(" (too far back)")),
+        None if looks_like_duration(t) => return Err(bad("")),
+        None => {}
     }
     let instant: Timestamp = t
         .parse()
         .map_err(|e: jiff::Error| bad(&format!(" ({e})")))?;
     Ok(instant.as_microsecond())
+}
+
+/// Parses a duration such as `--older-than` and `--retention` take:
+/// `30s`, `30m`, `2h`, `7d`, `2w`, more than zero. Returns µs.
+pub fn parse_duration(text: &str) -> Result<i64, String> {
+    let bad =
+        |why: &str| format!("invalid duration {text:?}{why}: use one like 30m, 12h, 30d or 4w");
+    match duration_us(text.trim()) {
+        Some(Ok(0)) => Err(bad(" (it must be more than zero)")),
+        Some(Ok(us)) => Ok(us),
+        Some(Err(())) => Err(bad(" (too long)")),
+        None => Err(bad("")),
+    }
+}
+
+/// `<digits><unit>` in µs; `None` if the text is not of that form,
+/// `Some(Err)` if it overflows.
+fn duration_us(t: &str) -> Option<Result<i64, ()>> {
+    let (at, unit) = t.char_indices().last()?;
+    let number = &t[..at];
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let seconds: i64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return None,
+    };
+    Some(
+        number
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(seconds * 1_000_000))
+            .ok_or(()),
+    )
+}
+
+/// Digits and a letter: meant as a duration, with a unit we do not know.
+fn looks_like_duration(t: &str) -> bool {
+    t.char_indices().last().is_some_and(|(at, c)| {
+        c.is_ascii_alphabetic() && at > 0 && t[..at].bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// `2026-11-21T10:00:00.500Z`: UTC, milliseconds (truncated).
@@ -80,6 +108,28 @@ mod tests {
         ] {
             let err = parse_time(bad, now).unwrap_err();
             assert!(err.contains("invalid time"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_parse_and_zero_or_garbage_is_refused() {
+        assert_eq!(parse_duration("30d"), Ok(30 * 86_400_000_000));
+        assert_eq!(parse_duration(" 90m "), Ok(90 * 60_000_000));
+        assert_eq!(parse_duration("2w"), Ok(14 * 86_400_000_000));
+        for bad in [
+            "",
+            "0d",
+            "30",
+            "d",
+            "30y",
+            "-3d",
+            "3.5d",
+            "2026-11-21T10:00:00Z",
+            "99999999999999999999d",
+            "9999999999999w",
+        ] {
+            let err = parse_duration(bad).unwrap_err();
+            assert!(err.contains("invalid duration"), "{bad}: {err}");
         }
     }
 

@@ -29,6 +29,7 @@ use anstyle::AnsiColor;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::backend::{PruneFilter, Pruned};
 use crate::query::{
     format_time, DecisionRow, ExecutionDetail, ExecutionHead, ExecutionPage, ExecutionSummary,
     SearchHit, Stats, StepDetail, WhyEntry,
@@ -586,6 +587,27 @@ pub fn stats(stats: &Stats, style: Style) -> String {
     out
 }
 
+/// One line saying what a prune did: `pruned 3 executions started before
+/// 2026-11-02T10:00:00.000Z (project shop): 120 steps, 300 decisions, 4
+/// LLM usage rows`, or `would prune …` for a dry run.
+pub fn pruned(pruned: &Pruned, filter: &PruneFilter, dry_run: bool) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "{} {} started before {}{}: {}, {}, {}",
+        if dry_run { "would prune" } else { "pruned" },
+        plural(pruned.executions, "execution", "executions"),
+        format_time(filter.before_us),
+        filter
+            .project
+            .as_deref()
+            .map(|p| format!(" (project {})", escape(p)))
+            .unwrap_or_default(),
+        plural(pruned.steps, "step", "steps"),
+        plural(pruned.decisions, "decision", "decisions"),
+        plural(pruned.llm_usage, "LLM usage row", "LLM usage rows"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -642,6 +664,25 @@ mod tests {
         assert_eq!(
             decision_summary(&step).unwrap(),
             "10 candidates: 4 accepted, 6 rejected (5 by price, 1 by rating)"
+        );
+    }
+
+    #[test]
+    fn the_summary_counts_in_words() {
+        let done = Pruned {
+            executions: 1,
+            steps: 2,
+            decisions: 0,
+            llm_usage: 1,
+        };
+        let filter = PruneFilter {
+            before_us: 0,
+            project: Some("shop".into()),
+        };
+        assert_eq!(
+            pruned(&done, &filter, true),
+            "would prune 1 execution started before 1970-01-01T00:00:00.000Z (project shop): \
+             2 steps, 0 decisions, 1 LLM usage row"
         );
     }
 }

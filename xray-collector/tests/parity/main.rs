@@ -62,6 +62,7 @@ mod support;
 mod api;
 mod backend;
 mod migrations;
+mod prune;
 mod query;
 mod steps;
 mod store;

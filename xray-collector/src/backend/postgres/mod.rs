@@ -44,6 +44,7 @@ mod classify;
 mod connect;
 mod migrations;
 mod password;
+mod prune;
 mod query;
 mod read;
 mod write;

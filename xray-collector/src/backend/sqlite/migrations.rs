@@ -36,6 +36,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0003_read_indexes.up.sql"),
         down: include_str!("migrations/0003_read_indexes.down.sql"),
     },
+    Migration {
+        version: 4,
+        name: "executions_by_start",
+        up: include_str!("migrations/0004_executions_by_start.up.sql"),
+        down: include_str!("migrations/0004_executions_by_start.down.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -48,6 +48,7 @@ mod error;
 mod identity;
 mod migrations;
 mod private_file;
+mod prune;
 mod query;
 mod read;
 mod write;

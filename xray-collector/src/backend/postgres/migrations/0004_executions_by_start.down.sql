@@ -1,0 +1,1 @@
+DROP INDEX xray.executions_started;

@@ -1,0 +1,5 @@
+-- Executions by start time alone: prune (the oldest first, whatever the
+-- project) and the unfiltered executions list (newest first) read it
+-- instead of sorting every execution.
+
+CREATE INDEX executions_by_start ON executions (started_at_us DESC, id DESC);

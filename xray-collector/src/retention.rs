@@ -1,0 +1,117 @@
+//! Retention: deleting executions older than a cutoff with everything
+//! that hangs off them, in bounded batches ([`PRUNE_BATCH`] executions per
+//! transaction) so that shipping into the same store goes on in between —
+//! once (`prune`) or periodically (`run --retention`).
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::backend::{PruneFilter, Pruned, Retention, StoreError};
+use crate::render;
+
+/// Executions deleted per transaction.
+pub const PRUNE_BATCH: usize = 200;
+
+/// Deletes what `filter` selects, a batch at a time until nothing is
+/// left; with `dry_run`, counts it instead and changes nothing. What was
+/// (or would be) deleted.
+pub async fn prune(
+    store: &impl Retention,
+    filter: &PruneFilter,
+    dry_run: bool,
+) -> Result<Pruned, StoreError> {
+    if dry_run {
+        return store.prune_count(filter).await;
+    }
+    let mut total = Pruned::default();
+    loop {
+        let batch = batch_with_retries(store, filter).await?;
+        if batch.executions == 0 {
+            return Ok(total);
+        }
+        total += batch;
+        // Let a shipper waiting for the store have it between batches.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Times a batch that failed in a way that may pass (a busy embedded
+/// store, a deadlock with a shipper, a lost connection) is tried again;
+/// a failed batch changed nothing.
+const BATCH_RETRIES: u32 = 6;
+
+async fn batch_with_retries(
+    store: &impl Retention,
+    filter: &PruneFilter,
+) -> Result<Pruned, StoreError> {
+    let mut attempt = 0;
+    loop {
+        match store.prune_batch(filter, PRUNE_BATCH).await {
+            Err(e) if e.is_retriable() && attempt < BATCH_RETRIES => {
+                attempt += 1;
+                let wait = Duration::from_millis(25 << attempt);
+                tracing::debug!(error = %e, ?wait, "a prune batch failed; trying it again");
+                tokio::time::sleep(wait).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// How often `run --retention D` prunes: a tenth of D, between a minute
+/// and an hour.
+pub fn interval(retention_us: i64) -> Duration {
+    Duration::from_micros((retention_us / 10).max(0) as u64)
+        .clamp(Duration::from_secs(60), Duration::from_secs(3600))
+}
+
+/// Prunes executions older than `retention_us` now and then every
+/// [`interval`], until `stop` turns true. A failed prune is logged and
+/// tried again at the next turn; it never stops shipping.
+pub async fn keep(store: &impl Retention, retention_us: i64, mut stop: watch::Receiver<bool>) {
+    let every = interval(retention_us);
+    loop {
+        let filter = PruneFilter {
+            before_us: jiff::Timestamp::now().as_microsecond() - retention_us,
+            project: None,
+        };
+        let pruned = tokio::select! {
+            pruned = prune(store, &filter, false) => pruned,
+            // A batch in hand is finished or rolled back by the backend.
+            _ = stop.changed() => return,
+        };
+        match pruned {
+            Ok(pruned) if pruned.executions > 0 => {
+                tracing::info!(
+                    executions = pruned.executions,
+                    steps = pruned.steps,
+                    "{}",
+                    render::pruned(&pruned, &filter, false)
+                );
+            }
+            Ok(_) => tracing::debug!("nothing to prune"),
+            Err(e) => tracing::warn!(error = %e, "pruning failed; trying again in {every:?}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_interval_is_a_tenth_between_a_minute_and_an_hour() {
+        let day = 86_400_000_000;
+        assert_eq!(interval(30 * day), Duration::from_secs(3600));
+        assert_eq!(interval(day / 4), Duration::from_secs(2160));
+        assert_eq!(interval(1_000_000), Duration::from_secs(60));
+    }
+}
