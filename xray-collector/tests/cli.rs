@@ -710,3 +710,54 @@ fn a_chain_of_twenty_thousand_nested_steps_is_shown_without_overflowing_the_stac
         "a cut that keeps everything keeps the document"
     );
 }
+
+on_both_backends!(
+    run_with_retention_ships_then_prunes_what_is_older,
+    retention_scenario
+);
+fn retention_scenario(target: Target) {
+    // An execution from 2023 already stored, and new ones in the outbox.
+    let old = records::new_id();
+    seed(
+        &target,
+        &[
+            execution(old).record(),
+            filter_step(records::new_id(), old).record(),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("outbox.db");
+    write_steps(&outbox, 0, 3);
+    let out = run(
+        &target,
+        &[
+            "run",
+            "--once",
+            "--retention",
+            "30d",
+            "--outbox",
+            outbox.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pruned 1 execution started before"),
+        "the prune is logged: {}",
+        stderr(&out)
+    );
+    let left = json(&run(&target, &["executions", "--json"]));
+    let ids: Vec<&str> = left["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3, "the shipped ones stay: {left}");
+    assert!(!ids.contains(&old.to_string().as_str()), "{left}");
+    let counts = target.counts();
+    // Two decisions and one LLM call per shipped step; the old step's are gone.
+    assert_eq!(
+        (counts.steps, counts.decisions, counts.llm_usage),
+        (3, 6, 3)
+    );
+}
