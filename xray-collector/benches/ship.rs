@@ -1,15 +1,30 @@
-//! Shipping throughput: an outbox of N small steps (default 500 000)
-//! shipped into PostgreSQL by the collector's shipper, against `psql \copy`
-//! of the same rows into a table of the same shape (`LIKE xray.steps
-//! INCLUDING ALL`: same columns, indexes and generated full-text column), in
-//! the same run, on the same throw-away cluster.
+//! Shipping throughput: an outbox of N steps shipped into PostgreSQL by the
+//! collector's shipper, against `psql \copy` of the same step rows, in the
+//! same run, on the same throw-away cluster, into: a table of the same
+//! shape (`LIKE xray.steps INCLUDING ALL`: same columns, indexes and
+//! generated full-text column) with and without the foreign key, and a
+//! bare table (same columns, primary key only) — the goal's yardstick.
 //!
-//! `cargo bench -p xray-collector --bench ship` (set `XRAY_BENCH_STEPS` to
-//! change N). Prints both rates and their ratio; the goal is ≥ 0.7.
+//! Two workloads (`XRAY_BENCH_WORKLOAD`):
+//! - `realistic` (default): the SDK benches' 393-byte `Query` input and
+//!   `Chosen` output, three decisions per step (the price filter rejects
+//!   one), every step nested in a `rank_batch` step per 100;
+//! - `tiny`: `fn small(i: u64) -> u64`, 10-byte values, no decisions.
+//!
+//! The collector also writes the decisions (three rows per realistic step),
+//! which the `\copy` yardsticks do not: the ratios are conservative.
+//!
+//! `cargo bench -p xray-collector --bench ship` (`XRAY_BENCH_STEPS` to
+//! change N, default 200 000). Prints the rates and their ratios; the goal
+//! is ≥ 0.7 of the bare `\copy`.
 
 #[path = "../tests/support/pg.rs"]
 #[allow(dead_code)]
 mod pg;
+
+/// The SDK benches' workload.
+#[path = "../../xray-sdk/benches/workload/mod.rs"]
+mod workload;
 
 use std::io::Write;
 use std::path::Path;
@@ -26,23 +41,56 @@ fn small(i: u64) -> u64 {
     i * 2
 }
 
-fn write_outbox(path: &Path, n: u64) {
+/// A scoring step as a ranking pipeline has it: the query in, the best
+/// candidate out, a decision per candidate.
+#[xray::step(kind = "rank")]
+fn score_candidates(q: &workload::Query) -> workload::Chosen {
+    for c in &q.candidates {
+        if c.price > 30.0 {
+            xray::reject(c.asin.clone(), "price", format!("{:.2} > 30", c.price));
+        } else {
+            xray::score(c.asin.clone(), c.rating * 10.0 - c.price / 10.0);
+        }
+    }
+    workload::pick(q)
+}
+
+#[xray::step]
+fn rank_batch(q: &workload::Query, from: u64, to: u64) -> u64 {
+    for _ in from..to {
+        score_candidates(q);
+    }
+    to - from
+}
+
+/// `n` steps of the workload; the number of steps written (the realistic
+/// one adds a batch step per 100).
+fn write_outbox(path: &Path, n: u64, realistic: bool) -> u64 {
     let (layer, guard) = xray::Config::default()
         .outbox(path)
         .when_full(xray::WhenFull::Block)
         .queue_capacity(1 << 16)
         .build()
         .expect("build");
+    let q = workload::query();
+    let steps = if realistic { n + n.div_ceil(100) } else { n };
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         xray::execution("bench").run(|| {
-            for i in 0..n {
-                small(i);
+            if realistic {
+                for from in (0..n).step_by(100) {
+                    rank_batch(&q, from, (from + 100).min(n));
+                }
+            } else {
+                for i in 0..n {
+                    small(i);
+                }
             }
         })
     });
     guard.flush().expect("flush");
     let stats = guard.stats();
-    assert_eq!((stats.written, stats.dropped), (n, 0), "{stats:?}");
+    assert_eq!((stats.written, stats.dropped), (steps, 0), "{stats:?}");
+    steps
 }
 
 /// The outbox's step rows as CSV in the column order of `xray.steps`.
@@ -94,10 +142,16 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and test discovery: nothing to list.
     }
-    let n: u64 = std::env::var("XRAY_BENCH_STEPS")
+    let asked: u64 = std::env::var("XRAY_BENCH_STEPS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(500_000);
+        .unwrap_or(200_000);
+    let workload = std::env::var("XRAY_BENCH_WORKLOAD").unwrap_or_else(|_| "realistic".into());
+    let realistic = match workload.as_str() {
+        "realistic" => true,
+        "tiny" => false,
+        other => panic!("XRAY_BENCH_WORKLOAD={other}: realistic or tiny"),
+    };
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox.db");
     let csv = dir.path().join("steps.csv");
@@ -109,8 +163,11 @@ fn main() {
         .unwrap();
 
     let t = Instant::now();
-    write_outbox(&outbox, n);
-    eprintln!("wrote {n} steps into the outbox in {:.2?}", t.elapsed());
+    let n = write_outbox(&outbox, asked, realistic);
+    eprintln!(
+        "wrote {n} {workload} steps into the outbox in {:.2?}",
+        t.elapsed()
+    );
     let exported = export_csv(&outbox, &csv);
     assert_eq!(exported, n);
 
@@ -130,15 +187,21 @@ fn main() {
     // same foreign key to the (now shipped) execution as xray.steps, and,
     // for reference, without it.
     let mut copy_times = Vec::new();
-    for (table, fk) in [("steps_copy", true), ("steps_copy_nofk", false)] {
+    for (table, fk, bare) in [
+        ("steps_copy", true, false),
+        ("steps_copy_nofk", false, false),
+        ("steps_bare", false, true),
+    ] {
         rt.block_on(async {
             let client = db.client().await;
-            client
-                .batch_execute(&format!(
-                    "CREATE TABLE public.{table} (LIKE xray.steps INCLUDING ALL)"
-                ))
-                .await
-                .unwrap();
+            let create = if bare {
+                // Same columns (the search column a plain one, left empty),
+                // primary key only.
+                format!("CREATE TABLE public.{table} (LIKE xray.steps INCLUDING DEFAULTS, PRIMARY KEY (id))")
+            } else {
+                format!("CREATE TABLE public.{table} (LIKE xray.steps INCLUDING ALL)")
+            };
+            client.batch_execute(&create).await.unwrap();
             if fk {
                 client
                     .batch_execute(&format!(
@@ -162,13 +225,14 @@ fn main() {
         copy_times.push(t.elapsed());
         assert!(status.success(), "psql \\copy failed");
     }
-    let (copy_time, copy_nofk_time) = (copy_times[0], copy_times[1]);
+    let (copy_time, copy_nofk_time, bare_time) = (copy_times[0], copy_times[1], copy_times[2]);
     let counted: i64 = rt.block_on(async {
         db.client()
             .await
             .query_one(
                 "SELECT (SELECT count(*) FROM xray.steps) - (SELECT count(*) FROM public.steps_copy)
-                      + (SELECT count(*) FROM xray.steps) - (SELECT count(*) FROM public.steps_copy_nofk)",
+                      + (SELECT count(*) FROM xray.steps) - (SELECT count(*) FROM public.steps_copy_nofk)
+                      + (SELECT count(*) FROM xray.steps) - (SELECT count(*) FROM public.steps_bare)",
                 &[],
             )
             .await
@@ -192,11 +256,16 @@ fn main() {
         rate(copy_nofk_time)
     );
     println!(
+        "psql \\copy, bare:    {:>10.0} steps/s ({bare_time:.2?})",
+        rate(bare_time)
+    );
+    println!(
         "xray-collector:       {:>10.0} steps/s ({ship_time:.2?})",
         rate(ship_time)
     );
     println!(
-        "ratio xray / copy with the same FK: {:.2} (goal >= 0.7); without the FK: {:.2}",
+        "ratio xray / bare copy: {:.2} (goal >= 0.7); / copy with the same indexes and FK: {:.2}; without the FK: {:.2}",
+        rate(ship_time) / rate(bare_time),
         rate(ship_time) / rate(copy_time),
         rate(ship_time) / rate(copy_nofk_time)
     );
