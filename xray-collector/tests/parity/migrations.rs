@@ -1,7 +1,7 @@
 //! The schema ([`Migrations`]): up, down and status, and refusing a schema
 //! this binary did not write.
 
-use xray_collector::backend::{Migrations, Store};
+use xray_collector::backend::{Migrations, QueryStore, Store};
 use xray_collector::migrate::MigrateError;
 
 use crate::backend::Backend;
@@ -17,7 +17,33 @@ on_both_backends!(
     a_schema_newer_than_the_binary_is_refused,
     a_migration_edited_after_it_was_applied_is_refused,
     dead_letters_from_before_outbox_identities_keep_one_id_per_path,
+    steps_shipped_before_the_string_search_index_are_found_by_their_strings,
 );
+
+async fn steps_shipped_before_the_string_search_index_are_found_by_their_strings(db: Backend) {
+    // Version 4 indexed the whole JSON text, keys included.
+    assert_eq!(db.store.migrate_down(1).await.unwrap(), [5]);
+    let (e, s) = (new_id(), new_id());
+    db.store
+        .write(&[
+            execution(e).record(),
+            filter_step(s, e)
+                .input(serde_json::json!({"zebraKey": "okapi"}))
+                .record(),
+        ])
+        .await
+        .unwrap();
+    let hits = |word: &'static str| {
+        let store = &db.store;
+        async move { store.search(word, 10, None).await.unwrap().len() }
+    };
+    assert_eq!((hits("okapi").await, hits("zebraKey").await), (1, 1));
+    assert_eq!(db.store.migrate_up().await.unwrap(), [5]);
+    assert_eq!((hits("okapi").await, hits("zebraKey").await), (1, 0));
+    // And back: the whole text again.
+    assert_eq!(db.store.migrate_down(1).await.unwrap(), [5]);
+    assert_eq!((hits("okapi").await, hits("zebraKey").await), (1, 1));
+}
 
 /// What `migrate up`, `migrate down 1` and `migrate status` each refuse
 /// with.

@@ -25,6 +25,7 @@ on_both_backends!(
     search_ranks_the_better_match_first,
     search_needs_every_word_and_takes_query_syntax_as_text,
     an_end_that_replaces_the_output_replaces_what_search_finds,
+    search_finds_string_values_and_not_keys_or_numbers,
     stats_report_discrete_percentiles_errors_and_tokens_per_model,
     percentiles_of_a_single_step_are_its_duration,
 );
@@ -83,6 +84,37 @@ async fn all_pages(store: &AnyStore, mut filter: ExecutionFilter) -> Vec<Uuid> {
             Some(c) => filter.after = Some(c),
             None => return out,
         }
+    }
+}
+
+async fn search_finds_string_values_and_not_keys_or_numbers(db: Backend) {
+    let e = id(0x5EA);
+    let s = id(0x5EB);
+    db.store
+        .write(&[
+            execution(e).record(),
+            step(s, e)
+                .name("rank_offers")
+                .input(json!({"sellerAsin": "B0SELLER01", "nested": {"title": ["steel bottle"]}, "maxPrice": 4242}))
+                .output(json!({"winner": "quokka", "score": 0.9731}))
+                .failed("upstream said nope")
+                .record(),
+        ])
+        .await
+        .unwrap();
+    for (word, expected) in [
+        ("B0SELLER01", vec![s]),
+        ("steel", vec![s]),
+        ("quokka", vec![s]),
+        ("nope", vec![s]),
+        ("rank_offers", vec![s]),
+        // Keys and numbers are not what a person searches for.
+        ("sellerAsin", vec![]),
+        ("winner", vec![]),
+        ("4242", vec![]),
+        ("9731", vec![]),
+    ] {
+        assert_eq!(found(&db.store, word).await, expected, "{word}");
     }
 }
 

@@ -41,6 +41,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0004_executions_by_start.up.sql"),
         down: include_str!("migrations/0004_executions_by_start.down.sql"),
     },
+    Migration {
+        version: 5,
+        name: "search_strings",
+        up: include_str!("migrations/0005_search_strings.up.sql"),
+        down: include_str!("migrations/0005_search_strings.down.sql"),
+    },
 ];
 
 /// The advisory-lock key every collector migrates under: the bytes of
