@@ -157,11 +157,13 @@ pub struct StepDetail {
     pub llm_usage: Vec<UsageRow>,
 }
 
-/// An execution with all its steps (in start order).
+/// An execution with all its steps (in start order). As JSON (`show
+/// --json`) the execution's count of steps is `step_count`, beside the
+/// `steps` themselves.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutionDetail {
     /// The execution.
-    #[serde(flatten)]
+    #[serde(flatten, serialize_with = "summary_with_step_count")]
     pub summary: ExecutionSummary,
     /// Metadata JSON.
     pub metadata: Option<Value>,
@@ -171,6 +173,34 @@ pub struct ExecutionDetail {
     pub error: Option<String>,
     /// Its steps, ordered by start time.
     pub steps: Vec<StepDetail>,
+}
+
+/// An execution's fields with its count of steps named `step_count`, so
+/// that it does not collide with the array of steps next to it.
+fn summary_with_step_count<S: serde::Serializer>(
+    summary: &ExecutionSummary,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Fields<'a> {
+        id: &'a Uuid,
+        project: &'a str,
+        name: &'a str,
+        status: &'a str,
+        started_at_us: i64,
+        ended_at_us: Option<i64>,
+        step_count: i64,
+    }
+    Fields {
+        id: &summary.id,
+        project: &summary.project,
+        name: &summary.name,
+        status: &summary.status,
+        started_at_us: summary.started_at_us,
+        ended_at_us: summary.ended_at_us,
+        step_count: summary.steps,
+    }
+    .serialize(serializer)
 }
 
 /// An execution without its steps: what a page about it shows first,

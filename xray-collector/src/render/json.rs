@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 use super::escape::acts_on_terminal;
-use crate::query::{ExecutionHead, StepDetail};
+use crate::query::{ExecutionDetail, ExecutionHead, StepDetail};
 
 /// `value` as pretty-printed JSON holding no character a terminal acts on.
 pub fn to_json(value: &impl Serialize) -> serde_json::Result<String> {
@@ -34,8 +34,6 @@ fn to_json_bytes(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
 /// A step is serialized alone, then indented to its place in the array:
 /// a pretty-printed document's line breaks are all between tokens (JSON
 /// strings spell theirs `\n`), so indenting after each one is exact.
-///
-/// [`ExecutionDetail`]: crate::query::ExecutionDetail
 #[derive(Debug)]
 pub struct ExecutionJson<W: io::Write> {
     out: W,
@@ -46,11 +44,20 @@ pub struct ExecutionJson<W: io::Write> {
 impl<W: io::Write> ExecutionJson<W> {
     /// Writes the execution's fields and opens its `steps`.
     pub fn begin(mut out: W, head: &ExecutionHead) -> io::Result<ExecutionJson<W>> {
-        let head = to_json_bytes(head)?;
-        // `{ … fields … \n}`: the fields, without the closing brace.
-        let fields = head.strip_suffix(b"\n}").unwrap_or(&head);
+        // The whole document with no steps, cut before its empty array:
+        // the fields as `ExecutionDetail` writes them (`step_count`).
+        let empty = to_json_bytes(&ExecutionDetail {
+            summary: head.summary.clone(),
+            metadata: head.metadata.clone(),
+            outcome: head.outcome.clone(),
+            error: head.error.clone(),
+            steps: Vec::new(),
+        })?;
+        let fields = empty.strip_suffix(b" []\n}").ok_or_else(|| {
+            io::Error::other("an execution with no steps did not end with its empty array")
+        })?;
         out.write_all(fields)?;
-        out.write_all(b",\n  \"steps\": [")?;
+        out.write_all(b" [")?;
         Ok(ExecutionJson { out, empty: true })
     }
 
@@ -208,6 +215,9 @@ mod tests {
             }
             let streamed = String::from_utf8(json.finish().unwrap()).unwrap();
             assert_eq!(streamed, format!("{}\n", to_json(&whole).unwrap()));
+            // One `steps` (the array), the count beside it under its own name.
+            assert_eq!(streamed.matches("\"steps\"").count(), 1, "{streamed}");
+            assert!(streamed.contains("\"step_count\": 3"), "{streamed}");
         }
     }
 }
