@@ -11,6 +11,11 @@
 //!   one), every step nested in a `rank_batch` step per 100;
 //! - `tiny`: `fn small(i: u64) -> u64`, 10-byte values, no decisions.
 //!
+//! Then the embedded store: a copy of the same outbox shipped into a fresh
+//! store, against bare SQLite inserts of the same step rows (same columns,
+//! primary key only, WAL and `synchronous = FULL` like the store, 5 000
+//! rows per transaction); the goal there is ≥ 0.3.
+//!
 //! The collector also writes the decisions (three rows per realistic step),
 //! which the `\copy` yardsticks do not: the ratios are conservative.
 //!
@@ -138,6 +143,104 @@ fn export_csv(outbox: &Path, csv: &Path) -> u64 {
     n
 }
 
+/// The embedded store: the shipper into a fresh store against bare SQLite
+/// inserts of the same step rows (same columns, primary key only, WAL and
+/// `synchronous = FULL` like the store, 5 000 rows per transaction).
+fn embedded_phase(rt: &tokio::runtime::Runtime, outbox: &Path, dir: &Path, n: u64) {
+    let bare = dir.join("bare.db");
+    let conn = rusqlite::Connection::open(&bare).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "FULL").unwrap();
+    conn.execute_batch(
+        "CREATE TABLE steps (id TEXT PRIMARY KEY, execution_id TEXT NOT NULL, parent_id TEXT,
+             name TEXT NOT NULL, kind TEXT, status TEXT NOT NULL, input TEXT, output TEXT,
+             error TEXT, attributes TEXT, started_at_us INTEGER NOT NULL, duration_us INTEGER)",
+    )
+    .unwrap();
+    let source = rusqlite::Connection::open(outbox).unwrap();
+    let mut read = source
+        .prepare(
+            "SELECT id, execution_id, parent_id, name, kind, status, input, output, error,
+                    attributes, started_at_us, duration_us
+             FROM xray_outbox WHERE record_type = 'step' AND phase = 'end' ORDER BY seq",
+        )
+        .unwrap();
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        i64,
+        Option<i64>,
+    );
+    let rows: Vec<Row> = read
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rows.len() as u64, n);
+    let mut conn = conn;
+    let t = Instant::now();
+    for chunk in rows.chunks(5000) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO steps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                )
+                .unwrap();
+            for r in chunk {
+                insert
+                    .execute(rusqlite::params![
+                        r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11
+                    ])
+                    .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let bare_time = t.elapsed();
+
+    let store = xray_collector::backend::sqlite::SqliteStore::open(&dir.join("store.db")).unwrap();
+    rt.block_on(store.migrate_up()).unwrap();
+    let config = ShipConfig {
+        outboxes: vec![outbox.to_path_buf()],
+        ..ShipConfig::default()
+    };
+    let t = Instant::now();
+    let summary = rt.block_on(Shipper::ship_once(Arc::new(store), config));
+    let ship_time = t.elapsed();
+    assert_eq!(summary.dead_letters, 0);
+    let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "embedded: bare SQLite inserts {:>10.0} steps/s ({bare_time:.2?}); xray-collector {:>10.0} steps/s ({ship_time:.2?}); ratio {:.2} (goal >= 0.3)",
+        rate(bare_time),
+        rate(ship_time),
+        rate(ship_time) / rate(bare_time)
+    );
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` and test discovery: nothing to list.
@@ -170,6 +273,13 @@ fn main() {
     );
     let exported = export_csv(&outbox, &csv);
     assert_eq!(exported, n);
+    // A copy of the outbox for the embedded store's phase (shipping
+    // empties the outbox).
+    let second = dir.path().join("outbox-embedded.db");
+    rusqlite::Connection::open(&outbox)
+        .unwrap()
+        .execute("VACUUM INTO ?1", [second.to_str().unwrap()])
+        .unwrap();
 
     let db = rt.block_on(cluster.fresh_database());
     let store = rt.block_on(PostgresStore::connect(&db.url)).unwrap();
@@ -281,4 +391,5 @@ fn main() {
         rate(ship_time) / rate(copy_time),
         rate(ship_time) / rate(copy_nofk_time)
     );
+    embedded_phase(&rt, &second, dir.path(), n);
 }
