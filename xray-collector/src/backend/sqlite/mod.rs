@@ -185,6 +185,10 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     }
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Statement journals (every upsert that fires the search triggers opens
+    // one) in memory, not in temporary files: they were most of a
+    // shipped batch's time (BENCHMARKS.md, issue 12).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 

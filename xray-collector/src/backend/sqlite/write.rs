@@ -39,12 +39,22 @@ INSERT INTO executions (id, project, name, status, placeholder, started_at_us)
 VALUES (?1, ?2, '(unknown)', 'running', 1, ?3)
 ON CONFLICT (id) DO NOTHING";
 
-/// Upserts a step; a `running` row never replaces a finished one.
-const UPSERT_STEP: &str = "
+/// Upserts a batch's steps, given as one JSON array of rows (`[id,
+/// execution_id, parent_id, name, kind, status, input, output, error,
+/// attributes, started_at_us, duration_us]`, JSON values as their text):
+/// one statement for the whole batch, because the search index's triggers
+/// make SQLite flush FTS5's pending terms at every statement — row by row
+/// that was most of a shipped batch's time (BENCHMARKS.md, issue 12). A
+/// `running` row never replaces a finished one. (`WHERE true` tells the
+/// parser the `ON CONFLICT` belongs to the insert, not to a join.)
+const UPSERT_STEPS: &str = "
 INSERT INTO steps
     (id, execution_id, parent_id, name, kind, status, input, output, error, attributes,
      started_at_us, duration_us)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+       value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11
+FROM json_each(?1)
+WHERE true
 ON CONFLICT (id) DO UPDATE SET
     execution_id  = excluded.execution_id,
     parent_id     = coalesce(excluded.parent_id, steps.parent_id),
@@ -59,10 +69,16 @@ ON CONFLICT (id) DO UPDATE SET
     duration_us   = coalesce(excluded.duration_us, steps.duration_us)
 WHERE steps.status = 'running' OR excluded.status <> 'running'";
 
-const INSERT_DECISION: &str = "
+/// Inserts a batch's decisions, given as one JSON array of rows
+/// (`[step_id, ordinal, execution_id, candidate_id, accepted, filter,
+/// reason, score]`), in one statement like the steps.
+const INSERT_DECISIONS: &str = "
 INSERT INTO decisions
     (step_id, ordinal, execution_id, candidate_id, accepted, filter, reason, score)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
+       value ->> 6, value ->> 7
+FROM json_each(?1)
+WHERE true
 ON CONFLICT DO NOTHING";
 
 const INSERT_LLM_USAGE: &str = "
@@ -106,7 +122,6 @@ pub(super) fn write_batch(conn: &mut Connection, records: &[ShipRecord]) -> rusq
     }
     {
         let mut placeholder = tx.prepare_cached(INSERT_PLACEHOLDER_EXECUTION)?;
-        let mut upsert = tx.prepare_cached(UPSERT_STEP)?;
         for s in steps() {
             if known_executions.insert(s.execution_id) {
                 placeholder.execute(params![
@@ -115,30 +130,24 @@ pub(super) fn write_batch(conn: &mut Connection, records: &[ShipRecord]) -> rusq
                     s.started_at_us
                 ])?;
             }
-            upsert_step(&mut upsert, s)?;
+        }
+        let rows = step_rows(steps())?;
+        if rows != "[]" {
+            tx.prepare_cached(UPSERT_STEPS)?.execute([rows])?;
         }
     }
     {
-        let mut decision = tx.prepare_cached(INSERT_DECISION)?;
+        let rows = decision_rows(steps())?;
+        if rows != "[]" {
+            tx.prepare_cached(INSERT_DECISIONS)?.execute([rows])?;
+        }
         let mut usage = tx.prepare_cached(INSERT_LLM_USAGE)?;
         for s in steps() {
-            if s.decisions.is_empty() && s.llm_usage.is_empty() {
+            if s.llm_usage.is_empty() {
                 continue;
             }
             let step_id = s.id.to_string();
             let execution_id = s.execution_id.to_string();
-            for (ordinal, d) in (0_i64..).zip(&s.decisions) {
-                decision.execute(params![
-                    step_id,
-                    ordinal,
-                    execution_id,
-                    d.candidate_id,
-                    d.accepted,
-                    d.filter,
-                    d.reason,
-                    d.score
-                ])?;
-            }
             for (ordinal, u) in (0_i64..).zip(&s.llm_usage) {
                 usage.execute(params![
                     step_id,
@@ -172,22 +181,49 @@ fn upsert_execution(
     Ok(())
 }
 
-fn upsert_step(stmt: &mut rusqlite::CachedStatement<'_>, s: &StepRow) -> rusqlite::Result<()> {
-    stmt.execute(params![
-        s.id.to_string(),
-        s.execution_id.to_string(),
-        s.parent_id.map(|p| p.to_string()),
-        s.name,
-        s.kind,
-        s.status.as_str(),
-        json_text(s.input.as_ref()),
-        json_text(s.output.as_ref()),
-        s.error,
-        json_text(s.attributes.as_ref()),
-        s.started_at_us,
-        s.duration_us
-    ])?;
-    Ok(())
+/// The steps' decisions as the JSON array of rows [`INSERT_DECISIONS`]
+/// reads.
+fn decision_rows<'a>(steps: impl Iterator<Item = &'a StepRow>) -> rusqlite::Result<String> {
+    let rows: Vec<_> = steps
+        .flat_map(|s| {
+            (0_i64..).zip(&s.decisions).map(move |(ordinal, d)| {
+                (
+                    s.id,
+                    ordinal,
+                    s.execution_id,
+                    &d.candidate_id,
+                    d.accepted,
+                    &d.filter,
+                    &d.reason,
+                    d.score,
+                )
+            })
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+/// The steps as the JSON array of rows [`UPSERT_STEPS`] reads.
+fn step_rows<'a>(steps: impl Iterator<Item = &'a StepRow>) -> rusqlite::Result<String> {
+    let rows: Vec<_> = steps
+        .map(|s| {
+            (
+                s.id,
+                s.execution_id,
+                s.parent_id,
+                &s.name,
+                &s.kind,
+                s.status.as_str(),
+                json_text(s.input.as_ref()),
+                json_text(s.output.as_ref()),
+                &s.error,
+                json_text(s.attributes.as_ref()),
+                s.started_at_us,
+                s.duration_us,
+            )
+        })
+        .collect();
+    serde_json::to_string(&rows).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// Stores refused records, idempotent by `(outbox_id, seq)`.
