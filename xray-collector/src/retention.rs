@@ -59,6 +59,27 @@ async fn batch_with_retries(
     }
 }
 
+/// Prunes every execution older than `retention_us` now (any project),
+/// and logs what went.
+pub async fn prune_older_than(
+    store: &impl Retention,
+    retention_us: i64,
+) -> Result<Pruned, StoreError> {
+    let filter = PruneFilter::older_than(retention_us, None);
+    let pruned = prune(store, &filter, false).await?;
+    if pruned.executions > 0 {
+        tracing::info!(
+            executions = pruned.executions,
+            steps = pruned.steps,
+            "{}",
+            render::pruned(&pruned, &filter, false)
+        );
+    } else {
+        tracing::debug!("nothing to prune");
+    }
+    Ok(pruned)
+}
+
 /// How often `run --retention D` prunes: a tenth of D, between a minute
 /// and an hour.
 pub fn interval(retention_us: i64) -> Duration {
@@ -72,26 +93,13 @@ pub fn interval(retention_us: i64) -> Duration {
 pub async fn keep(store: &impl Retention, retention_us: i64, mut stop: watch::Receiver<bool>) {
     let every = interval(retention_us);
     loop {
-        let filter = PruneFilter {
-            before_us: jiff::Timestamp::now().as_microsecond() - retention_us,
-            project: None,
-        };
         let pruned = tokio::select! {
-            pruned = prune(store, &filter, false) => pruned,
+            pruned = prune_older_than(store, retention_us) => pruned,
             // A batch in hand is finished or rolled back by the backend.
             _ = stop.changed() => return,
         };
-        match pruned {
-            Ok(pruned) if pruned.executions > 0 => {
-                tracing::info!(
-                    executions = pruned.executions,
-                    steps = pruned.steps,
-                    "{}",
-                    render::pruned(&pruned, &filter, false)
-                );
-            }
-            Ok(_) => tracing::debug!("nothing to prune"),
-            Err(e) => tracing::warn!(error = %e, "pruning failed; trying again in {every:?}"),
+        if let Err(e) = pruned {
+            tracing::warn!(error = %e, "pruning failed; trying again in {every:?}");
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

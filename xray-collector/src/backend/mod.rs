@@ -132,6 +132,18 @@ pub struct Pruned {
     pub llm_usage: u64,
 }
 
+impl PruneFilter {
+    /// Executions that started longer than `age_us` ago (from now).
+    pub fn older_than(age_us: i64, project: Option<String>) -> PruneFilter {
+        PruneFilter {
+            before_us: jiff::Timestamp::now()
+                .as_microsecond()
+                .saturating_sub(age_us),
+            project,
+        }
+    }
+}
+
 impl std::ops::AddAssign for Pruned {
     fn add_assign(&mut self, other: Pruned) {
         self.executions += other.executions;

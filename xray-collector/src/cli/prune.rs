@@ -27,10 +27,7 @@ pub(super) struct PruneArgs {
 }
 
 pub(super) async fn prune(args: PruneArgs, backend: &Backend) -> anyhow::Result<ExitCode> {
-    let filter = PruneFilter {
-        before_us: jiff::Timestamp::now().as_microsecond() - args.older_than,
-        project: args.project,
-    };
+    let filter = PruneFilter::older_than(args.older_than, args.project);
     let store = open_for_query(backend).await?;
     let pruned = retention::prune(&store, &filter, args.dry_run).await?;
     if args.output.json {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::watch;
-use xray_collector::backend::{AnyStore, Migrations, PruneFilter};
+use xray_collector::backend::{AnyStore, Migrations};
 use xray_collector::migrate::MigrateError;
 use xray_collector::query::parse_duration;
+use xray_collector::retention;
 use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
-use xray_collector::{render, retention};
 
 use super::{describe_backend, open_store, Backend, Missing};
 
@@ -96,19 +96,9 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         // It stops at the same signal (between batches).
         let _ = keeping.await;
     } else if let Some(retention) = args.retention {
-        let filter = PruneFilter {
-            before_us: jiff::Timestamp::now().as_microsecond() - retention,
-            project: None,
-        };
-        let pruned = retention::prune(&*store, &filter, false)
+        retention::prune_older_than(&*store, retention)
             .await
             .context("cannot prune")?;
-        tracing::info!(
-            executions = pruned.executions,
-            steps = pruned.steps,
-            "{}",
-            render::pruned(&pruned, &filter, false)
-        );
     }
     Ok(if summary.unreadable_outboxes > 0 && args.once {
         ExitCode::from(3)

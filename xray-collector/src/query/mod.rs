@@ -218,6 +218,19 @@ pub struct ExecutionHead {
     pub error: Option<String>,
 }
 
+impl ExecutionHead {
+    /// The execution whole, with these steps (in start order).
+    pub fn with_steps(self, steps: Vec<StepDetail>) -> ExecutionDetail {
+        ExecutionDetail {
+            summary: self.summary,
+            metadata: self.metadata,
+            outcome: self.outcome,
+            error: self.error,
+            steps,
+        }
+    }
+}
+
 /// The largest page of steps [`QueryStore::steps`](crate::backend::QueryStore::steps) returns.
 pub const MAX_STEP_PAGE: usize = 5000;
 

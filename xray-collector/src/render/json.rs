@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 use super::escape::acts_on_terminal;
-use crate::query::{ExecutionDetail, ExecutionHead, StepDetail};
+use crate::query::{ExecutionHead, StepDetail};
 
 /// `value` as pretty-printed JSON holding no character a terminal acts on.
 pub fn to_json(value: &impl Serialize) -> serde_json::Result<String> {
@@ -28,7 +28,8 @@ fn to_json_bytes(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
 }
 
 /// The `show --json` document written as its steps are read: the bytes
-/// [`to_json`] (and a newline) would write for the [`ExecutionDetail`]
+/// [`to_json`] (and a newline) would write for the
+/// [`ExecutionDetail`](crate::query::ExecutionDetail)
 /// of `head` and those steps, without holding them all.
 ///
 /// A step is serialized alone, then indented to its place in the array:
@@ -46,13 +47,7 @@ impl<W: io::Write> ExecutionJson<W> {
     pub fn begin(mut out: W, head: &ExecutionHead) -> io::Result<ExecutionJson<W>> {
         // The whole document with no steps, cut before its empty array:
         // the fields as `ExecutionDetail` writes them (`step_count`).
-        let empty = to_json_bytes(&ExecutionDetail {
-            summary: head.summary.clone(),
-            metadata: head.metadata.clone(),
-            outcome: head.outcome.clone(),
-            error: head.error.clone(),
-            steps: Vec::new(),
-        })?;
+        let empty = to_json_bytes(&head.clone().with_steps(Vec::new()))?;
         let fields = empty.strip_suffix(b" []\n}").ok_or_else(|| {
             io::Error::other("an execution with no steps did not end with its empty array")
         })?;

@@ -35,11 +35,15 @@ pub const PROJECT: &str = "catalog";
 /// Time between two scoring steps (µs), and how long one takes.
 const SCORE_EVERY_US: i64 = 100;
 const SCORE_TOOK_US: i64 = 80;
+/// A batch: its root, then each scoring step followed by its re-rank.
+const STEPS_PER_BATCH: usize = 1 + PER_BATCH + PER_BATCH / 10;
+/// How long a batch takes (µs).
+const BATCH_TOOK_US: i64 = PER_BATCH as i64 * SCORE_EVERY_US;
 
 /// The execution row (finished `ok`) and `steps` steps, in order.
 pub fn records(execution: Uuid, steps: usize) -> impl Iterator<Item = ShipRecord> {
-    let batches = steps.div_ceil(steps_per_batch());
-    let ended = STARTED_AT_US + batches as i64 * batch_took_us() + 1;
+    let batches = steps.div_ceil(STEPS_PER_BATCH);
+    let ended = STARTED_AT_US + batches as i64 * BATCH_TOOK_US + 1;
     let head = ShipRecord::Execution(ExecutionRow {
         seq: 1,
         id: execution,
@@ -79,15 +83,6 @@ pub fn records(execution: Uuid, steps: usize) -> impl Iterator<Item = ShipRecord
     std::iter::once(head).chain((0..batches).flat_map(move |b| gen.batch(b)).take(steps))
 }
 
-/// A batch: its root, then each scoring step followed by its re-rank.
-fn steps_per_batch() -> usize {
-    1 + PER_BATCH + PER_BATCH / 10
-}
-
-fn batch_took_us() -> i64 {
-    PER_BATCH as i64 * SCORE_EVERY_US
-}
-
 struct Generator {
     execution: Uuid,
     input: Value,
@@ -98,8 +93,8 @@ struct Generator {
 
 impl Generator {
     fn batch(&mut self, b: usize) -> Vec<ShipRecord> {
-        let start = STARTED_AT_US + 1 + b as i64 * batch_took_us();
-        let mut root = self.step(None, "rank_batch", None, start, batch_took_us() - 1);
+        let start = STARTED_AT_US + 1 + b as i64 * BATCH_TOOK_US;
+        let mut root = self.step(None, "rank_batch", None, start, BATCH_TOOK_US - 1);
         let root_id = root.id;
         root.input = Some(json!({"batch": b, "size": PER_BATCH}));
         let mut out = vec![root];

@@ -316,13 +316,7 @@ async fn execution(
         .map(|r| step_detail(r, &mut decisions, &mut usage))
         .collect();
     let head = head(&row);
-    Ok(Some(ExecutionDetail {
-        summary: head.summary,
-        metadata: head.metadata,
-        outcome: head.outcome,
-        error: head.error,
-        steps,
-    }))
+    Ok(Some(head.with_steps(steps)))
 }
 
 async fn step_details(

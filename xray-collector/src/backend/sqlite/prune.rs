@@ -67,7 +67,6 @@ fn prune_batch(
         "DELETE FROM executions WHERE id IN (SELECT id FROM temp.prune_ids)",
         [],
     )?;
-    tx.execute("DELETE FROM temp.prune_ids", [])?;
     tx.commit()?;
     Ok(Pruned {
         executions,

@@ -334,13 +334,7 @@ fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<Executi
         &id_text,
     )?;
     tx.commit()?;
-    Ok(Some(ExecutionDetail {
-        summary: head.summary,
-        metadata: head.metadata,
-        outcome: head.outcome,
-        error: head.error,
-        steps,
-    }))
+    Ok(Some(head.with_steps(steps)))
 }
 
 /// The progress handler's period, in virtual machine instructions: a

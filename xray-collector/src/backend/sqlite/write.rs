@@ -131,15 +131,15 @@ pub(super) fn write_batch(conn: &mut Connection, records: &[ShipRecord]) -> rusq
                 ])?;
             }
         }
-        let rows = step_rows(steps())?;
-        if rows != "[]" {
-            tx.prepare_cached(UPSERT_STEPS)?.execute([rows])?;
+        if steps().next().is_some() {
+            tx.prepare_cached(UPSERT_STEPS)?
+                .execute([step_rows(steps())?])?;
         }
     }
     {
-        let rows = decision_rows(steps())?;
-        if rows != "[]" {
-            tx.prepare_cached(INSERT_DECISIONS)?.execute([rows])?;
+        if steps().any(|s| !s.decisions.is_empty()) {
+            tx.prepare_cached(INSERT_DECISIONS)?
+                .execute([decision_rows(steps())?])?;
         }
         let mut usage = tx.prepare_cached(INSERT_LLM_USAGE)?;
         for s in steps() {
