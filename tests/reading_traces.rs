@@ -110,8 +110,10 @@ async fn ship(store: Arc<AnyStore>, outbox: &Path) {
         outboxes: vec![outbox.to_path_buf()],
         ..ShipConfig::default()
     };
-    let summary = Shipper::ship_once(store, config).await;
+    let summary = Shipper::ship_once(store.clone(), config).await;
     assert_eq!(summary.dead_letters, 0);
+    // As `run --once` does: what was shipped is found by search.
+    xray_collector::indexing::catch_up(&*store).await.unwrap();
 }
 
 async fn check(store: Arc<AnyStore>, outbox: &Path) {

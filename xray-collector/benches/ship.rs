@@ -35,10 +35,11 @@ use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing_subscriber::layer::SubscriberExt;
-use xray_collector::backend::{postgres::PostgresStore, Migrations};
+use xray_collector::backend::{postgres::PostgresStore, Migrations, SearchIndex};
+use xray_collector::indexing;
 use xray_collector::ship::{Metrics, ShipConfig, Shipper};
 
 #[xray::step]
@@ -229,38 +230,53 @@ fn embedded_phase(rt: &tokio::runtime::Runtime, outbox: &Path, dir: &Path, n: u6
         once: true,
         ..ShipConfig::default()
     };
-    let (summary, ship_time, in_backend) = ship(rt, store, config);
+    let (summary, ship_time, in_backend, searchable) = ship(rt, store, config);
     assert_eq!(summary.dead_letters, 0);
-    let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
-        "embedded: bare SQLite inserts {:>10.0} steps/s ({bare_time:.2?}); xray-collector {:>10.0} steps/s ({ship_time:.2?}; {in_backend:.2} s of it in the store's write transactions); ratio {:.2} (goal >= 0.3)",
+        "embedded: bare SQLite inserts {:>10.0} steps/s ({bare_time:.2?}); xray-collector {:>10.0} steps/s ({ship_time:.2?}; {in_backend:.2} s of it in the store's write transactions; all found by search after {searchable:.2?}); ratio {:.2} (goal >= 0.3)",
         rate(bare_time),
         rate(ship_time),
         rate(ship_time) / rate(bare_time)
     );
 }
 
-/// Ships once with the shipper's own metrics: the summary, the time taken
-/// and the part of it inside the backend's write transactions (the sum of
-/// the shipper's batch-write histogram); the rest is reading, parsing and
-/// deleting outbox rows (the next read overlaps the write).
-fn ship<S: xray_collector::backend::Store + 'static>(
+/// Ships once with the shipper's own metrics, the search indexer running
+/// beside it as in `run`: the summary, the time taken to empty the
+/// outbox, the part of it inside the backend's write transactions (the
+/// sum of the shipper's batch-write histogram; the rest is reading,
+/// parsing and deleting outbox rows, the next read overlapping the
+/// write), and the time until everything shipped is found by search.
+fn ship<S>(
     rt: &tokio::runtime::Runtime,
     store: S,
     config: ShipConfig,
-) -> (xray_collector::ship::ShipSummary, std::time::Duration, f64) {
+) -> (xray_collector::ship::ShipSummary, Duration, f64, Duration)
+where
+    S: xray_collector::backend::Store + SearchIndex + 'static,
+{
     let metrics = Arc::new(Metrics::default());
+    let store = Arc::new(store);
     let (_never, shutdown) = tokio::sync::watch::channel(false);
+    let (stop_indexer, indexer_stop) = tokio::sync::watch::channel(false);
+    let indexer = rt.spawn({
+        let store = store.clone();
+        async move { indexing::keep(&*store, indexer_stop).await }
+    });
     let t = Instant::now();
-    let summary = rt.block_on(Shipper::new(Arc::new(store), config, metrics.clone()).run(shutdown));
-    let took = t.elapsed();
+    let summary = rt.block_on(Shipper::new(store.clone(), config, metrics.clone()).run(shutdown));
+    let shipped = t.elapsed();
+    rt.block_on(indexing::catch_up(&*store)).unwrap();
+    let searchable = t.elapsed();
+    stop_indexer.send(true).unwrap();
+    rt.block_on(indexer).unwrap();
     let in_backend = metrics
         .prometheus()
         .lines()
         .find_map(|l| l.strip_prefix("xray_collector_batch_write_seconds_sum "))
         .and_then(|v| v.trim().parse::<f64>().ok())
         .expect("the batch write histogram's sum");
-    (summary, took, in_backend)
+    (summary, shipped, in_backend, searchable)
 }
 
 fn main() {
@@ -313,7 +329,7 @@ fn main() {
         once: true,
         ..ShipConfig::default()
     };
-    let (summary, ship_time, in_backend) = ship(&rt, store, config);
+    let (summary, ship_time, in_backend, searchable) = ship(&rt, store, config);
     // psql \copy of the same rows into tables of the same shape: with the
     // same foreign key to the (now shipped) execution as xray.steps, and,
     // for reference, without it.
@@ -373,7 +389,7 @@ fn main() {
     assert_eq!(counted, 0, "both tables must hold the same rows");
     assert_eq!(summary.dead_letters, 0);
 
-    let rate = |d: std::time::Duration| n as f64 / d.as_secs_f64();
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
         "steps: {n} ({} outbox rows shipped in {} batches)",
         summary.rows, summary.batches
@@ -391,7 +407,7 @@ fn main() {
         rate(bare_time)
     );
     println!(
-        "xray-collector:       {:>10.0} steps/s ({ship_time:.2?}; {in_backend:.2} s of it in the backend's write transactions)",
+        "xray-collector:       {:>10.0} steps/s ({ship_time:.2?}; {in_backend:.2} s of it in the backend's write transactions; all found by search after {searchable:.2?})",
         rate(ship_time)
     );
     println!(

@@ -16,6 +16,7 @@
 
 pub mod backend;
 pub mod http;
+pub mod indexing;
 pub mod migrate;
 pub mod model;
 pub mod outbox;

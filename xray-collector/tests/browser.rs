@@ -243,6 +243,8 @@ async fn seed(path: &Path, measure: bool) -> serde_json::Value {
         }
         measure_list.push(json!({"label": "100000", "execution_id": big_id, "steps": BIG_STEPS}));
     }
+    // As `run --once` does: what was written is found by search.
+    xray_collector::indexing::catch_up(&store).await.unwrap();
     json!({
         "small": {
             "execution_id": small,

@@ -34,6 +34,11 @@ fn raw(path: &Path) -> Connection {
 }
 
 /// FTS5's own check that the index matches the `steps` table.
+/// Indexes what the writes noted for search.
+async fn catch_up(store: &SqliteStore) {
+    xray_collector::indexing::catch_up(store).await.unwrap();
+}
+
 fn assert_search_index_consistent(path: &Path) {
     raw(path)
         .execute(
@@ -124,6 +129,7 @@ async fn the_search_index_agrees_with_the_steps_through_rewrites_and_deletes() {
             .record(),
     ];
     store.write(&batch).await.unwrap();
+    catch_up(&store).await;
     assert_search_index_consistent(&path);
 
     // The same records again, together and one by one.
@@ -131,6 +137,7 @@ async fn the_search_index_agrees_with_the_steps_through_rewrites_and_deletes() {
     for record in &batch {
         store.write(std::slice::from_ref(record)).await.unwrap();
     }
+    catch_up(&store).await;
     assert_search_index_consistent(&path);
 
     // An end replacing the output (the update trigger).
@@ -141,12 +148,14 @@ async fn the_search_index_agrees_with_the_steps_through_rewrites_and_deletes() {
             .record()])
         .await
         .unwrap();
+    catch_up(&store).await;
     assert_search_index_consistent(&path);
 
     // A cascade from the execution (the delete trigger).
     raw(&path)
         .execute("DELETE FROM executions WHERE id = ?1", [gone.to_string()])
         .unwrap();
+    catch_up(&store).await;
     assert_search_index_consistent(&path);
     assert!(store.search("walrus", 10, None).await.unwrap().is_empty());
     assert_eq!(store.search("enamel", 10, None).await.unwrap().len(), 1);
@@ -163,6 +172,7 @@ async fn a_search_past_its_deadline_is_interrupted_and_the_store_goes_on() {
             .record()
     }));
     store.write(&batch).await.unwrap();
+    catch_up(&store).await;
     // A deadline already past: SQLite's progress handler stops the
     // statement at its first check.
     let stopped = store

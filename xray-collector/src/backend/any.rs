@@ -8,7 +8,8 @@ use super::sqlite::SqliteStore;
 use uuid::Uuid;
 
 use super::{
-    DeadLetter, Migrations, PruneFilter, Pruned, QueryStore, Retention, Store, StoreError,
+    DeadLetter, Migrations, PruneFilter, Pruned, QueryStore, Retention, SearchIndex, Store,
+    StoreError,
 };
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
@@ -62,6 +63,12 @@ impl Store for AnyStore {
 
     async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
         dispatch!(self.dead_letter(letters))
+    }
+}
+
+impl SearchIndex for AnyStore {
+    async fn index_pending(&self, batch: usize) -> Result<u64, StoreError> {
+        dispatch!(self.index_pending(batch))
     }
 }
 

@@ -1,8 +1,9 @@
 //! Backends: PostgreSQL ([`postgres`]) and the embedded SQLite store
 //! ([`sqlite`]), one folder each holding its connection, migrations,
-//! writes, queries and error classification, behind four traits —
-//! [`Store`] (shipping), [`Migrations`] (the schema), [`QueryStore`]
-//! (reading) and [`Retention`] (pruning) — and one dispatch, [`AnyStore`]. The rest of the collector
+//! writes, queries and error classification, behind five traits —
+//! [`Store`] (shipping), [`SearchIndex`] (the search index behind it),
+//! [`Migrations`] (the schema), [`QueryStore`] (reading) and [`Retention`]
+//! (pruning) — and one dispatch, [`AnyStore`]. The rest of the collector
 //! does not know which backend it talks to.
 //!
 //! # What a backend guarantees
@@ -172,6 +173,19 @@ pub trait Retention: Send + Sync {
         &self,
         filter: &PruneFilter,
     ) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
+}
+
+/// The search index, kept behind the shipper: [`Store::write`] notes each
+/// step it wrote, and [`index_pending`](SearchIndex::index_pending) indexes
+/// noted steps a batch at a time, outside the shipping transaction (see
+/// [`crate::indexing`], which drives it). `search` finds a step once it has
+/// been indexed; a step written again (its end after its start) is indexed
+/// again.
+pub trait SearchIndex: Send + Sync {
+    /// Indexes up to `batch` noted steps (more than one note of the same
+    /// step counts once per note) in one transaction; how many notes it
+    /// took — 0 when the index is current.
+    fn index_pending(&self, batch: usize) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// The schema of a backend: versioned migrations with an up and a down,

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use xray_collector::backend::{AnyStore, Migrations};
 use xray_collector::migrate::MigrateError;
 use xray_collector::query::parse_duration;
-use xray_collector::retention;
 use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
+use xray_collector::{indexing, retention};
 
 use super::{describe_backend, open_store, Backend, Missing};
 
@@ -81,6 +81,14 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         }
         _ => None,
     };
+    let indexing = if args.once {
+        None
+    } else {
+        let (store, stop) = (store.clone(), stop_rx.clone());
+        Some(tokio::spawn(
+            async move { indexing::keep(&*store, stop).await },
+        ))
+    };
     let shipper = Shipper::new(store.clone(), config, metrics);
     let summary = shipper.run(stop_rx).await;
     tracing::info!(
@@ -92,6 +100,15 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         summary.batches,
         summary.dead_letters
     );
+    if let Some(indexing) = indexing {
+        let _ = indexing.await;
+    } else {
+        // What was shipped is found by search when --once returns.
+        let indexed = indexing::catch_up(&*store)
+            .await
+            .context("cannot index the shipped steps for search")?;
+        tracing::info!(notes = indexed, "search index current");
+    }
     if let Some(keeping) = keeping {
         // It stops at the same signal (between batches).
         let _ = keeping.await;

@@ -124,6 +124,7 @@ async fn data(db: &Backend) {
         );
     }
     db.store.write(&records).await.unwrap();
+    xray_collector::indexing::catch_up(&db.store).await.unwrap();
 }
 
 async fn every_route_answers_json_and_pages_large_executions(db: Backend) {

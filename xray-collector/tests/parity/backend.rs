@@ -120,8 +120,8 @@ impl Backend {
     /// index is a table of its own; PostgreSQL's is a column of `steps`.
     pub fn search_tables(&self) -> &'static [&'static str] {
         match self.raw {
-            Raw::Embedded { .. } => &["steps_fts"],
-            Raw::Postgres { .. } => &[],
+            Raw::Embedded { .. } => &["search_pending", "steps_fts"],
+            Raw::Postgres { .. } => &["search_pending", "step_search"],
         }
     }
 
@@ -337,6 +337,47 @@ impl Backend {
     }
 
     // ----- Changing the database behind the store's back -----
+
+    /// Writes an execution and one step with `input` (JSON text) by plain
+    /// SQL, as any schema version since 1 takes them.
+    pub async fn insert_raw_step(&self, execution: Uuid, step: Uuid, input: &str) {
+        let input = input.replace('\'', "''");
+        self.execute(&format!(
+            "{}; {}",
+            self.either(
+                "INSERT INTO executions (id, project, name, status, started_at_us)
+                 VALUES ('{execution}', 'shop', 'raw', 'ok', 1)",
+                "INSERT INTO {xray}executions (id, project, name, status, started_at)
+                 VALUES ('{execution}', 'shop', 'raw', 'ok', now())",
+            )
+            .replace("{execution}", &execution.to_string()),
+            self.either(
+                "INSERT INTO steps (id, execution_id, name, status, input, started_at_us)
+                 VALUES ('{step}', '{execution}', 'raw', 'ok', '{input}', 1)",
+                "INSERT INTO {xray}steps (id, execution_id, name, status, input, started_at)
+                 VALUES ('{step}', '{execution}', 'raw', 'ok', '{input}', now())",
+            )
+            .replace("{step}", &step.to_string())
+            .replace("{execution}", &execution.to_string())
+            .replace("{input}", &input),
+        ))
+        .await
+    }
+
+    /// Steps the search index of schema version 5 (indexed as steps were
+    /// written) finds for `word`, a plain lowercase word.
+    pub async fn found_by_version_5_index(&self, word: &str) -> i64 {
+        assert!(word.chars().all(|c| c.is_ascii_lowercase()), "{word}");
+        self.column(
+            &self
+                .either(
+                    "SELECT count(*) FROM steps_fts WHERE steps_fts MATCH '{word}'",
+                    "SELECT count(*) FROM {xray}steps WHERE search @@ plainto_tsquery('simple', '{word}')",
+                )
+                .replace("{word}", word),
+        )
+        .await[0]
+    }
 
     /// Runs `sql` on the raw connection; `{xray}` in it stands for where
     /// X-Ray's tables live (`xray.` on PostgreSQL, nothing on SQLite).

@@ -18,31 +18,71 @@ on_both_backends!(
     a_migration_edited_after_it_was_applied_is_refused,
     dead_letters_from_before_outbox_identities_keep_one_id_per_path,
     steps_shipped_before_the_string_search_index_are_found_by_their_strings,
+    reverting_the_search_index_behind_the_shipper_indexes_what_was_noted,
 );
 
 async fn steps_shipped_before_the_string_search_index_are_found_by_their_strings(db: Backend) {
-    // Version 4 indexed the whole JSON text, keys included.
-    assert_eq!(db.store.migrate_down(1).await.unwrap(), [5]);
+    // Version 4 indexed the whole JSON text, keys included, as steps were
+    // written (this binary writes version 6's tables: plain SQL here).
+    assert_eq!(db.store.migrate_down(2).await.unwrap(), [6, 5]);
     let (e, s) = (new_id(), new_id());
-    db.store
-        .write(&[
-            execution(e).record(),
-            filter_step(s, e)
-                .input(serde_json::json!({"zebraKey": "okapi"}))
-                .record(),
-        ])
-        .await
-        .unwrap();
+    db.insert_raw_step(e, s, r#"{"zebraKey": "okapi"}"#).await;
+    // Version 5 re-indexes string values only; version 6 keeps that index
+    // behind the shipper, with nothing noted for the steps found indexed.
+    assert_eq!(db.store.migrate_up().await.unwrap(), [5, 6]);
+    assert_eq!(
+        xray_collector::indexing::catch_up(&db.store).await.unwrap(),
+        0
+    );
     let hits = |word: &'static str| {
         let store = &db.store;
         async move { store.search(word, 10, None).await.unwrap().len() }
     };
-    assert_eq!((hits("okapi").await, hits("zebraKey").await), (1, 1));
-    assert_eq!(db.store.migrate_up().await.unwrap(), [5]);
     assert_eq!((hits("okapi").await, hits("zebraKey").await), (1, 0));
-    // And back: the whole text again.
-    assert_eq!(db.store.migrate_down(1).await.unwrap(), [5]);
-    assert_eq!((hits("okapi").await, hits("zebraKey").await), (1, 1));
+}
+
+/// Version 6 moved the search index behind the shipper: reverting it
+/// indexes what was noted and not yet indexed, and what was indexed stays
+/// found; up again, everything is in the new index.
+async fn reverting_the_search_index_behind_the_shipper_indexes_what_was_noted(db: Backend) {
+    let (e, indexed, noted) = (new_id(), new_id(), new_id());
+    let write_step = |s, word: &'static str| {
+        let store = &db.store;
+        async move {
+            store
+                .write(&[
+                    execution(e).record(),
+                    filter_step(s, e)
+                        .output(serde_json::json!({"note": word}))
+                        .record(),
+                ])
+                .await
+                .unwrap()
+        }
+    };
+    write_step(indexed, "okapi").await;
+    assert_eq!(
+        xray_collector::indexing::catch_up(&db.store).await.unwrap(),
+        1
+    );
+    write_step(noted, "dingo").await;
+    assert!(db.store.search("dingo", 10, None).await.unwrap().is_empty());
+    assert_eq!(db.store.migrate_down(1).await.unwrap(), [6]);
+    for word in ["okapi", "dingo"] {
+        assert_eq!(db.found_by_version_5_index(word).await, 1, "{word}");
+    }
+    assert_eq!(db.store.migrate_up().await.unwrap(), [6]);
+    assert_eq!(
+        xray_collector::indexing::catch_up(&db.store).await.unwrap(),
+        0
+    );
+    for word in ["okapi", "dingo"] {
+        assert_eq!(
+            db.store.search(word, 10, None).await.unwrap().len(),
+            1,
+            "{word}"
+        );
+    }
 }
 
 /// What `migrate up`, `migrate down 1` and `migrate status` each refuse

@@ -25,6 +25,7 @@ on_both_backends!(
     search_ranks_the_better_match_first,
     search_needs_every_word_and_takes_query_syntax_as_text,
     an_end_that_replaces_the_output_replaces_what_search_finds,
+    search_finds_a_step_once_the_index_behind_the_shipper_has_it,
     search_finds_string_values_and_not_keys_or_numbers,
     stats_report_discrete_percentiles_errors_and_tokens_per_model,
     percentiles_of_a_single_step_are_its_duration,
@@ -120,6 +121,7 @@ async fn search_finds_string_values_and_not_keys_or_numbers(db: Backend) {
 
 /// The steps `text` finds, best first.
 async fn found(store: &AnyStore, text: &str) -> Vec<Uuid> {
+    xray_collector::indexing::catch_up(store).await.unwrap();
     step_ids(&store.search(text, 10, None).await.unwrap())
 }
 
@@ -693,6 +695,7 @@ async fn search_finds_a_word_in_any_column_of_a_step(db: Backend) {
         ])
         .await
         .expect("a huge output is stored (its search text may be cut, never refused)");
+    xray_collector::indexing::catch_up(&db.store).await.unwrap();
 
     for (word, expected) in [
         ("aardvark", id(11)),
@@ -741,6 +744,7 @@ async fn search_ranks_the_better_match_first(db: Backend) {
         ])
         .await
         .unwrap();
+    xray_collector::indexing::catch_up(&db.store).await.unwrap();
 
     let hits = db.store.search("waterproof", 10, None).await.unwrap();
     assert_eq!(
@@ -887,6 +891,65 @@ async fn an_end_that_replaces_the_output_replaces_what_search_finds(db: Backend)
         .unwrap();
     assert_eq!(found(&db.store, "ceramic").await, NONE);
     assert_eq!(found(&db.store, "enamel").await, [s]);
+}
+
+async fn search_finds_a_step_once_the_index_behind_the_shipper_has_it(db: Backend) {
+    let (exec, s, gone_exec, gone) = (id(1), id(11), id(2), id(21));
+    db.store
+        .write(&[
+            execution(exec).record(),
+            step(s, exec).output(json!({"note": "walrus"})).record(),
+        ])
+        .await
+        .unwrap();
+    // Written, noted, not indexed yet: shipping does not wait for the index.
+    assert_eq!(db.count("search_pending").await, 1);
+    assert!(db
+        .store
+        .search("walrus", 10, None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        xray_collector::indexing::catch_up(&db.store).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        step_ids(&db.store.search("walrus", 10, None).await.unwrap()),
+        [s]
+    );
+    assert_eq!(db.count("search_pending").await, 0);
+    assert_eq!(
+        xray_collector::indexing::catch_up(&db.store).await.unwrap(),
+        0,
+        "nothing left to index"
+    );
+
+    // A step deleted (its execution pruned) before it was indexed: its note
+    // is taken and dropped, nothing is indexed, nothing fails.
+    db.store
+        .write(&[
+            execution(gone_exec).record(),
+            step(gone, gone_exec)
+                .output(json!({"note": "dingo"}))
+                .record(),
+        ])
+        .await
+        .unwrap();
+    db.execute(&format!(
+        "DELETE FROM {{xray}}executions WHERE id = '{gone_exec}'"
+    ))
+    .await;
+    assert_eq!(
+        xray_collector::indexing::catch_up(&db.store).await.unwrap(),
+        1
+    );
+    assert!(db.store.search("dingo", 10, None).await.unwrap().is_empty());
+    assert_eq!(db.count("search_pending").await, 0);
+    assert_eq!(
+        step_ids(&db.store.search("walrus", 10, None).await.unwrap()),
+        [s]
+    );
 }
 
 async fn stats_report_discrete_percentiles_errors_and_tokens_per_model(db: Backend) {

@@ -371,6 +371,7 @@ async fn deleting_an_execution_deletes_its_steps_decisions_usage_and_search_hits
         ])
         .await
         .unwrap();
+    xray_collector::indexing::catch_up(&db.store).await.unwrap();
     assert!(
         db.store
             .search("expensive", 100, None)

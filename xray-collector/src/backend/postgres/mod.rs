@@ -27,10 +27,14 @@
 //!   (a NUL character in JSON or text, a `CHECK`, a size limit) is
 //!   [`StoreError::Rejected`]; a missing table or grant is
 //!   [`StoreError::Schema`]. No error text contains the URL's password.
-//! - One connection, opened by [`PostgresStore::connect`]. After an error
-//!   other than `Rejected` it is dropped, and the next call opens a new
-//!   one; if that fails the call returns [`StoreError::Unavailable`].
-//!   Calls are serialised on the connection.
+//! - One connection for shipping and reading, opened by
+//!   [`PostgresStore::connect`], and a second one, opened when first
+//!   needed, for the search indexer ([`SearchIndex`](crate::backend::SearchIndex)),
+//!   so that indexing runs beside shipping rather than between its
+//!   batches. After an error other than `Rejected` a connection is
+//!   dropped, and the next call opens a new one; if that fails the call
+//!   returns [`StoreError::Unavailable`]. Calls are serialised on each
+//!   connection.
 //! - [`PostgresStore::migrate_up`], [`migrate_down`](PostgresStore::migrate_down)
 //!   and [`migrate_status`](PostgresStore::migrate_status) run under an
 //!   advisory lock, so several collectors may start at once (see
@@ -47,6 +51,7 @@ mod password;
 mod prune;
 mod query;
 mod read;
+mod search_index;
 mod write;
 
 use tokio::sync::Mutex;
@@ -69,6 +74,8 @@ pub struct PostgresStore {
     // around in enums such as `AnyStore`.
     target: Box<Target>,
     session: Mutex<Option<Box<Session>>>,
+    /// The search indexer's connection.
+    background: Mutex<Option<Box<Session>>>,
 }
 
 /// What [`PostgresStore::with_client`] runs: a future borrowing the client.
@@ -123,6 +130,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             target,
             session: Mutex::new(Some(Session::new(client))),
+            background: Mutex::new(None),
         })
     }
 
@@ -163,7 +171,22 @@ impl PostgresStore {
     where
         F: for<'c> FnOnce(&'c mut Client) -> ClientFuture<'c, T>,
     {
-        let mut guard = self.session.lock().await;
+        self.on(&self.session, f).await
+    }
+
+    /// [`with_client`](Self::with_client) on the indexer's connection.
+    pub(crate) async fn with_background_client<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(&'c mut Client) -> ClientFuture<'c, T>,
+    {
+        self.on(&self.background, f).await
+    }
+
+    async fn on<T, F>(&self, slot: &Mutex<Option<Box<Session>>>, f: F) -> Result<T, StoreError>
+    where
+        F: for<'c> FnOnce(&'c mut Client) -> ClientFuture<'c, T>,
+    {
+        let mut guard = slot.lock().await;
         let session = self.open(&mut guard).await?;
         let result = f(&mut session.client).await;
         self.settle(&mut guard, result)

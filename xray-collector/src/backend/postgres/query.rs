@@ -459,10 +459,11 @@ async fn why(
 const SEARCH: &str = concat!(
     "SELECT s.execution_id, e.name, s.id, s.name, s.status, ",
     us!("s.started_at"),
-    ", ts_rank(s.search, q)::float8 AS rank \
-     FROM xray.steps s JOIN xray.executions e ON e.id = s.execution_id, \
+    ", ts_rank(x.search, q)::float8 AS rank \
+     FROM xray.step_search x JOIN xray.steps s ON s.id = x.step_id \
+          JOIN xray.executions e ON e.id = s.execution_id, \
           plainto_tsquery('simple', $1) q \
-     WHERE s.search @@ q \
+     WHERE x.search @@ q \
      ORDER BY rank DESC, s.started_at DESC, s.id \
      LIMIT $2"
 );

@@ -18,8 +18,9 @@
 //! # Order and rules (see the module docs of [`super`])
 //!
 //! executions (upsert) → placeholder executions for steps whose execution
-//! is not known (`DO NOTHING`) → steps (upsert) → decisions and LLM usage
-//! (`DO NOTHING`, keyed by `(step_id, ordinal)`).
+//! is not known (`DO NOTHING`) → steps (upsert, noting each written step
+//! for the search indexer) → decisions and LLM usage (`DO NOTHING`, keyed
+//! by `(step_id, ordinal)`).
 
 use std::collections::HashMap;
 
@@ -82,9 +83,12 @@ const INSERT_PLACEHOLDERS: &str = concat!(
      ON CONFLICT (id) DO NOTHING"
 );
 
-/// A step row, start or end; same rule as executions.
+/// A step row, start or end; same rule as executions. Each step written
+/// (not one left alone by the rule) is noted for the search indexer
+/// ([`super::search_index`]), in the same transaction.
 const UPSERT_STEPS: &str = concat!(
-    "INSERT INTO xray.steps AS s
+    "WITH written AS (
+     INSERT INTO xray.steps AS s
         (id, execution_id, parent_id, name, kind, status, input, output, error, attributes,
          started_at, duration_us, updated_at)
      SELECT t.id, t.execution_id, t.parent_id, t.name, t.kind, t.status, t.input, t.output,
@@ -107,7 +111,9 @@ const UPSERT_STEPS: &str = concat!(
         started_at = EXCLUDED.started_at,
         duration_us = coalesce(EXCLUDED.duration_us, s.duration_us),
         updated_at = now()
-     WHERE s.status = 'running' OR EXCLUDED.status <> 'running'"
+     WHERE s.status = 'running' OR EXCLUDED.status <> 'running'
+     RETURNING s.id)
+     INSERT INTO xray.search_pending (step_id) SELECT id FROM written"
 );
 
 const INSERT_DECISIONS: &str = "INSERT INTO xray.decisions

@@ -48,6 +48,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0005_search_strings.up.sql"),
         down: include_str!("migrations/0005_search_strings.down.sql"),
     },
+    Migration {
+        version: 6,
+        name: "search_behind",
+        up: include_str!("migrations/0006_search_behind.up.sql"),
+        down: include_str!("migrations/0006_search_behind.down.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

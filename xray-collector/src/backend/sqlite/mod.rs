@@ -37,9 +37,10 @@
 //! UUID text, JSON is text checked with `json_valid`, timestamps are
 //! INTEGER microseconds since the Unix epoch (`started_at_us`,
 //! `ended_at_us`, `duration_us`). The tables are `STRICT`. Full-text search
-//! is the external-content FTS5 table `steps_fts(name, input, output,
-//! error)` over `steps` (keyed by the rowid alias `steps.fts_rowid`), kept
-//! current by triggers on `steps`; rank with `bm25(steps_fts)`. The schema
+//! is the contentless FTS5 table `steps_fts(name,
+//! input, output, error)` (keyed by the rowid alias `steps.fts_rowid`),
+//! fed behind the shipper from the steps that triggers on `steps` note in
+//! `search_pending` (`search_index.rs`); rank with `bm25(steps_fts)`. The schema
 //! is created and changed only by the migrations in
 //! `store/sqlite/migrations/` ([`SqliteStore::migrate_up`]); opening a
 //! store does not migrate it.
@@ -51,6 +52,7 @@ mod private_file;
 mod prune;
 mod query;
 mod read;
+mod search_index;
 mod write;
 
 use std::path::{Path, PathBuf};

@@ -42,10 +42,11 @@ ON CONFLICT (id) DO NOTHING";
 /// Upserts a batch's steps, given as one JSON array of rows (`[id,
 /// execution_id, parent_id, name, kind, status, input, output, error,
 /// attributes, started_at_us, duration_us]`, JSON values as their text):
-/// one statement for the whole batch, because the search index's triggers
-/// make SQLite flush FTS5's pending terms at every statement — row by row
-/// that was most of a shipped batch's time (BENCHMARKS.md, issue 12). A
-/// `running` row never replaces a finished one. (`WHERE true` tells the
+/// one statement for the whole batch (row by row, statement overhead and,
+/// while the search index was fed by triggers, FTS5 flushing its pending
+/// terms at every statement were most of a batch's time: BENCHMARKS.md,
+/// issue 12); triggers note each written step for the search indexer
+/// (`search_index.rs`). A `running` row never replaces a finished one. (`WHERE true` tells the
 /// parser the `ON CONFLICT` belongs to the insert, not to a join.)
 const UPSERT_STEPS: &str = "
 INSERT INTO steps

@@ -1,0 +1,73 @@
+//! [`SearchIndex`] for PostgreSQL: steps noted in `xray.search_pending` by
+//! the shipping transaction become rows of `xray.step_search` (a
+//! `tsvector` and its GIN index), a batch per statement, on the indexer's
+//! own connection.
+//!
+//! # One indexer at a time
+//!
+//! Each batch runs under a transaction-level advisory lock
+//! ([`INDEX_LOCK_KEY`]), so the indexers of several collectors take turns.
+//! That is what keeps the index right when a step is written twice in
+//! quick succession: a batch sees the step as of its statement's start,
+//! and a later write's note is only visible to a later batch, which
+//! therefore starts after this one committed and writes the newer text
+//! over it. Two batches at once could commit in the other order.
+
+use tokio_postgres::Client;
+
+use crate::backend::postgres::PostgresStore;
+use crate::backend::{SearchIndex, StoreError};
+
+/// The advisory-lock key the indexers take turns under: the bytes of
+/// `"xraysrch"`, recognisable in `pg_locks`.
+pub const INDEX_LOCK_KEY: i64 = i64::from_be_bytes(*b"xraysrch");
+
+/// What a person searches: the step's name and error and the string values
+/// of its output and input — not the JSON's keys and numbers — cut at
+/// 250,000 characters so that a huge value cannot exceed `tsvector`'s 1 MB
+/// limit (words past the cut are not found). Over `xray.steps AS s`.
+macro_rules! searched_text {
+    () => {
+        "to_tsvector('simple'::regconfig, left(
+            coalesce(s.name, '') || ' ' || coalesce(s.error, '') || ' ' ||
+            coalesce(jsonb_path_query_array(s.output, 'strict $.** ? (@.type() == \"string\")')::text, '') || ' ' ||
+            coalesce(jsonb_path_query_array(s.input, 'strict $.** ? (@.type() == \"string\")')::text, ''),
+            250000))"
+    };
+}
+
+/// Takes up to `$1` notes and (re)indexes the steps they name, in id
+/// order; a note whose step is gone (pruned) is dropped. Answers the notes
+/// taken.
+const INDEX_BATCH: &str = concat!(
+    "WITH taken AS (
+         DELETE FROM xray.search_pending
+         WHERE ctid = ANY (ARRAY(SELECT ctid FROM xray.search_pending LIMIT $1))
+         RETURNING step_id),
+     indexed AS (
+         INSERT INTO xray.step_search AS x (step_id, search)
+         SELECT s.id, ",
+    searched_text!(),
+    " FROM xray.steps s WHERE s.id IN (SELECT step_id FROM taken)
+         ORDER BY s.id
+         ON CONFLICT (step_id) DO UPDATE SET search = EXCLUDED.search
+         RETURNING 1)
+     SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM indexed)"
+);
+
+impl SearchIndex for PostgresStore {
+    async fn index_pending(&self, batch: usize) -> Result<u64, StoreError> {
+        let batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
+        self.with_background_client(move |c| Box::pin(index_batch(c, batch)))
+            .await
+    }
+}
+
+async fn index_batch(client: &mut Client, batch: i64) -> Result<u64, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INDEX_LOCK_KEY])
+        .await?;
+    let row = tx.query_one(INDEX_BATCH, &[&batch]).await?;
+    tx.commit().await?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
+}

@@ -1,0 +1,96 @@
+//! The search index behind the shipper ([`SearchIndex`]): caught up once
+//! (`run --once`, after shipping) or kept current while the daemon runs
+//! (`run`), a batch of [`INDEX_BATCH`] noted steps per transaction.
+//!
+//! Shipping never waits for the index: a store under more load than it can
+//! index lets search lag rather than the outbox grow. What is noted is in
+//! the store itself, so nothing is lost when the collector stops; the next
+//! one indexes it.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::backend::{SearchIndex, StoreError};
+use crate::ship::Backoff;
+
+/// Noted steps indexed per transaction.
+pub const INDEX_BATCH: usize = 5_000;
+
+/// How long the daemon's indexer waits, when the index is current, before
+/// it looks again: a step shipped meanwhile is found within about this
+/// much more than its indexing takes.
+pub const IDLE: Duration = Duration::from_millis(250);
+
+/// Indexes every noted step, a batch at a time, until nothing is noted;
+/// how many notes it took. A batch that failed in a way that may pass (a
+/// busy store, a deadlock with a prune, a lost connection) is tried again
+/// a few times; a failed batch changed nothing.
+pub async fn catch_up(store: &impl SearchIndex) -> Result<u64, StoreError> {
+    let mut total = 0;
+    loop {
+        let taken = batch_with_retries(store).await?;
+        if taken == 0 {
+            return Ok(total);
+        }
+        total += taken;
+        tokio::task::yield_now().await;
+    }
+}
+
+const BATCH_RETRIES: u32 = 6;
+
+async fn batch_with_retries(store: &impl SearchIndex) -> Result<u64, StoreError> {
+    let backoff = Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_secs(2),
+    };
+    let mut attempt = 0;
+    loop {
+        match store.index_pending(INDEX_BATCH).await {
+            Err(e) if e.is_retriable() && attempt < BATCH_RETRIES => {
+                let wait = backoff.delay(attempt);
+                attempt += 1;
+                tracing::debug!(error = %e, ?wait, "an indexing batch failed; trying it again");
+                tokio::time::sleep(wait).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Keeps the index current until `stop` turns true: catches up, waits
+/// [`IDLE`], and again. A failure is logged and tried again later (with
+/// backoff, up to a minute apart); it never stops shipping.
+pub async fn keep(store: &impl SearchIndex, mut stop: watch::Receiver<bool>) {
+    let backoff = Backoff {
+        base: IDLE,
+        max: Duration::from_secs(60),
+    };
+    let mut failures = 0;
+    loop {
+        let done = tokio::select! {
+            done = catch_up(store) => done,
+            _ = stop.changed() => return,
+        };
+        let wait = match done {
+            Ok(_) => {
+                failures = 0;
+                IDLE
+            }
+            Err(e) => {
+                let wait = backoff.delay(failures);
+                failures = failures.saturating_add(1);
+                tracing::warn!(error = %e, "search indexing failed; trying again in {wait:?}");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
