@@ -2,7 +2,7 @@
 //! collector's shipper, against `psql \copy` of the same step rows, in the
 //! same run, on the same throw-away cluster, into: a table of the same
 //! shape (`LIKE xray.steps INCLUDING ALL`: same columns, indexes and
-//! generated full-text column) with and without the foreign key, and a
+//! search column, where there is one) with and without the foreign key, and a
 //! bare table (same columns, primary key only) — the goal's yardstick.
 //!
 //! Two workloads (`XRAY_BENCH_WORKLOAD`):
@@ -21,7 +21,9 @@
 //!
 //! `cargo bench -p xray-collector --bench ship` (`XRAY_BENCH_STEPS` to
 //! change N, default 200 000). Prints the rates and their ratios; the goal
-//! is ≥ 0.7 of the bare `\copy`.
+//! is ≥ 0.7 of the bare `\copy`. `XRAY_BENCH_PG_SQL` runs SQL on the
+//! migrated database before shipping (an experiment: an index or a key
+//! less, measured against the same run's yardsticks).
 
 #[path = "../tests/support/pg.rs"]
 #[allow(dead_code)]
@@ -322,6 +324,12 @@ fn main() {
     let db = rt.block_on(cluster.fresh_database());
     let store = rt.block_on(PostgresStore::connect(&db.url)).unwrap();
     rt.block_on(store.migrate_up()).unwrap();
+    if let Ok(sql) = std::env::var("XRAY_BENCH_PG_SQL") {
+        // An experiment on the schema (an index or a key less), measured
+        // in the same run as the yardsticks.
+        eprintln!("XRAY_BENCH_PG_SQL: {sql}");
+        rt.block_on(async { db.client().await.batch_execute(&sql).await.unwrap() });
+    }
 
     // The collector's shipper: read, parse, upsert, delete.
     let config = ShipConfig {

@@ -53,6 +53,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0006_search_behind.up.sql"),
         down: include_str!("migrations/0006_search_behind.down.sql"),
     },
+    Migration {
+        version: 7,
+        name: "decisions_checked_per_statement",
+        up: include_str!("migrations/0007_decisions_checked_per_statement.up.sql"),
+        down: include_str!("migrations/0007_decisions_checked_per_statement.down.sql"),
+    },
 ];
 
 /// The advisory-lock key every collector migrates under: the bytes of
