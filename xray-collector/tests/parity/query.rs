@@ -773,6 +773,27 @@ async fn search_ranks_the_better_match_first(db: Backend) {
         1
     );
     assert_eq!(db.store.search("walrus", 1, None).await.unwrap().len(), 1);
+
+    // Equal ranks across the limit: the newest of them, then by id.
+    let twins: Vec<ShipRecord> = (0..6u128)
+        .map(|n| {
+            step(id(40 + n), exec)
+                .name("twin")
+                .output(json!({"note": "pangolin"}))
+                .at(T0 + 10 + (n as i64 % 3))
+                .record()
+        })
+        .collect();
+    db.store.write(&twins).await.unwrap();
+    assert_eq!(
+        found(&db.store, "pangolin").await[..4],
+        [id(42), id(45), id(41), id(44)],
+        "one rank: newest first, then by id"
+    );
+    assert_eq!(
+        step_ids(&db.store.search("pangolin", 2, None).await.unwrap()),
+        [id(42), id(45)]
+    );
 }
 
 async fn search_needs_every_word_and_takes_query_syntax_as_text(db: Backend) {

@@ -456,15 +456,24 @@ async fn why(
         .collect())
 }
 
+/// The matches are ranked in `xray.step_search` alone; only those that can
+/// make the page — ranked at least as well as the `$2`-th best, ties
+/// included — are joined to their steps and executions for the full order
+/// (rank, then newest, then id). Joining every match first made a common
+/// word cost a look-up per matching step.
 const SEARCH: &str = concat!(
-    "SELECT s.execution_id, e.name, s.id, s.name, s.status, ",
+    "WITH ranked AS MATERIALIZED ( \
+         SELECT x.step_id, ts_rank(x.search, q)::float8 AS rank \
+         FROM xray.step_search x, plainto_tsquery('simple', $1) q \
+         WHERE x.search @@ q), \
+     cut AS (SELECT rank FROM ranked ORDER BY rank DESC LIMIT 1 OFFSET greatest($2::int8 - 1, 0)) \
+     SELECT s.execution_id, e.name, s.id, s.name, s.status, ",
     us!("s.started_at"),
-    ", ts_rank(x.search, q)::float8 AS rank \
-     FROM xray.step_search x JOIN xray.steps s ON s.id = x.step_id \
-          JOIN xray.executions e ON e.id = s.execution_id, \
-          plainto_tsquery('simple', $1) q \
-     WHERE x.search @@ q \
-     ORDER BY rank DESC, s.started_at DESC, s.id \
+    ", r.rank \
+     FROM ranked r JOIN xray.steps s ON s.id = r.step_id \
+          JOIN xray.executions e ON e.id = s.execution_id \
+     WHERE r.rank >= coalesce((SELECT rank FROM cut), '-Infinity'::float8) \
+     ORDER BY r.rank DESC, s.started_at DESC, s.id \
      LIMIT $2"
 );
 

@@ -341,16 +341,22 @@ fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<Executi
 /// check of the clock every few microseconds of work.
 const PROGRESS_EVERY: std::os::raw::c_int = 1_000;
 
-/// Steps matching the FTS5 query, best first.
+/// Steps matching the FTS5 query, best first. The matches are ranked in
+/// the index alone; only those that can make the page — scored at least
+/// as well as the `?2`-th best, ties included — are joined to their steps
+/// and executions for the full order (score, then newest, then id), as on
+/// PostgreSQL.
 fn search(conn: &Connection, query: &str, limit: i64) -> rusqlite::Result<Vec<SearchHit>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT s.execution_id, e.name, s.id, s.name, s.status, s.started_at_us,
-                bm25(steps_fts) AS score
-         FROM steps_fts
-         JOIN steps s ON s.fts_rowid = steps_fts.rowid
+        "WITH ranked AS MATERIALIZED (
+             SELECT rowid, bm25(steps_fts) AS score FROM steps_fts WHERE steps_fts MATCH ?1),
+         cut AS (SELECT score FROM ranked ORDER BY score LIMIT 1 OFFSET ?2 - 1)
+         SELECT s.execution_id, e.name, s.id, s.name, s.status, s.started_at_us, r.score
+         FROM ranked r
+         JOIN steps s ON s.fts_rowid = r.rowid
          JOIN executions e ON e.id = s.execution_id
-         WHERE steps_fts MATCH ?1
-         ORDER BY score, s.started_at_us DESC, s.id
+         WHERE r.score <= coalesce((SELECT score FROM cut), 9e999)
+         ORDER BY r.score, s.started_at_us DESC, s.id
          LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![query, limit], |r| {
