@@ -6,6 +6,7 @@
 //! first: a [`Cursor`] names the last row of a page, so pages stay stable
 //! while new executions arrive.
 
+pub mod rollup;
 mod time;
 
 pub use time::{format_time, parse_duration, parse_time};

@@ -379,6 +379,12 @@ impl Backend {
         .await[0]
     }
 
+    /// The bucket of every step rollup, by step name.
+    pub async fn rollup_buckets(&self) -> Vec<i64> {
+        self.column("SELECT bucket FROM {xray}step_rollups ORDER BY name")
+            .await
+    }
+
     /// Runs `sql` on the raw connection; `{xray}` in it stands for where
     /// X-Ray's tables live (`xray.` on PostgreSQL, nothing on SQLite).
     pub async fn execute(&self, sql: &str) {

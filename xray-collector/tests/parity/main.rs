@@ -12,7 +12,8 @@
 //! - `store`: writes (idempotence, the start/end rule, placeholders,
 //!   rejected records, dead letters, cascades);
 //! - `migrations`: up, down, status, a newer or an edited schema;
-//! - `query`: pages and filters, one execution whole, `why`, search, stats.
+//! - `query`: pages and filters, one execution whole, `why`, search, stats;
+//! - `rollups`: the stats rollups against the raw steps through writes and deletes.
 
 /// Makes each scenario — `async fn scenario(db: Backend)` — two tests,
 /// `scenario::embedded` and `scenario::postgres`, each given a new store:
@@ -64,5 +65,6 @@ mod backend;
 mod migrations;
 mod prune;
 mod query;
+mod rollups;
 mod steps;
 mod store;

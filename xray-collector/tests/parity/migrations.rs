@@ -123,7 +123,9 @@ async fn migrations_go_up_down_and_up_again_twice_leaving_nothing_behind(db: Bac
         "decisions",
         "executions",
         "llm_usage",
+        "model_rollups",
         "schema_migrations",
+        "step_rollups",
         "steps",
     ];
     tables.extend(db.search_tables());

@@ -59,6 +59,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0007_decisions_checked_per_statement.up.sql"),
         down: include_str!("migrations/0007_decisions_checked_per_statement.down.sql"),
     },
+    Migration {
+        version: 8,
+        name: "stats_rollups",
+        up: include_str!("migrations/0008_stats_rollups.up.sql"),
+        down: include_str!("migrations/0008_stats_rollups.down.sql"),
+    },
 ];
 
 /// The advisory-lock key every collector migrates under: the bytes of

@@ -44,6 +44,18 @@
 //! TLS with a certificate verified against the Mozilla roots; `prefer`
 //! (the default) falls back to plain TCP when the TLS handshake fails.
 
+/// `'epoch' + µs`: exact to the microsecond, unlike `to_timestamp(µs / 1e6)`,
+/// which goes through a double.
+macro_rules! ts {
+    ($col:literal) => {
+        concat!(
+            "('epoch'::timestamptz + ",
+            $col,
+            " * interval '1 microsecond')"
+        )
+    };
+}
+
 mod classify;
 mod connect;
 mod migrations;

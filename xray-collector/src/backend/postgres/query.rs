@@ -19,11 +19,11 @@ use uuid::Uuid;
 
 use crate::backend::postgres::PostgresStore;
 use crate::backend::{QueryStore, StoreError};
+use crate::query::rollup::{self, Bucket};
 use crate::query::{
     cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
     ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
-    StepOutline, StepPage, StepScope, StepStats, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
-    MAX_STEP_PAGE,
+    StepOutline, StepPage, StepScope, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES, MAX_STEP_PAGE,
 };
 
 /// A `timestamptz` column as exact µs since the epoch (`NULL` stays
@@ -49,7 +49,7 @@ const TIMESTAMPTZ_US: std::ops::Range<i64> = -210_866_803_200_000_000..9_222_424
 
 /// µs since the epoch (a `bigint` parameter) as a `timestamptz`, exactly.
 fn ts(param: &str) -> String {
-    format!("('epoch'::timestamptz + {param}::bigint * interval '1 microsecond')")
+    format!(ts!("{}::bigint"), param)
 }
 
 /// Bind parameters collected while a query's conditions are chosen.
@@ -513,59 +513,72 @@ async fn search(
         .collect())
 }
 
+/// Stats per step name: the rollups for the window's whole days, the
+/// finished steps before them (see [`rollup`]); `$1` whole days from (µs,
+/// NULL: all), `$2` since (µs, NULL: no raw part), `$3` name or NULL.
+const STEP_STATS: &str = concat!(
+    "SELECT name, bucket, sum(finished)::int8, sum(errors)::int8, max(max_us) FROM ( \
+         SELECT name, bucket, finished, errors, max_us FROM xray.step_rollups \
+         WHERE finished > 0 AND ($1::int8 IS NULL OR day >= ",
+    ts!("$1"),
+    ") AND ($3::text IS NULL OR name = $3) \
+         UNION ALL \
+         SELECT name, xray.duration_bucket(duration_us), count(*), \
+                count(*) FILTER (WHERE status <> 'ok'), max(duration_us) \
+         FROM xray.steps \
+         WHERE $2::int8 IS NOT NULL AND duration_us IS NOT NULL \
+           AND started_at >= ",
+    ts!("$2"),
+    " AND started_at < ",
+    ts!("$1"),
+    " AND name = ANY (ARRAY(SELECT DISTINCT name FROM xray.step_rollups \
+                                   WHERE $3::text IS NULL OR name = $3)) \
+         GROUP BY 1, 2) b \
+     GROUP BY 1, 2"
+);
+
+/// LLM calls and tokens per model over the same window.
+const MODEL_STATS: &str = concat!(
+    "SELECT model, sum(calls)::int8, sum(prompt_tokens)::int8, sum(completion_tokens)::int8 FROM ( \
+         SELECT model, calls, prompt_tokens, completion_tokens FROM xray.model_rollups \
+         WHERE ($1::int8 IS NULL OR day >= ",
+    ts!("$1"),
+    ") AND ($3::text IS NULL OR name = $3) \
+         UNION ALL \
+         SELECT u.model, 1, u.prompt_tokens, u.completion_tokens \
+         FROM xray.steps s JOIN xray.llm_usage u ON u.step_id = s.id \
+         WHERE $2::int8 IS NOT NULL AND s.started_at >= ",
+    ts!("$2"),
+    " AND s.started_at < ",
+    ts!("$1"),
+    " AND s.name = ANY (ARRAY(SELECT DISTINCT name FROM xray.model_rollups \
+                                     WHERE $3::text IS NULL OR name = $3))) m \
+     GROUP BY model HAVING sum(calls) > 0 \
+     ORDER BY model COLLATE \"C\""
+);
+
 async fn stats(
     client: &mut Client,
     since_us: Option<i64>,
     name: Option<String>,
 ) -> Result<Stats, tokio_postgres::Error> {
-    let mut p = Params::default();
-    let mut conditions = Vec::new();
-    if let Some(since) = since_us {
-        conditions.push(format!("s.started_at >= {}", ts(&p.push(since))));
-    }
-    if let Some(name) = name {
-        conditions.push(format!("s.name = {}", p.push(name)));
-    }
-    let and = |first: &str| {
-        std::iter::once(first)
-            .chain(conditions.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
-    // Ordered bytewise (`C`), as SQLite orders text.
-    let steps_sql = format!(
-        "SELECT s.name, count(*), count(*) FILTER (WHERE s.status <> 'ok'), \
-                percentile_disc(0.5) WITHIN GROUP (ORDER BY s.duration_us), \
-                percentile_disc(0.95) WITHIN GROUP (ORDER BY s.duration_us), \
-                max(s.duration_us) \
-         FROM xray.steps s WHERE {} \
-         GROUP BY s.name ORDER BY s.name COLLATE \"C\"",
-        and("s.duration_us IS NOT NULL")
-    );
-    let models_sql = format!(
-        "SELECT u.model, count(*), coalesce(sum(u.prompt_tokens), 0)::bigint, \
-                coalesce(sum(u.completion_tokens), 0)::bigint \
-         FROM xray.llm_usage u JOIN xray.steps s ON s.id = u.step_id WHERE {} \
-         GROUP BY u.model ORDER BY u.model COLLATE \"C\"",
-        and("true")
-    );
-    let params = p.refs();
+    let (since, whole_days) = rollup::window(since_us);
+    let params: [&(dyn ToSql + Sync); 3] = [&whole_days, &since, &name];
     let tx = read_only(client).await?;
-    let steps = tx
-        .query(&steps_sql, &params)
-        .await?
-        .iter()
-        .map(|r| StepStats {
-            name: r.get(0),
-            count: r.get(1),
-            errors: r.get(2),
-            p50_us: r.get(3),
-            p95_us: r.get(4),
-            max_us: r.get(5),
-        })
-        .collect();
+    let buckets = tx.query(STEP_STATS, &params).await?;
+    let steps = rollup::stats_by_name(buckets.iter().map(|r| {
+        (
+            r.get::<_, String>(0),
+            Bucket {
+                bucket: r.get(1),
+                count: r.get(2),
+                errors: r.get(3),
+                max_us: r.get(4),
+            },
+        )
+    }));
     let models = tx
-        .query(&models_sql, &params)
+        .query(MODEL_STATS, &params)
         .await?
         .iter()
         .map(|r| ModelTokens {

@@ -32,18 +32,6 @@ use crate::backend::storable::{self, fix_json, without_nul};
 use crate::backend::DeadLetter;
 use crate::model::{merge_by_id, ExecutionRow, ShipRecord, StepRow};
 
-/// `'epoch' + µs`: exact to the microsecond, unlike `to_timestamp(µs / 1e6)`,
-/// which goes through a double.
-macro_rules! ts {
-    ($col:literal) => {
-        concat!(
-            "('epoch'::timestamptz + ",
-            $col,
-            " * interval '1 microsecond')"
-        )
-    };
-}
-
 /// An execution row, start or end. A `start` never overwrites an `end`
 /// (the `WHERE`); any row replaces a placeholder (which is always
 /// `running`). Optional values a later row lacks are kept.

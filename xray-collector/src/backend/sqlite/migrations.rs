@@ -54,6 +54,18 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0006_search_behind.up.sql"),
         down: include_str!("migrations/0006_search_behind.down.sql"),
     },
+    Migration {
+        version: 7,
+        name: "decisions_checked_per_statement",
+        up: include_str!("migrations/0007_decisions_checked_per_statement.up.sql"),
+        down: include_str!("migrations/0007_decisions_checked_per_statement.down.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "stats_rollups",
+        up: include_str!("migrations/0008_stats_rollups.up.sql"),
+        down: include_str!("migrations/0008_stats_rollups.down.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

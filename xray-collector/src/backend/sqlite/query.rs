@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::backend::sqlite::SqliteStore;
 use crate::backend::{QueryStore, StoreError};
+use crate::query::rollup::{self, Bucket};
 use crate::query::{
     cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
     ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
@@ -515,45 +516,40 @@ fn candidate(
     rows.collect()
 }
 
-/// Per step name over finished steps: count, errors, discrete p50/p95 (the
-/// value at rank `ceil(p·n)` of the ascending durations, computed in
-/// integers so `0.95·100` is exactly 95) and max.
+/// Stats per step name: the rollups for the window's whole days, the
+/// finished steps before them (see [`rollup`]).
 fn step_stats(
     conn: &Connection,
     since_us: Option<i64>,
     name: Option<&str>,
 ) -> rusqlite::Result<Vec<StepStats>> {
+    let (since, whole_days) = rollup::window(since_us);
     let mut stmt = conn.prepare_cached(
-        "WITH finished AS (
-             SELECT name, status, duration_us,
-                    row_number() OVER (PARTITION BY name ORDER BY duration_us) AS rn,
-                    count(*) OVER (PARTITION BY name) AS n
-             FROM steps
-             WHERE duration_us IS NOT NULL
-               AND (?1 IS NULL OR started_at_us >= ?1)
-               AND (?2 IS NULL OR name = ?2)
-         )
-         SELECT name,
-                count(*),
-                sum(status <> 'ok'),
-                max(CASE WHEN rn = (n + 1) / 2 THEN duration_us END),
-                max(CASE WHEN rn = (95 * n + 99) / 100 THEN duration_us END),
-                max(duration_us)
-         FROM finished
-         GROUP BY name
-         ORDER BY name",
+        "SELECT name, bucket, sum(finished), sum(errors), max(max_us) FROM (
+             SELECT name, bucket, finished, errors, max_us FROM step_rollups
+             WHERE finished > 0 AND (?1 IS NULL OR day_us >= ?1) AND (?3 IS NULL OR name = ?3)
+             UNION ALL
+             SELECT name, bucket, count(*), sum(status <> 'ok'), max(duration_us)
+             FROM finished_steps
+             WHERE ?2 IS NOT NULL AND started_at_us >= ?2 AND started_at_us < ?1
+               AND name IN (SELECT DISTINCT name FROM step_rollups WHERE ?3 IS NULL OR name = ?3)
+             GROUP BY 1, 2)
+         GROUP BY 1, 2",
     )?;
-    let rows = stmt.query_map(params![since_us, name], |r| {
-        Ok(StepStats {
-            name: r.get(0)?,
-            count: r.get(1)?,
-            errors: r.get(2)?,
-            p50_us: r.get(3)?,
-            p95_us: r.get(4)?,
-            max_us: r.get(5)?,
-        })
+    let rows = stmt.query_map(params![whole_days, since, name], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            Bucket {
+                bucket: r.get(1)?,
+                count: r.get(2)?,
+                errors: r.get(3)?,
+                max_us: r.get(4)?,
+            },
+        ))
     })?;
-    rows.collect()
+    Ok(rollup::stats_by_name(
+        rows.collect::<rusqlite::Result<Vec<_>>>()?,
+    ))
 }
 
 /// LLM calls and tokens per model, over the steps `step_stats` looks at.
@@ -562,16 +558,21 @@ fn model_tokens(
     since_us: Option<i64>,
     name: Option<&str>,
 ) -> rusqlite::Result<Vec<ModelTokens>> {
+    let (since, whole_days) = rollup::window(since_us);
     let mut stmt = conn.prepare_cached(
-        "SELECT u.model, count(*), sum(u.prompt_tokens), sum(u.completion_tokens)
-         FROM llm_usage u JOIN steps s ON s.id = u.step_id
-         WHERE s.duration_us IS NOT NULL
-           AND (?1 IS NULL OR s.started_at_us >= ?1)
-           AND (?2 IS NULL OR s.name = ?2)
-         GROUP BY u.model
-         ORDER BY u.model",
+        "SELECT model, sum(calls), sum(prompt_tokens), sum(completion_tokens) FROM (
+             SELECT model, calls, prompt_tokens, completion_tokens FROM model_rollups
+             WHERE (?1 IS NULL OR day_us >= ?1) AND (?3 IS NULL OR name = ?3)
+             UNION ALL
+             SELECT u.model, 1, u.prompt_tokens, u.completion_tokens
+             FROM steps s JOIN llm_usage u ON u.step_id = s.id
+             WHERE ?2 IS NOT NULL AND s.started_at_us >= ?2 AND s.started_at_us < ?1
+               AND s.name IN (SELECT DISTINCT name FROM model_rollups WHERE ?3 IS NULL OR name = ?3))
+         GROUP BY model
+         HAVING sum(calls) > 0
+         ORDER BY model",
     )?;
-    let rows = stmt.query_map(params![since_us, name], |r| {
+    let rows = stmt.query_map(params![whole_days, since, name], |r| {
         Ok(ModelTokens {
             model: r.get(0)?,
             calls: r.get(1)?,

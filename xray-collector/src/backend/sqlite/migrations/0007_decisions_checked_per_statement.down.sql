@@ -1,0 +1,2 @@
+-- Version 7 changed nothing in the embedded store.
+SELECT 1;

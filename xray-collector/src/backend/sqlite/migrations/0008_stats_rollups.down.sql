@@ -1,0 +1,9 @@
+DROP TRIGGER steps_roll_up_models_delete;
+DROP TRIGGER llm_usage_roll_up_delete;
+DROP TRIGGER llm_usage_roll_up_insert;
+DROP TRIGGER steps_roll_up_delete;
+DROP TRIGGER steps_roll_up_update;
+DROP TRIGGER steps_roll_up_insert;
+DROP VIEW finished_steps;
+DROP TABLE model_rollups;
+DROP TABLE step_rollups;
