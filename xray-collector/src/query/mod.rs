@@ -344,6 +344,11 @@ pub struct CandidateEntry {
 /// The largest number of entries [`QueryStore::candidate`](crate::backend::QueryStore::candidate) returns.
 pub const MAX_CANDIDATE_ENTRIES: usize = 500;
 
+/// How many of the newest matching steps `search` ranks: a word found in
+/// millions of steps costs the ranking of these, not of every match. A
+/// word rarer than this is ranked over all its matches.
+pub const SEARCH_NEWEST: i64 = 10_000;
+
 /// One step where a candidate was decided on (`why`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WhyEntry {

@@ -26,6 +26,7 @@ on_both_backends!(
     search_needs_every_word_and_takes_query_syntax_as_text,
     an_end_that_replaces_the_output_replaces_what_search_finds,
     search_finds_a_step_once_the_index_behind_the_shipper_has_it,
+    search_ranks_the_newest_matches_of_a_common_word,
     search_finds_string_values_and_not_keys_or_numbers,
     stats_report_discrete_percentiles_errors_and_tokens_per_model,
     percentiles_of_a_single_step_are_its_duration,
@@ -971,6 +972,39 @@ async fn search_finds_a_step_once_the_index_behind_the_shipper_has_it(db: Backen
         step_ids(&db.store.search("walrus", 10, None).await.unwrap()),
         [s]
     );
+}
+
+async fn search_ranks_the_newest_matches_of_a_common_word(db: Backend) {
+    use xray_collector::query::SEARCH_NEWEST;
+    let exec = id(1);
+    let n = SEARCH_NEWEST as u128 + 1;
+    // The oldest step is the best match of both words; every step has the
+    // common one, five more the rare one. Stored oldest first.
+    let mut records = vec![execution(exec).record()];
+    records.extend((0..n).map(|i| {
+        let note = match i {
+            0 => "wombat wombat wombat quokka quokka quokka".to_owned(),
+            1..=5 => format!("a longer note {i} about one wombat and one quokka"),
+            _ => format!("a longer note {i} about one wombat"),
+        };
+        step(id(100 + i), exec)
+            .output(json!({"note": note}))
+            .at(T0 + i as i64)
+            .record()
+    }));
+    for chunk in records.chunks(2_500) {
+        db.store.write(chunk).await.unwrap();
+    }
+    xray_collector::indexing::catch_up(&db.store).await.unwrap();
+    // The common word: the oldest step is past the newest SEARCH_NEWEST
+    // matches, so it is not ranked; the best of the ranked ones leads.
+    let common = step_ids(&db.store.search("wombat", 3, None).await.unwrap());
+    assert_eq!(common.len(), 3);
+    assert!(!common.contains(&id(100)), "{common:?}");
+    // A rare word is ranked over all its matches: the oldest leads.
+    let rare = step_ids(&db.store.search("quokka", 10, None).await.unwrap());
+    assert_eq!(rare.len(), 6);
+    assert_eq!(rare[0], id(100));
 }
 
 async fn stats_report_discrete_percentiles_errors_and_tokens_per_model(db: Backend) {

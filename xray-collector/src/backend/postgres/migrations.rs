@@ -65,6 +65,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0008_stats_rollups.up.sql"),
         down: include_str!("migrations/0008_stats_rollups.down.sql"),
     },
+    Migration {
+        version: 9,
+        name: "reads_at_scale",
+        up: include_str!("migrations/0009_reads_at_scale.up.sql"),
+        down: include_str!("migrations/0009_reads_at_scale.down.sql"),
+    },
 ];
 
 /// The advisory-lock key every collector migrates under: the bytes of

@@ -24,6 +24,7 @@ use crate::query::{
     cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
     ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
     StepOutline, StepPage, StepScope, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES, MAX_STEP_PAGE,
+    SEARCH_NEWEST,
 };
 
 /// A `timestamptz` column as exact µs since the epoch (`NULL` stays
@@ -456,16 +457,19 @@ async fn why(
         .collect())
 }
 
-/// The matches are ranked in `xray.step_search` alone; only those that can
-/// make the page — ranked at least as well as the `$2`-th best, ties
-/// included — are joined to their steps and executions for the full order
-/// (rank, then newest, then id). Joining every match first made a common
-/// word cost a look-up per matching step.
+/// The newest [`SEARCH_NEWEST`] matches (`$3`) are ranked in
+/// `xray.step_search` alone; only those that can make the page — ranked
+/// at least as well as the `$2`-th best, ties included — are joined to
+/// their steps and executions for the full order (rank, then newest, then
+/// id). Joining every match first made a common word cost a look-up per
+/// matching step.
 const SEARCH: &str = concat!(
     "WITH ranked AS MATERIALIZED ( \
-         SELECT x.step_id, ts_rank(x.search, q)::float8 AS rank \
-         FROM xray.step_search x, plainto_tsquery('simple', $1) q \
-         WHERE x.search @@ q), \
+         SELECT n.step_id, ts_rank(n.search, q)::float8 AS rank \
+         FROM (SELECT x.step_id, x.search FROM xray.step_search x \
+               WHERE x.search @@ plainto_tsquery('simple', $1) \
+               ORDER BY x.started_at DESC LIMIT $3) n, \
+              plainto_tsquery('simple', $1) q), \
      cut AS (SELECT rank FROM ranked ORDER BY rank DESC LIMIT 1 OFFSET greatest($2::int8 - 1, 0)) \
      SELECT s.execution_id, e.name, s.id, s.name, s.status, ",
     us!("s.started_at"),
@@ -487,14 +491,18 @@ async fn search(
     timeout: Option<Duration>,
 ) -> Result<Vec<SearchHit>, tokio_postgres::Error> {
     let rows = match timeout {
-        None => client.query(SEARCH, &[&text, &limit]).await?,
+        None => {
+            client
+                .query(SEARCH, &[&text, &limit, &SEARCH_NEWEST])
+                .await?
+        }
         Some(timeout) => {
             let tx = client.transaction().await?;
             // Whole milliseconds, at least one (0 would mean no limit).
             let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
             tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
                 .await?;
-            let rows = tx.query(SEARCH, &[&text, &limit]).await?;
+            let rows = tx.query(SEARCH, &[&text, &limit, &SEARCH_NEWEST]).await?;
             tx.commit().await?;
             rows
         }

@@ -45,12 +45,12 @@ const INDEX_BATCH: &str = concat!(
          WHERE ctid = ANY (ARRAY(SELECT ctid FROM xray.search_pending LIMIT $1))
          RETURNING step_id),
      indexed AS (
-         INSERT INTO xray.step_search AS x (step_id, search)
+         INSERT INTO xray.step_search AS x (step_id, search, started_at)
          SELECT s.id, ",
     searched_text!(),
-    " FROM xray.steps s WHERE s.id IN (SELECT step_id FROM taken)
+    ", s.started_at FROM xray.steps s WHERE s.id IN (SELECT step_id FROM taken)
          ORDER BY s.id
-         ON CONFLICT (step_id) DO UPDATE SET search = EXCLUDED.search
+         ON CONFLICT (step_id) DO UPDATE SET search = EXCLUDED.search, started_at = EXCLUDED.started_at
          RETURNING 1)
      SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM indexed)"
 );

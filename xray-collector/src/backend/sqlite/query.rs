@@ -23,7 +23,7 @@ use crate::query::{
     cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
     ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
     StepOutline, StepPage, StepScope, StepStats, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
-    MAX_STEP_PAGE,
+    MAX_STEP_PAGE, SEARCH_NEWEST,
 };
 
 /// The largest page `executions` returns, whatever the filter asks.
@@ -342,15 +342,17 @@ fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<Executi
 /// check of the clock every few microseconds of work.
 const PROGRESS_EVERY: std::os::raw::c_int = 1_000;
 
-/// Steps matching the FTS5 query, best first. The matches are ranked in
-/// the index alone; only those that can make the page — scored at least
-/// as well as the `?2`-th best, ties included — are joined to their steps
-/// and executions for the full order (score, then newest, then id), as on
-/// PostgreSQL.
+/// Steps matching the FTS5 query, best first. The newest
+/// [`SEARCH_NEWEST`] matches (`?3`, newest by the order steps were stored
+/// in) are ranked in the index alone; only those that can make the page —
+/// scored at least as well as the `?2`-th best, ties included — are joined
+/// to their steps and executions for the full order (score, then newest,
+/// then id), as on PostgreSQL.
 fn search(conn: &Connection, query: &str, limit: i64) -> rusqlite::Result<Vec<SearchHit>> {
     let mut stmt = conn.prepare_cached(
         "WITH ranked AS MATERIALIZED (
-             SELECT rowid, bm25(steps_fts) AS score FROM steps_fts WHERE steps_fts MATCH ?1),
+             SELECT rowid, bm25(steps_fts) AS score FROM steps_fts WHERE steps_fts MATCH ?1
+             ORDER BY rowid DESC LIMIT ?3),
          cut AS (SELECT score FROM ranked ORDER BY score LIMIT 1 OFFSET ?2 - 1)
          SELECT s.execution_id, e.name, s.id, s.name, s.status, s.started_at_us, r.score
          FROM ranked r
@@ -360,7 +362,7 @@ fn search(conn: &Connection, query: &str, limit: i64) -> rusqlite::Result<Vec<Se
          ORDER BY r.score, s.started_at_us DESC, s.id
          LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![query, limit], |r| {
+    let rows = stmt.query_map(params![query, limit, SEARCH_NEWEST], |r| {
         Ok(SearchHit {
             execution_id: uuid_at(r, 0)?,
             execution_name: r.get(1)?,
