@@ -91,7 +91,7 @@ async fn two_collectors_migrating_at_once_both_succeed_and_apply_each_version_on
             "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'xray'",
         )
         .await;
-        assert_eq!(tables.len(), 10);
+        assert_eq!(tables.len(), 11, "{tables:?}");
     }
 }
 

@@ -1,9 +1,11 @@
-//! `stats` from rollups: what both backends keep, at ship time, per step
-//! name, UTC day and *duration bucket* — how many finished steps, how many
-//! of them not `ok`, and the longest — so that `stats` over millions of
-//! steps reads thousands of rows (BENCHMARKS.md, issue 12). The part of a
-//! `--since` window before the first whole day in it is read from the
-//! steps themselves, bucketed the same way.
+//! `stats` from rollups: what both backends keep, at ship time, per UTC
+//! day and per hour, step name and *duration bucket* — how many finished
+//! steps, how many of them not `ok`, and the longest — so that `stats`
+//! over millions of steps reads thousands of rows (BENCHMARKS.md, issue
+//! 12). A `--since` window is read from the day rollups for its whole
+//! days, the hour rollups for the whole hours before them, and the steps
+//! themselves (bucketed the same way) for the less than an hour before
+//! that ([`window`]).
 //!
 //! # Precision
 //!
@@ -21,6 +23,8 @@ use super::StepStats;
 
 /// Microseconds in a day.
 pub const DAY_US: i64 = 86_400_000_000;
+/// Microseconds in an hour.
+pub const HOUR_US: i64 = 3_600_000_000;
 
 /// The bucket of a duration (µs): the duration itself below 1 000, else
 /// `(digits − 3) · 1 000 + its first three digits` — increasing with the
@@ -34,19 +38,19 @@ pub fn bucket(duration_us: i64) -> i64 {
     (digits - 3) * 1_000 + lead
 }
 
-/// The start (µs since the epoch, UTC midnight) of the day holding `at_us`.
-pub fn day_of(at_us: i64) -> i64 {
-    at_us - at_us.rem_euclid(DAY_US)
+/// The start (µs since the epoch) of the `width`-long span (a day, an
+/// hour: both whole in UTC) holding `at_us`.
+pub fn start_of(at_us: i64, width: i64) -> i64 {
+    at_us - at_us.rem_euclid(width)
 }
 
-/// The first UTC midnight at or after `at_us`: where a `--since` window's
-/// whole days begin.
-pub fn first_whole_day(at_us: i64) -> i64 {
-    let day = day_of(at_us);
-    if day == at_us {
-        day
+/// The first start of a `width`-long span at or after `at_us`.
+pub fn first_whole(at_us: i64, width: i64) -> i64 {
+    let start = start_of(at_us, width);
+    if start == at_us {
+        start
     } else {
-        day.saturating_add(DAY_US)
+        start.saturating_add(width)
     }
 }
 
@@ -106,11 +110,25 @@ pub fn stats_by_name(rows: impl IntoIterator<Item = (String, Bucket)>) -> Vec<St
         .collect()
 }
 
-/// The window a `--since` makes: `(since, whole_days)` — raw steps are
-/// read from `since` up to `whole_days`, rollups from `whole_days` on.
-/// Without `since`, everything comes from the rollups.
-pub fn window(since_us: Option<i64>) -> (Option<i64>, Option<i64>) {
-    (since_us, since_us.map(first_whole_day))
+/// Where a `--since` window's parts begin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// The raw steps are read from here (`None`: no raw part)…
+    pub since_us: Option<i64>,
+    /// …up to here, the hour rollups from here…
+    pub whole_hours_us: Option<i64>,
+    /// …up to here, and the day rollups from here (`None`: all of them).
+    pub whole_days_us: Option<i64>,
+}
+
+/// The window a `--since` makes; without `since`, everything comes from
+/// the day rollups.
+pub fn window(since_us: Option<i64>) -> Window {
+    Window {
+        since_us,
+        whole_hours_us: since_us.map(|s| first_whole(s, HOUR_US)),
+        whole_days_us: since_us.map(|s| first_whole(s, DAY_US)),
+    }
 }
 
 #[cfg(test)]
@@ -144,13 +162,21 @@ mod tests {
     }
 
     #[test]
-    fn days_are_utc_midnights_also_before_1970() {
-        assert_eq!(day_of(DAY_US + 5), DAY_US);
-        assert_eq!(day_of(-1), -DAY_US);
-        assert_eq!(first_whole_day(DAY_US), DAY_US);
-        assert_eq!(first_whole_day(DAY_US + 1), 2 * DAY_US);
-        assert_eq!(first_whole_day(-1), 0);
-        assert_eq!(first_whole_day(i64::MAX), i64::MAX);
+    fn spans_are_whole_utc_days_and_hours_also_before_1970() {
+        assert_eq!(start_of(DAY_US + 5, DAY_US), DAY_US);
+        assert_eq!(start_of(-1, DAY_US), -DAY_US);
+        assert_eq!(start_of(-1, HOUR_US), -HOUR_US);
+        assert_eq!(first_whole(DAY_US, DAY_US), DAY_US);
+        assert_eq!(first_whole(DAY_US + 1, DAY_US), 2 * DAY_US);
+        assert_eq!(first_whole(DAY_US + 1, HOUR_US), DAY_US + HOUR_US);
+        assert_eq!(first_whole(-1, DAY_US), 0);
+        assert_eq!(first_whole(i64::MAX, DAY_US), i64::MAX);
+        let w = window(Some(DAY_US + HOUR_US + 7));
+        assert_eq!(
+            (w.whole_hours_us, w.whole_days_us),
+            (Some(DAY_US + 2 * HOUR_US), Some(2 * DAY_US))
+        );
+        assert_eq!(window(None).whole_days_us, None);
     }
 
     /// What `percentile_disc` gives: the value at rank ⌈f·n⌉.

@@ -116,12 +116,13 @@ impl Backend {
 
     // ----- What the backends may do differently -----
 
-    /// Tables the backend adds to the common ones: SQLite's full-text
-    /// index is a table of its own; PostgreSQL's is a column of `steps`.
-    pub fn search_tables(&self) -> &'static [&'static str] {
+    /// Tables and views the backend adds to the common ones: the search
+    /// index's (FTS5's table, PostgreSQL's `step_search`), the notes behind
+    /// it, and the view each rollups migration reads through.
+    pub fn backend_tables(&self) -> &'static [&'static str] {
         match self.raw {
-            Raw::Embedded { .. } => &["search_pending", "steps_fts"],
-            Raw::Postgres { .. } => &["search_pending", "step_search"],
+            Raw::Embedded { .. } => &["finished_steps", "search_pending", "steps_fts"],
+            Raw::Postgres { .. } => &["rollup_widths", "search_pending", "step_search"],
         }
     }
 
@@ -242,7 +243,7 @@ impl Backend {
     /// the file's, without the search index's own shadow tables).
     pub async fn tables(&self) -> Vec<String> {
         self.column(self.either(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+            "SELECT name FROM sqlite_schema WHERE type IN ('table', 'view') \
              AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'steps_fts_%' ORDER BY name",
             "SELECT table_name::text FROM information_schema.tables \
              WHERE table_schema = 'xray' ORDER BY 1",
@@ -379,9 +380,9 @@ impl Backend {
         .await[0]
     }
 
-    /// The bucket of every step rollup, by step name.
+    /// The bucket of every day rollup of the steps, by step name.
     pub async fn rollup_buckets(&self) -> Vec<i64> {
-        self.column("SELECT bucket FROM {xray}step_rollups ORDER BY name")
+        self.column("SELECT bucket FROM {xray}step_rollups WHERE width = 'day' ORDER BY name")
             .await
     }
 

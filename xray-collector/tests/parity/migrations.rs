@@ -128,7 +128,7 @@ async fn migrations_go_up_down_and_up_again_twice_leaving_nothing_behind(db: Bac
         "step_rollups",
         "steps",
     ];
-    tables.extend(db.search_tables());
+    tables.extend(db.backend_tables());
     tables.sort_unstable();
 
     // Down by the number applied, then by "everything".

@@ -272,6 +272,8 @@ async fn rollups_bucket_durations_as_the_rust_code_does(db: Backend) {
         161_234,
         3_599_999_999,
         86_400_000_000_123,
+        999_999_999_999_999_999,
+        5_000_000_000_000_000_000,
     ];
     let mut records = vec![execution(e).record()];
     for (i, d) in durations.iter().enumerate() {

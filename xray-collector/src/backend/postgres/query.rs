@@ -521,46 +521,63 @@ async fn search(
         .collect())
 }
 
-/// Stats per step name: the rollups for the window's whole days, the
-/// finished steps before them (see [`rollup`]); `$1` whole days from (µs,
-/// NULL: all), `$2` since (µs, NULL: no raw part), `$3` name or NULL.
+/// Stats per step name: the day rollups for the window's whole days, the
+/// hour rollups for the whole hours before them, the finished steps before
+/// those (see [`rollup::window`]); `$1` whole days from (µs, NULL: all),
+/// `$2` whole hours from, `$3` since (NULL: neither hours nor steps), `$4`
+/// name or NULL.
 const STEP_STATS: &str = concat!(
-    "SELECT name, bucket, sum(finished)::int8, sum(errors)::int8, max(max_us) FROM ( \
+    "WITH names AS (SELECT ARRAY(SELECT DISTINCT name FROM xray.step_rollups \
+                                 WHERE width = 'day' AND ($4::text IS NULL OR name = $4)) AS a) \
+     SELECT name, bucket, sum(finished)::int8, sum(errors)::int8, max(max_us) FROM ( \
          SELECT name, bucket, finished, errors, max_us FROM xray.step_rollups \
-         WHERE finished > 0 AND ($1::int8 IS NULL OR day >= ",
+         WHERE width = 'day' AND finished > 0 AND ($1::int8 IS NULL OR start >= ",
     ts!("$1"),
-    ") AND ($3::text IS NULL OR name = $3) \
+    ") AND ($4::text IS NULL OR name = $4) \
          UNION ALL \
+         SELECT name, bucket, finished, errors, max_us FROM xray.step_rollups, names \
+         WHERE width = 'hour' AND finished > 0 AND $2::int8 IS NOT NULL AND name = ANY (names.a) \
+           AND start >= ",
+    ts!("$2"),
+    " AND start < ",
+    ts!("$1"),
+    " UNION ALL \
          SELECT name, xray.duration_bucket(duration_us), count(*), \
                 count(*) FILTER (WHERE status <> 'ok'), max(duration_us) \
-         FROM xray.steps \
-         WHERE $2::int8 IS NOT NULL AND duration_us IS NOT NULL \
+         FROM xray.steps, names \
+         WHERE $3::int8 IS NOT NULL AND duration_us IS NOT NULL AND name = ANY (names.a) \
            AND started_at >= ",
-    ts!("$2"),
+    ts!("$3"),
     " AND started_at < ",
-    ts!("$1"),
-    " AND name = ANY (ARRAY(SELECT DISTINCT name FROM xray.step_rollups \
-                                   WHERE $3::text IS NULL OR name = $3)) \
-         GROUP BY 1, 2) b \
+    ts!("$2"),
+    " GROUP BY 1, 2) b \
      GROUP BY 1, 2"
 );
 
 /// LLM calls and tokens per model over the same window.
 const MODEL_STATS: &str = concat!(
-    "SELECT model, sum(calls)::int8, sum(prompt_tokens)::int8, sum(completion_tokens)::int8 FROM ( \
+    "WITH names AS (SELECT ARRAY(SELECT DISTINCT name FROM xray.model_rollups \
+                                 WHERE width = 'day' AND ($4::text IS NULL OR name = $4)) AS a) \
+     SELECT model, sum(calls)::int8, sum(prompt_tokens)::int8, sum(completion_tokens)::int8 FROM ( \
          SELECT model, calls, prompt_tokens, completion_tokens FROM xray.model_rollups \
-         WHERE ($1::int8 IS NULL OR day >= ",
+         WHERE width = 'day' AND ($1::int8 IS NULL OR start >= ",
     ts!("$1"),
-    ") AND ($3::text IS NULL OR name = $3) \
+    ") AND ($4::text IS NULL OR name = $4) \
          UNION ALL \
-         SELECT u.model, 1, u.prompt_tokens, u.completion_tokens \
-         FROM xray.steps s JOIN xray.llm_usage u ON u.step_id = s.id \
-         WHERE $2::int8 IS NOT NULL AND s.started_at >= ",
+         SELECT model, calls, prompt_tokens, completion_tokens FROM xray.model_rollups, names \
+         WHERE width = 'hour' AND $2::int8 IS NOT NULL AND name = ANY (names.a) \
+           AND start >= ",
     ts!("$2"),
-    " AND s.started_at < ",
+    " AND start < ",
     ts!("$1"),
-    " AND s.name = ANY (ARRAY(SELECT DISTINCT name FROM xray.model_rollups \
-                                     WHERE $3::text IS NULL OR name = $3))) m \
+    " UNION ALL \
+         SELECT u.model, 1, u.prompt_tokens, u.completion_tokens \
+         FROM xray.steps s JOIN xray.llm_usage u ON u.step_id = s.id, names \
+         WHERE $3::int8 IS NOT NULL AND s.name = ANY (names.a) AND s.started_at >= ",
+    ts!("$3"),
+    " AND s.started_at < ",
+    ts!("$2"),
+    ") m \
      GROUP BY model HAVING sum(calls) > 0 \
      ORDER BY model COLLATE \"C\""
 );
@@ -570,8 +587,9 @@ async fn stats(
     since_us: Option<i64>,
     name: Option<String>,
 ) -> Result<Stats, tokio_postgres::Error> {
-    let (since, whole_days) = rollup::window(since_us);
-    let params: [&(dyn ToSql + Sync); 3] = [&whole_days, &since, &name];
+    let w = rollup::window(since_us);
+    let params: [&(dyn ToSql + Sync); 4] =
+        [&w.whole_days_us, &w.whole_hours_us, &w.since_us, &name];
     let tx = read_only(client).await?;
     let buckets = tx.query(STEP_STATS, &params).await?;
     let steps = rollup::stats_by_name(buckets.iter().map(|r| {

@@ -518,70 +518,90 @@ fn candidate(
     rows.collect()
 }
 
-/// Stats per step name: the rollups for the window's whole days, the
-/// finished steps before them (see [`rollup`]).
+/// Stats per step name: the day rollups for the window's whole days, the
+/// hour rollups for the whole hours before them, the finished steps before
+/// those (see [`rollup::window`]).
 fn step_stats(
     conn: &Connection,
     since_us: Option<i64>,
     name: Option<&str>,
 ) -> rusqlite::Result<Vec<StepStats>> {
-    let (since, whole_days) = rollup::window(since_us);
+    let w = rollup::window(since_us);
     let mut stmt = conn.prepare_cached(
-        "SELECT name, bucket, sum(finished), sum(errors), max(max_us) FROM (
+        "WITH names AS (SELECT DISTINCT name FROM step_rollups
+                        WHERE width = 'day' AND (?4 IS NULL OR name = ?4))
+         SELECT name, bucket, sum(finished), sum(errors), max(max_us) FROM (
              SELECT name, bucket, finished, errors, max_us FROM step_rollups
-             WHERE finished > 0 AND (?1 IS NULL OR day_us >= ?1) AND (?3 IS NULL OR name = ?3)
+             WHERE width = 'day' AND finished > 0 AND (?1 IS NULL OR start_us >= ?1)
+               AND (?4 IS NULL OR name = ?4)
+             UNION ALL
+             SELECT name, bucket, finished, errors, max_us FROM step_rollups
+             WHERE width = 'hour' AND finished > 0 AND ?2 IS NOT NULL
+               AND name IN names AND start_us >= ?2 AND start_us < ?1
              UNION ALL
              SELECT name, bucket, count(*), sum(status <> 'ok'), max(duration_us)
              FROM finished_steps
-             WHERE ?2 IS NOT NULL AND started_at_us >= ?2 AND started_at_us < ?1
-               AND name IN (SELECT DISTINCT name FROM step_rollups WHERE ?3 IS NULL OR name = ?3)
+             WHERE ?3 IS NOT NULL AND name IN names
+               AND started_at_us >= ?3 AND started_at_us < ?2
              GROUP BY 1, 2)
          GROUP BY 1, 2",
     )?;
-    let rows = stmt.query_map(params![whole_days, since, name], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            Bucket {
-                bucket: r.get(1)?,
-                count: r.get(2)?,
-                errors: r.get(3)?,
-                max_us: r.get(4)?,
-            },
-        ))
-    })?;
+    let rows = stmt.query_map(
+        params![w.whole_days_us, w.whole_hours_us, w.since_us, name],
+        |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                Bucket {
+                    bucket: r.get(1)?,
+                    count: r.get(2)?,
+                    errors: r.get(3)?,
+                    max_us: r.get(4)?,
+                },
+            ))
+        },
+    )?;
     Ok(rollup::stats_by_name(
         rows.collect::<rusqlite::Result<Vec<_>>>()?,
     ))
 }
 
-/// LLM calls and tokens per model, over the steps `step_stats` looks at.
+/// LLM calls and tokens per model, over the window `step_stats` reads.
 fn model_tokens(
     conn: &Connection,
     since_us: Option<i64>,
     name: Option<&str>,
 ) -> rusqlite::Result<Vec<ModelTokens>> {
-    let (since, whole_days) = rollup::window(since_us);
+    let w = rollup::window(since_us);
     let mut stmt = conn.prepare_cached(
-        "SELECT model, sum(calls), sum(prompt_tokens), sum(completion_tokens) FROM (
+        "WITH names AS (SELECT DISTINCT name FROM model_rollups
+                        WHERE width = 'day' AND (?4 IS NULL OR name = ?4))
+         SELECT model, sum(calls), sum(prompt_tokens), sum(completion_tokens) FROM (
              SELECT model, calls, prompt_tokens, completion_tokens FROM model_rollups
-             WHERE (?1 IS NULL OR day_us >= ?1) AND (?3 IS NULL OR name = ?3)
+             WHERE width = 'day' AND (?1 IS NULL OR start_us >= ?1) AND (?4 IS NULL OR name = ?4)
+             UNION ALL
+             SELECT model, calls, prompt_tokens, completion_tokens FROM model_rollups
+             WHERE width = 'hour' AND ?2 IS NOT NULL
+               AND name IN names AND start_us >= ?2 AND start_us < ?1
              UNION ALL
              SELECT u.model, 1, u.prompt_tokens, u.completion_tokens
              FROM steps s JOIN llm_usage u ON u.step_id = s.id
-             WHERE ?2 IS NOT NULL AND s.started_at_us >= ?2 AND s.started_at_us < ?1
-               AND s.name IN (SELECT DISTINCT name FROM model_rollups WHERE ?3 IS NULL OR name = ?3))
+             WHERE ?3 IS NOT NULL AND s.name IN names
+               AND s.started_at_us >= ?3 AND s.started_at_us < ?2)
          GROUP BY model
          HAVING sum(calls) > 0
          ORDER BY model",
     )?;
-    let rows = stmt.query_map(params![whole_days, since, name], |r| {
-        Ok(ModelTokens {
-            model: r.get(0)?,
-            calls: r.get(1)?,
-            prompt_tokens: r.get(2)?,
-            completion_tokens: r.get(3)?,
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![w.whole_days_us, w.whole_hours_us, w.since_us, name],
+        |r| {
+            Ok(ModelTokens {
+                model: r.get(0)?,
+                calls: r.get(1)?,
+                prompt_tokens: r.get(2)?,
+                completion_tokens: r.get(3)?,
+            })
+        },
+    )?;
     rows.collect()
 }
 

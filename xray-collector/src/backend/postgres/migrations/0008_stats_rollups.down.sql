@@ -15,6 +15,7 @@ DROP TRIGGER steps_roll_up_delete ON xray.steps;
 DROP TRIGGER steps_roll_up_update ON xray.steps;
 DROP TRIGGER steps_roll_up_insert ON xray.steps;
 DROP FUNCTION xray.roll_up_steps();
+DROP VIEW xray.rollup_widths;
 DROP TABLE xray.model_rollups;
 DROP TABLE xray.step_rollups;
 DROP FUNCTION xray.duration_bucket(bigint);
