@@ -14,6 +14,8 @@
 
 #[path = "../tests/support/big.rs"]
 mod big;
+#[path = "support/open.rs"]
+mod open;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,7 +23,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 use uuid::Uuid;
-use xray_collector::backend::{AnyStore, Migrations, Store};
+use xray_collector::backend::Store;
 
 /// Writes one large execution into a store.
 #[derive(Parser, Debug)]
@@ -46,22 +48,7 @@ const BATCH: usize = 5_000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = match &args.database_url {
-        Some(url) => AnyStore::postgres(url).await.context("cannot connect")?,
-        None => {
-            if let Some(dir) = args.store.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            AnyStore::sqlite(&args.store)
-                .await
-                .with_context(|| format!("cannot open {}", args.store.display()))?
-        }
-    };
-    store
-        .migrate_up()
-        .await
-        .context("cannot migrate the store")?;
+    let store = open::migrated_store(&args.store, args.database_url.as_deref()).await?;
     let id = args.id.unwrap_or_else(|| {
         uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid()
     });

@@ -23,6 +23,8 @@
 
 #[path = "../tests/support/big.rs"]
 mod big;
+#[path = "support/open.rs"]
+mod open;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -31,7 +33,7 @@ use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
 use uuid::Uuid;
-use xray_collector::backend::{AnyStore, Migrations, Store};
+use xray_collector::backend::Store;
 use xray_collector::indexing;
 use xray_collector::model::{
     Decision, ExecutionRow, ExecutionStatus, LlmUsage, ShipRecord, StepRow, StepStatus,
@@ -77,22 +79,7 @@ const MIN_RATING: f64 = 3.5;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = match &args.database_url {
-        Some(url) => AnyStore::postgres(url).await.context("cannot connect")?,
-        None => {
-            if let Some(dir) = args.store.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            AnyStore::sqlite(&args.store)
-                .await
-                .with_context(|| format!("cannot open {}", args.store.display()))?
-        }
-    };
-    store
-        .migrate_up()
-        .await
-        .context("cannot migrate the store")?;
+    let store = open::migrated_store(&args.store, args.database_url.as_deref()).await?;
 
     let started = Instant::now();
     let mut rng = fastrand::Rng::with_seed(args.seed);
