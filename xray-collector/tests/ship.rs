@@ -286,6 +286,43 @@ fn waits_for_outbox(store: Target) {
     assert_eq!(store.counts(), StoreCounts::for_steps(40));
 }
 
+/// How many steps `search <word>` finds (up to 100); 0 while the store
+/// cannot be read yet (the daemon has not created it).
+fn search_hits(target: &Target, word: &str) -> usize {
+    let mut cmd = collector();
+    cmd.args(["search", word, "--limit", "100", "--json"]);
+    target.configure(&mut cmd);
+    let out = cmd.output().unwrap();
+    if !out.status.success() {
+        return 0;
+    }
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    found["hits"].as_array().unwrap().len()
+}
+
+on_both_backends!(
+    the_daemon_makes_what_it_ships_searchable_while_it_runs,
+    searchable_while_running
+);
+fn searchable_while_running(store: Target) {
+    let (_dir, outbox) = dirs();
+    let mut child = daemon(&store, &outbox, &[]);
+    write_steps(&outbox, 0, 40);
+    wait_until(
+        "the steps to be found by search",
+        Duration::from_secs(30),
+        || search_hits(&store, "pick") == 40,
+    );
+    // More while it runs: indexed behind the shipper again.
+    write_steps(&outbox, 40, 30);
+    wait_until(
+        "the later steps to be found",
+        Duration::from_secs(30),
+        || search_hits(&store, "pick") == 70,
+    );
+    assert!(sigterm(&mut child).success());
+}
+
 on_both_backends!(
     two_collectors_on_one_outbox_ship_every_step_exactly_once,
     two_collectors
