@@ -315,8 +315,8 @@ where
     let (_never, shutdown) = tokio::sync::watch::channel(false);
     let (stop_indexer, indexer_stop) = tokio::sync::watch::channel(false);
     let indexer = rt.spawn({
-        let store = store.clone();
-        async move { indexing::keep(&*store, indexer_stop).await }
+        let (store, metrics) = (store.clone(), metrics.clone());
+        async move { indexing::keep(&*store, &metrics, indexer_stop).await }
     });
     let t = Instant::now();
     let summary = rt.block_on(Shipper::new(store.clone(), config, metrics.clone()).run(shutdown));

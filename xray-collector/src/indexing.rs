@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::backend::{SearchIndex, StoreError};
-use crate::ship::Backoff;
+use crate::ship::{Backoff, Metrics};
 
 /// Noted steps indexed per transaction.
 pub const INDEX_BATCH: usize = 5_000;
@@ -60,9 +60,11 @@ async fn batch_with_retries(store: &impl SearchIndex) -> Result<u64, StoreError>
 }
 
 /// Keeps the index current until `stop` turns true: catches up, waits
-/// [`IDLE`], and again. A failure is logged and tried again later (with
-/// backoff, up to a minute apart); it never stops shipping.
-pub async fn keep(store: &impl SearchIndex, mut stop: watch::Receiver<bool>) {
+/// [`IDLE`], and again. A failure is logged, counted and tried again later
+/// (with backoff, up to a minute apart); it never stops shipping. What it
+/// indexed and when the index was last current go to `metrics`
+/// (`xray_collector_search_*`).
+pub async fn keep(store: &impl SearchIndex, metrics: &Metrics, mut stop: watch::Receiver<bool>) {
     let backoff = Backoff {
         base: IDLE,
         max: Duration::from_secs(60),
@@ -74,11 +76,13 @@ pub async fn keep(store: &impl SearchIndex, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => return,
         };
         let wait = match done {
-            Ok(_) => {
+            Ok(notes) => {
                 failures = 0;
+                metrics.search_caught_up(notes);
                 IDLE
             }
             Err(e) => {
+                metrics.search_failed();
                 let wait = backoff.delay(failures);
                 failures = failures.saturating_add(1);
                 tracing::warn!(error = %e, "search indexing failed; trying again in {wait:?}");

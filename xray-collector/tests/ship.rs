@@ -396,6 +396,13 @@ on_both_backends!(
     healthz_and_metrics_report_the_daemon_state,
     healthz_and_metrics
 );
+/// The value of a metric without labels in an OpenMetrics text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
 fn healthz_and_metrics(store: Target) {
     let (_dir, outbox) = dirs();
     write_steps(&outbox, 0, 25);
@@ -423,9 +430,22 @@ fn healthz_and_metrics(store: Target) {
         "xray_collector_up 1",
         "xray_collector_batch_write_seconds_bucket{le=",
         "xray_collector_batch_write_seconds_count",
+        "xray_collector_search_index_failures_total 0",
+        "xray_collector_search_current_timestamp_seconds",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
+    // The indexer took the 25 steps' notes (their starts' too, if those
+    // shipped in an earlier batch) and found the index current.
+    wait_until(
+        "the indexer to count the steps",
+        Duration::from_secs(30),
+        || {
+            let metrics = support::outbox::http_get(&addr, "/metrics");
+            metric(&metrics, "xray_collector_search_indexed_total") >= 25.0
+                && metric(&metrics, "xray_collector_search_current_timestamp_seconds") > 0.0
+        },
+    );
     assert!(sigterm(&mut child).success());
 }
 

@@ -84,10 +84,10 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
     let indexing = if args.once {
         None
     } else {
-        let (store, stop) = (store.clone(), stop_rx.clone());
-        Some(tokio::spawn(
-            async move { indexing::keep(&*store, stop).await },
-        ))
+        let (store, stop, metrics) = (store.clone(), stop_rx.clone(), metrics.clone());
+        Some(tokio::spawn(async move {
+            indexing::keep(&*store, &metrics, stop).await
+        }))
     };
     let shipper = Shipper::new(store.clone(), config, metrics);
     let summary = shipper.run(stop_rx).await;

@@ -33,6 +33,9 @@ pub struct Metrics {
     last_success: Gauge<f64, AtomicU64>,
     up: Gauge,
     batch_write: Histogram,
+    search_indexed: Counter,
+    search_failures: Counter,
+    search_current: Gauge<f64, AtomicU64>,
     state: Mutex<State>,
 }
 
@@ -62,6 +65,9 @@ impl Default for Metrics {
         let up = Gauge::default();
         // 1 ms to ~65 s.
         let batch_write = Histogram::new(exponential_buckets(0.001, 2.0, 17));
+        let search_indexed = Counter::default();
+        let search_failures = Counter::default();
+        let search_current = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "shipped_rows",
             "Outbox rows committed to the backend",
@@ -103,6 +109,21 @@ impl Default for Metrics {
             "Time to write one batch into the backend (successful writes)",
             batch_write.clone(),
         );
+        registry.register(
+            "search_indexed",
+            "Noted steps the search indexer took (a step written twice counts twice)",
+            search_indexed.clone(),
+        );
+        registry.register(
+            "search_index_failures",
+            "Times the search indexer failed (and tried again later)",
+            search_failures.clone(),
+        );
+        registry.register(
+            "search_current_timestamp_seconds",
+            "When the search index was last found current, nothing noted left (Unix time)",
+            search_current.clone(),
+        );
         Metrics {
             registry,
             shipped_rows,
@@ -114,6 +135,9 @@ impl Default for Metrics {
             last_success,
             up,
             batch_write,
+            search_indexed,
+            search_failures,
+            search_current,
             state: Mutex::default(),
         }
     }
@@ -128,6 +152,17 @@ impl Metrics {
         self.shipped_rows.inc_by(rows);
         self.shipped_batches.inc();
         self.last_success.set(now_us() as f64 / 1e6);
+    }
+
+    /// The search indexer caught up, taking `notes` notes on the way.
+    pub(crate) fn search_caught_up(&self, notes: u64) {
+        self.search_indexed.inc_by(notes);
+        self.search_current.set(now_us() as f64 / 1e6);
+    }
+
+    /// The search indexer failed (it tries again later).
+    pub(crate) fn search_failed(&self) {
+        self.search_failures.inc();
     }
 
     pub(crate) fn batch_written(&self, took: Duration) {
