@@ -27,6 +27,7 @@ on_both_backends!(
     an_end_that_replaces_the_output_replaces_what_search_finds,
     search_finds_a_step_once_the_index_behind_the_shipper_has_it,
     search_ranks_the_newest_matches_of_a_common_word,
+    search_finds_matches_of_every_age,
     search_finds_string_values_and_not_keys_or_numbers,
     stats_report_discrete_percentiles_errors_and_tokens_per_model,
     percentiles_of_a_single_step_are_its_duration,
@@ -1005,6 +1006,37 @@ async fn search_ranks_the_newest_matches_of_a_common_word(db: Backend) {
     let rare = step_ids(&db.store.search("quokka", 10, None).await.unwrap());
     assert_eq!(rare.len(), 6);
     assert_eq!(rare[0], id(100));
+}
+
+async fn search_finds_matches_of_every_age(db: Backend) {
+    // Across the windows PostgreSQL looks for the newest matches in (the
+    // last hour, day, week, month, year, then older), and in the future.
+    let now = jiff::Timestamp::now().as_microsecond();
+    let minute = 60_000_000;
+    let exec = id(1);
+    let ages = [
+        -5 * minute,
+        10 * minute,
+        5 * 60 * minute,
+        3 * 1_440 * minute,
+        20 * 1_440 * minute,
+        100 * 1_440 * minute,
+        800 * 1_440 * minute,
+    ];
+    let mut records = vec![execution(exec).at(now - 900 * 1_440 * minute).record()];
+    records.extend(ages.iter().enumerate().map(|(i, age)| {
+        step(id(50 + i as u128), exec)
+            .output(json!({"note": "a numbat was here"}))
+            .at(now - age)
+            .record()
+    }));
+    db.store.write(&records).await.unwrap();
+    let expected: Vec<Uuid> = (0..ages.len() as u128).map(|i| id(50 + i)).collect();
+    assert_eq!(
+        found(&db.store, "numbat").await,
+        expected,
+        "equal ranks, newest first"
+    );
 }
 
 async fn stats_report_discrete_percentiles_errors_and_tokens_per_model(db: Backend) {

@@ -457,19 +457,52 @@ async fn why(
         .collect())
 }
 
-/// The newest [`SEARCH_NEWEST`] matches (`$3`) are ranked in
+/// The matches of `$1` in a window of start times, newest first, at most
+/// `$2`: the GIN index's matches intersected with the start index's
+/// window (a `BitmapAnd`), so that only the window's matches are visited.
+/// Without the window, finding the newest matches of a common word meant
+/// visiting every match (BENCHMARKS.md, issue 12).
+macro_rules! newest_matches {
+    ($window:expr) => {
+        concat!(
+            "SELECT x.step_id FROM xray.step_search x \
+             WHERE x.search @@ plainto_tsquery('simple', $1) AND ",
+            $window,
+            " ORDER BY x.started_at DESC LIMIT $2"
+        )
+    };
+}
+const NEWEST_SINCE: &str = newest_matches!(concat!("x.started_at >= ", ts!("$3::int8")));
+const NEWEST_BETWEEN: &str = newest_matches!(concat!(
+    "x.started_at >= ",
+    ts!("$3::int8"),
+    " AND x.started_at < ",
+    ts!("$4::int8")
+));
+const NEWEST_BEFORE: &str = newest_matches!(concat!("x.started_at < ", ts!("$3::int8")));
+
+/// The windows the newest matches are looked for in, by age from now
+/// (µs), newest first; then everything older. Each window costs a scan of
+/// the word's GIN entries, and the last one the visit of its matches: of
+/// the sets tried (doubling from an hour; seven steps to a year) these
+/// five measured best at 10 M steps (BENCHMARKS.md, issue 12).
+const SEARCH_WINDOWS: [i64; 5] = [
+    3_600_000_000,
+    86_400_000_000,
+    7 * 86_400_000_000,
+    30 * 86_400_000_000,
+    365 * 86_400_000_000,
+];
+
+/// The steps `$3` (the newest [`SEARCH_NEWEST`] matches) are ranked in
 /// `xray.step_search` alone; only those that can make the page — ranked
 /// at least as well as the `$2`-th best, ties included — are joined to
 /// their steps and executions for the full order (rank, then newest, then
-/// id). Joining every match first made a common word cost a look-up per
-/// matching step.
+/// id).
 const SEARCH: &str = concat!(
     "WITH ranked AS MATERIALIZED ( \
-         SELECT n.step_id, ts_rank(n.search, q)::float8 AS rank \
-         FROM (SELECT x.step_id, x.search FROM xray.step_search x \
-               WHERE x.search @@ plainto_tsquery('simple', $1) \
-               ORDER BY x.started_at DESC LIMIT $3) n, \
-              plainto_tsquery('simple', $1) q), \
+         SELECT x.step_id, ts_rank(x.search, plainto_tsquery('simple', $1))::float8 AS rank \
+         FROM xray.step_search x WHERE x.step_id = ANY ($3)), \
      cut AS (SELECT rank FROM ranked ORDER BY rank DESC LIMIT 1 OFFSET greatest($2::int8 - 1, 0)) \
      SELECT s.execution_id, e.name, s.id, s.name, s.status, ",
     us!("s.started_at"),
@@ -481,8 +514,11 @@ const SEARCH: &str = concat!(
      LIMIT $2"
 );
 
-/// With a `timeout`, the query runs in a transaction whose
-/// `statement_timeout` the server enforces (`57014`, read as
+/// In one read-only transaction: the newest matches, window by window
+/// until there are [`SEARCH_NEWEST`] (or no older window), then their
+/// ranking. The bitmaps get enough `work_mem` to stay exact (a lossy one
+/// rechecks every row of its pages). With a `timeout`, each statement
+/// runs under a `statement_timeout` the server enforces (`57014`, read as
 /// [`StoreError::TimedOut`]).
 async fn search(
     client: &mut Client,
@@ -490,23 +526,42 @@ async fn search(
     limit: i64,
     timeout: Option<Duration>,
 ) -> Result<Vec<SearchHit>, tokio_postgres::Error> {
-    let rows = match timeout {
-        None => {
-            client
-                .query(SEARCH, &[&text, &limit, &SEARCH_NEWEST])
-                .await?
+    let tx = read_only(client).await?;
+    tx.batch_execute("SET LOCAL work_mem = '64MB'").await?;
+    if let Some(timeout) = timeout {
+        // Whole milliseconds, at least one (0 would mean no limit).
+        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+        tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
+            .await?;
+    }
+    let now = jiff::Timestamp::now().as_microsecond();
+    let mut ids: Vec<Uuid> = Vec::new();
+    let mut newer_than: Option<i64> = None;
+    for age in SEARCH_WINDOWS {
+        let from = now.saturating_sub(age);
+        let left = SEARCH_NEWEST - ids.len() as i64;
+        let rows = match newer_than {
+            None => tx.query(NEWEST_SINCE, &[&text, &left, &from]).await?,
+            Some(to) => {
+                tx.query(NEWEST_BETWEEN, &[&text, &left, &from, &to])
+                    .await?
+            }
+        };
+        ids.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+        newer_than = Some(from);
+        if ids.len() as i64 >= SEARCH_NEWEST {
+            break;
         }
-        Some(timeout) => {
-            let tx = client.transaction().await?;
-            // Whole milliseconds, at least one (0 would mean no limit).
-            let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-            tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
-                .await?;
-            let rows = tx.query(SEARCH, &[&text, &limit, &SEARCH_NEWEST]).await?;
-            tx.commit().await?;
-            rows
-        }
-    };
+    }
+    if (ids.len() as i64) < SEARCH_NEWEST {
+        let left = SEARCH_NEWEST - ids.len() as i64;
+        let rows = tx
+            .query(NEWEST_BEFORE, &[&text, &left, &newer_than])
+            .await?;
+        ids.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+    }
+    let rows = tx.query(SEARCH, &[&text, &limit, &ids]).await?;
+    tx.commit().await?;
     Ok(rows
         .iter()
         .map(|r| SearchHit {
