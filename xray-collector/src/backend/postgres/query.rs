@@ -11,7 +11,7 @@
 //! read-only `REPEATABLE READ` transaction, so they see one snapshot.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
@@ -518,8 +518,8 @@ const SEARCH: &str = concat!(
 /// until there are [`SEARCH_NEWEST`] (or no older window), then their
 /// ranking. The bitmaps get enough `work_mem` to stay exact (a lossy one
 /// rechecks every row of its pages). With a `timeout`, each statement
-/// runs under a `statement_timeout` the server enforces (`57014`, read as
-/// [`StoreError::TimedOut`]).
+/// runs under a `statement_timeout` of what is left of it, which the
+/// server enforces (`57014`, read as [`StoreError::TimedOut`]).
 async fn search(
     client: &mut Client,
     text: String,
@@ -528,18 +528,14 @@ async fn search(
 ) -> Result<Vec<SearchHit>, tokio_postgres::Error> {
     let tx = read_only(client).await?;
     tx.batch_execute("SET LOCAL work_mem = '64MB'").await?;
-    if let Some(timeout) = timeout {
-        // Whole milliseconds, at least one (0 would mean no limit).
-        let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-        tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
-            .await?;
-    }
+    let deadline = timeout.map(|t| Instant::now() + t);
     let now = jiff::Timestamp::now().as_microsecond();
     let mut ids: Vec<Uuid> = Vec::new();
     let mut newer_than: Option<i64> = None;
     for age in SEARCH_WINDOWS {
         let from = now.saturating_sub(age);
         let left = SEARCH_NEWEST - ids.len() as i64;
+        time_left(&tx, deadline).await?;
         let rows = match newer_than {
             None => tx.query(NEWEST_SINCE, &[&text, &left, &from]).await?,
             Some(to) => {
@@ -555,11 +551,13 @@ async fn search(
     }
     if (ids.len() as i64) < SEARCH_NEWEST {
         let left = SEARCH_NEWEST - ids.len() as i64;
+        time_left(&tx, deadline).await?;
         let rows = tx
             .query(NEWEST_BEFORE, &[&text, &left, &newer_than])
             .await?;
         ids.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
     }
+    time_left(&tx, deadline).await?;
     let rows = tx.query(SEARCH, &[&text, &limit, &ids]).await?;
     tx.commit().await?;
     Ok(rows
@@ -574,6 +572,24 @@ async fn search(
             rank: r.get(6),
         })
         .collect())
+}
+
+/// Before each statement of a search with a deadline: a
+/// `statement_timeout` of what is left, in whole milliseconds, at least
+/// one (0 would mean no limit).
+async fn time_left(
+    tx: &Transaction<'_>,
+    deadline: Option<Instant>,
+) -> Result<(), tokio_postgres::Error> {
+    if let Some(deadline) = deadline {
+        let ms = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis()
+            .clamp(1, i32::MAX as u128);
+        tx.batch_execute(&format!("SET LOCAL statement_timeout = {ms}"))
+            .await?;
+    }
+    Ok(())
 }
 
 /// Stats per step name: the day rollups for the window's whole days, the
