@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::backend::{SearchIndex, StoreError};
+use crate::backend::{retrying, SearchIndex, StoreError};
 use crate::ship::{Backoff, Metrics};
 
 /// Noted steps indexed per transaction.
@@ -45,18 +45,13 @@ async fn batch_with_retries(store: &impl SearchIndex) -> Result<u64, StoreError>
         base: Duration::from_millis(50),
         max: Duration::from_secs(2),
     };
-    let mut attempt = 0;
-    loop {
-        match store.index_pending(INDEX_BATCH).await {
-            Err(e) if e.is_retriable() && attempt < BATCH_RETRIES => {
-                let wait = backoff.delay(attempt);
-                attempt += 1;
-                tracing::debug!(error = %e, ?wait, "an indexing batch failed; trying it again");
-                tokio::time::sleep(wait).await;
-            }
-            done => return done,
-        }
-    }
+    retrying(
+        "an indexing batch",
+        BATCH_RETRIES,
+        |attempt| backoff.delay(attempt),
+        || store.index_pending(INDEX_BATCH),
+    )
+    .await
 }
 
 /// Keeps the index current until `stop` turns true: catches up, waits

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::backend::{PruneFilter, Pruned, Retention, StoreError};
+use crate::backend::{retrying, PruneFilter, Pruned, Retention, StoreError};
 use crate::render;
 
 /// Executions deleted per transaction.
@@ -45,18 +45,13 @@ async fn batch_with_retries(
     store: &impl Retention,
     filter: &PruneFilter,
 ) -> Result<Pruned, StoreError> {
-    let mut attempt = 0;
-    loop {
-        match store.prune_batch(filter, PRUNE_BATCH).await {
-            Err(e) if e.is_retriable() && attempt < BATCH_RETRIES => {
-                attempt += 1;
-                let wait = Duration::from_millis(25 << attempt);
-                tracing::debug!(error = %e, ?wait, "a prune batch failed; trying it again");
-                tokio::time::sleep(wait).await;
-            }
-            done => return done,
-        }
-    }
+    retrying(
+        "a prune batch",
+        BATCH_RETRIES,
+        |attempt| Duration::from_millis(25 << (attempt + 1)),
+        || store.prune_batch(filter, PRUNE_BATCH),
+    )
+    .await
 }
 
 /// Prunes every execution older than `retention_us` now (any project),

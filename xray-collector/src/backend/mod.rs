@@ -81,6 +81,34 @@ impl StoreError {
     }
 }
 
+/// Runs `op` until it succeeds or fails in a way that will not pass,
+/// trying it again at most `retries` times after a retriable error,
+/// `delay(n)` after the `n`-th failure (0-based); `what` names it in the
+/// debug log. For operations that are one transaction each, so that a
+/// failed attempt changed nothing (a prune batch, an indexing batch).
+pub async fn retrying<T, Fut>(
+    what: &str,
+    retries: u32,
+    delay: impl Fn(u32) -> Duration,
+    mut op: impl FnMut() -> Fut,
+) -> Result<T, StoreError>
+where
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 0;
+    loop {
+        match op().await {
+            Err(e) if e.is_retriable() && attempt < retries => {
+                let wait = delay(attempt);
+                attempt += 1;
+                tracing::debug!(error = %e, ?wait, "{what} failed; trying it again");
+                tokio::time::sleep(wait).await;
+            }
+            done => return done,
+        }
+    }
+}
+
 /// A record the backend refused, as kept in the dead-letter table.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
