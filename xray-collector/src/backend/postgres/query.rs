@@ -480,6 +480,7 @@ const NEWEST_BETWEEN: &str = newest_matches!(concat!(
     ts!("$4::int8")
 ));
 const NEWEST_BEFORE: &str = newest_matches!(concat!("x.started_at < ", ts!("$3::int8")));
+const NEWEST_ANY: &str = newest_matches!("true");
 
 /// The windows the newest matches are looked for in, by age from now
 /// (µs), newest first; then everything older. Each window costs a scan of
@@ -532,30 +533,28 @@ async fn search(
     let now = jiff::Timestamp::now().as_microsecond();
     let mut ids: Vec<Uuid> = Vec::new();
     let mut newer_than: Option<i64> = None;
-    for age in SEARCH_WINDOWS {
-        let from = now.saturating_sub(age);
+    // Each window's lower bound (None: no bound, the oldest window).
+    let froms = SEARCH_WINDOWS
+        .iter()
+        .map(|age| Some(now.saturating_sub(*age)))
+        .chain([None]);
+    for from in froms {
         let left = SEARCH_NEWEST - ids.len() as i64;
+        if left <= 0 {
+            break;
+        }
         time_left(&tx, deadline).await?;
-        let rows = match newer_than {
-            None => tx.query(NEWEST_SINCE, &[&text, &left, &from]).await?,
-            Some(to) => {
+        let rows = match (from, newer_than) {
+            (Some(from), None) => tx.query(NEWEST_SINCE, &[&text, &left, &from]).await?,
+            (Some(from), Some(to)) => {
                 tx.query(NEWEST_BETWEEN, &[&text, &left, &from, &to])
                     .await?
             }
+            (None, Some(to)) => tx.query(NEWEST_BEFORE, &[&text, &left, &to]).await?,
+            (None, None) => tx.query(NEWEST_ANY, &[&text, &left]).await?,
         };
         ids.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
-        newer_than = Some(from);
-        if ids.len() as i64 >= SEARCH_NEWEST {
-            break;
-        }
-    }
-    if (ids.len() as i64) < SEARCH_NEWEST {
-        let left = SEARCH_NEWEST - ids.len() as i64;
-        time_left(&tx, deadline).await?;
-        let rows = tx
-            .query(NEWEST_BEFORE, &[&text, &left, &newer_than])
-            .await?;
-        ids.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+        newer_than = from;
     }
     time_left(&tx, deadline).await?;
     let rows = tx.query(SEARCH, &[&text, &limit, &ids]).await?;
