@@ -206,26 +206,17 @@ fn embedded_phase(rt: &tokio::runtime::Runtime, outbox: &Path, dir: &Path, n: u6
         .unwrap();
     assert_eq!(rows.len() as u64, n);
     let mut conn = conn;
-    let t = Instant::now();
-    for chunk in rows.chunks(5000) {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO steps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .unwrap();
-            for r in chunk {
-                insert
-                    .execute(rusqlite::params![
-                        r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11
-                    ])
-                    .unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
-    let bare_time = t.elapsed();
+    let bare_time = bare_inserts(
+        &mut conn,
+        "INSERT INTO steps VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        &rows,
+        5000,
+        |insert, r| {
+            insert.execute(rusqlite::params![
+                r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11
+            ])
+        },
+    );
 
     let store = xray_collector::backend::sqlite::SqliteStore::open(&dir.join("store.db")).unwrap();
     rt.block_on(store.migrate_up()).unwrap();
@@ -267,22 +258,14 @@ fn embedded_phase(rt: &tokio::runtime::Runtime, outbox: &Path, dir: &Path, n: u6
     )
     .unwrap();
     let per_tx = (decisions.len() * 5000).div_ceil(n as usize).max(1);
-    let t = Instant::now();
-    for chunk in decisions.chunks(per_tx) {
-        let tx = conn.transaction().unwrap();
-        {
-            let mut insert = tx
-                .prepare_cached("INSERT INTO decisions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")
-                .unwrap();
-            for d in chunk {
-                insert
-                    .execute(rusqlite::params![d.0, d.1, d.2, d.3, d.4, d.5, d.6, d.7])
-                    .unwrap();
-            }
-        }
-        tx.commit().unwrap();
-    }
-    let all_bare_time = bare_time + t.elapsed();
+    let all_bare_time = bare_time
+        + bare_inserts(
+            &mut conn,
+            "INSERT INTO decisions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            &decisions,
+            per_tx,
+            |insert, d| insert.execute(rusqlite::params![d.0, d.1, d.2, d.3, d.4, d.5, d.6, d.7]),
+        );
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
@@ -294,6 +277,38 @@ fn embedded_phase(rt: &tokio::runtime::Runtime, outbox: &Path, dir: &Path, n: u6
         rate(ship_time) / rate(all_bare_time),
         rate(ship_time) / rate(bare_time)
     );
+}
+
+/// Inserts `rows` by the prepared `insert`, `per_tx` rows a transaction —
+/// the embedded store's bare yardstick; how long it took.
+fn bare_inserts<R>(
+    conn: &mut rusqlite::Connection,
+    insert: &str,
+    rows: &[R],
+    per_tx: usize,
+    bind: impl Fn(&mut rusqlite::CachedStatement<'_>, &R) -> rusqlite::Result<usize>,
+) -> Duration {
+    let t = Instant::now();
+    for chunk in rows.chunks(per_tx) {
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx.prepare_cached(insert).unwrap();
+            for r in chunk {
+                bind(&mut stmt, r).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    t.elapsed()
+}
+
+/// Runs one `psql` command against `url`, stopping at its first error.
+fn psql(url: &str, command: &str) {
+    let status = Command::new("psql")
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", command])
+        .status()
+        .expect("psql (apt-get install -y postgresql-client)");
+    assert!(status.success(), "psql {command} failed");
 }
 
 /// Ships once with the shipper's own metrics, the search indexer running
@@ -426,35 +441,33 @@ fn main() {
             csv.display()
         );
         let t = Instant::now();
-        let status = Command::new("psql")
-            .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-c", &copy])
-            .status()
-            .expect("psql (apt-get install -y postgresql-client)");
+        psql(&db.url, &copy);
         copy_times.push(t.elapsed());
-        assert!(status.success(), "psql \\copy failed");
     }
     let (copy_time, copy_nofk_time, bare_time) = (copy_times[0], copy_times[1], copy_times[2]);
     // Everything else the collector wrote — the decisions — copied out of
     // xray.decisions and into a bare table (same columns, primary key only):
     // with the bare step copy, a bare copy of all the rows shipped.
     let decisions_csv = dir.path().join("decisions.csv");
-    let psql = |command: String| {
-        let status = Command::new("psql")
-            .args(["-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-c", &command])
-            .status()
-            .expect("psql");
-        assert!(status.success(), "psql {command} failed");
-    };
-    psql(format!(
-        "\\copy xray.decisions TO '{}' WITH (FORMAT csv)",
-        decisions_csv.display()
-    ));
-    psql("CREATE TABLE public.decisions_bare (LIKE xray.decisions INCLUDING DEFAULTS, PRIMARY KEY (step_id, ordinal))".into());
+    psql(
+        &db.url,
+        &format!(
+            "\\copy xray.decisions TO '{}' WITH (FORMAT csv)",
+            decisions_csv.display()
+        ),
+    );
+    psql(
+        &db.url,
+        "CREATE TABLE public.decisions_bare (LIKE xray.decisions INCLUDING DEFAULTS, PRIMARY KEY (step_id, ordinal))",
+    );
     let t = Instant::now();
-    psql(format!(
-        "\\copy public.decisions_bare FROM '{}' WITH (FORMAT csv)",
-        decisions_csv.display()
-    ));
+    psql(
+        &db.url,
+        &format!(
+            "\\copy public.decisions_bare FROM '{}' WITH (FORMAT csv)",
+            decisions_csv.display()
+        ),
+    );
     let decisions_bare_time = t.elapsed();
     let decisions: i64 = rt.block_on(async {
         db.client()
