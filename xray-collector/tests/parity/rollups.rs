@@ -48,7 +48,7 @@ fn steps(rng: &mut fastrand::Rng, execution: Uuid, n: usize) -> Vec<Kept> {
                 _ => 1_000 * rng.i64(1..200),
             };
             let failed = rng.u8(..10) == 0;
-            let usage = (rng.u8(..4) == 0).then(|| {
+            let call = (rng.u8(..4) == 0).then(|| {
                 (
                     ["m-small", "m-large"][rng.usize(..2)],
                     rng.i64(1..900),
@@ -62,8 +62,8 @@ fn steps(rng: &mut fastrand::Rng, execution: Uuid, n: usize) -> Vec<Kept> {
             if failed {
                 s = s.failed("boom");
             }
-            if let Some((model, prompt, completion)) = usage {
-                s = s.usage(vec![usage_of(model, prompt, completion)]);
+            if let Some((model, prompt, completion)) = call {
+                s = s.usage(vec![usage(model, prompt, completion)]);
             }
             Kept {
                 execution,
@@ -72,14 +72,10 @@ fn steps(rng: &mut fastrand::Rng, execution: Uuid, n: usize) -> Vec<Kept> {
                 started_at_us,
                 duration_us,
                 failed,
-                usage,
+                usage: call,
             }
         })
         .collect()
-}
-
-fn usage_of(model: &str, prompt: i64, completion: i64) -> xray_collector::model::LlmUsage {
-    usage(model, prompt, completion)
 }
 
 /// The stats the kept steps make, exact: per name (count, errors, p50,
