@@ -311,6 +311,39 @@ fn psql(url: &str, command: &str) {
     assert!(status.success(), "psql {command} failed");
 }
 
+/// Samples, every 10 ms until `stop`, what the other connections to the
+/// database are doing while they run a statement (`pg_stat_activity`:
+/// `CPU` when not waiting, else the wait event), and returns the counts,
+/// most frequent first.
+async fn sample_waits(url: String, mut stop: tokio::sync::watch::Receiver<bool>) -> String {
+    let client = pg::connect_plain(&url).await;
+    let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+    while !*stop.borrow() {
+        let rows = client
+            .query(
+                "SELECT left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 40) || ' ' || coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active'",
+                &[],
+            )
+            .await
+            .unwrap();
+        for row in rows {
+            *counts.entry(row.get(0)).or_default() += 1;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
+    counts
+        .iter()
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Ships once with the shipper's own metrics, the search indexer running
 /// beside it as in `run`: the summary, the time taken to empty the
 /// outbox, the part of it inside the backend's write transactions (the
@@ -329,16 +362,22 @@ where
     let store = Arc::new(store);
     let (_never, shutdown) = tokio::sync::watch::channel(false);
     let (stop_indexer, indexer_stop) = tokio::sync::watch::channel(false);
+    // XRAY_BENCH_INDEX_AFTER: an experiment, the indexer only after shipping.
+    let beside = std::env::var_os("XRAY_BENCH_INDEX_AFTER").is_none();
     let indexer = rt.spawn({
         let (store, metrics) = (store.clone(), metrics.clone());
-        async move { indexing::keep(&*store, &metrics, indexer_stop).await }
+        async move {
+            if beside {
+                indexing::keep(&*store, &metrics, indexer_stop).await
+            }
+        }
     });
     let t = Instant::now();
     let summary = rt.block_on(Shipper::new(store.clone(), config, metrics.clone()).run(shutdown));
     let shipped = t.elapsed();
     rt.block_on(indexing::catch_up(&*store)).unwrap();
     let searchable = t.elapsed();
-    stop_indexer.send(true).unwrap();
+    let _ = stop_indexer.send(true); // (gone when the indexer did not run)
     rt.block_on(indexer).unwrap();
     let in_backend = metrics
         .prometheus()
@@ -403,9 +442,18 @@ fn main() {
     let config = ShipConfig {
         outboxes: vec![outbox.clone()],
         once: true,
+        concurrent_batches: std::env::var("XRAY_BENCH_CONCURRENT_BATCHES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(ShipConfig::default().concurrent_batches),
         ..ShipConfig::default()
     };
+    eprintln!("batches written at once: {}", config.concurrent_batches);
+    let (stop_sampling, sampling_stop) = tokio::sync::watch::channel(false);
+    let sampler = rt.spawn(sample_waits(db.url.clone(), sampling_stop));
     let (summary, ship_time, in_backend, searchable) = ship(&rt, store, config);
+    stop_sampling.send(true).unwrap();
+    let waits = rt.block_on(sampler).unwrap();
     // psql \copy of the same rows into tables of the same shape: with the
     // same foreign key to the (now shipped) execution as xray.steps, and,
     // for reference, without it.
@@ -493,6 +541,19 @@ fn main() {
     });
     assert_eq!(counted, 0, "both tables must hold the same rows");
     assert_eq!(summary.dead_letters, 0);
+    // Two batches are written at once; the statements' order must keep
+    // them from deadlocking (each deadlock costs a second and a retry).
+    let deadlocks: i64 = rt.block_on(async {
+        db.client()
+            .await
+            .query_one(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    });
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
@@ -519,6 +580,8 @@ fn main() {
         "xray-collector:       {:>10.0} steps/s ({ship_time:.2?}; {in_backend:.2} s of it in the backend's write transactions; all found by search after {searchable:.2?})",
         rate(ship_time)
     );
+    println!("deadlocks while shipping: {deadlocks}");
+    println!("what the collector's connections were doing, sampled every 10 ms: {waits}");
     println!(
         "ratio xray / bare copy of the same rows (steps and decisions): {:.2} (goal >= 0.7); / bare copy of the steps alone: {:.2}; / copy of the steps with the same indexes and FK: {:.2}; without the FK: {:.2}",
         rate(ship_time) / rate(all_bare_time),

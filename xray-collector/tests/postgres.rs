@@ -10,7 +10,7 @@ mod support;
 use std::time::Duration;
 
 use support::pg;
-use support::records::{new_id, step};
+use support::records::{execution, filter_step, new_id, step};
 use xray_collector::backend::{
     postgres::{classify, redact_url, PostgresStore, MIGRATIONS},
     Migrations, QueryStore, Store, StoreError,
@@ -22,6 +22,84 @@ async fn migrated_postgres() -> (pg::TestDb, PostgresStore) {
     let store = PostgresStore::connect(&db.url).await.expect("connect");
     store.migrate_up().await.expect("migrate up");
     (db, store)
+}
+
+/// Two consecutive batches written at once, as the shipper writes them
+/// (two connections), each writing an execution row the other carries
+/// steps of: batch A starts P and carries steps of Q (started earlier),
+/// batch B ends Q and carries steps of P. Had the placeholders been
+/// written after the executions, each transaction would wait for the
+/// other's execution row: a deadlock, which PostgreSQL breaks after
+/// `deadlock_timeout` by failing one of the writes.
+#[tokio::test]
+async fn two_batches_written_at_once_that_share_executions_do_not_deadlock() {
+    let (db, store) = migrated_postgres().await;
+    let rounds = 8;
+    for _ in 0..rounds {
+        let (p, q) = (new_id(), new_id());
+        store
+            .write(&[execution(q).running().record()])
+            .await
+            .expect("Q's start");
+        let a: Vec<_> = std::iter::once(execution(p).running().record())
+            .chain((0..2_000).map(|_| filter_step(new_id(), q).record()))
+            .collect();
+        let b: Vec<_> = std::iter::once(execution(q).record())
+            .chain((0..2_000).map(|_| filter_step(new_id(), p).record()))
+            .collect();
+        let (wrote_a, wrote_b) = tokio::join!(store.write(&a), store.write(&b));
+        wrote_a.expect("batch A");
+        wrote_b.expect("batch B");
+        let client = db.client().await;
+        let row = client
+            .query_one(
+                "SELECT p.status, p.placeholder, p.name, q.status, q.ended_at IS NOT NULL
+                 FROM xray.executions p, xray.executions q WHERE p.id = $1 AND q.id = $2",
+                &[&p, &q],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                row.get::<_, String>(0),
+                row.get::<_, bool>(1),
+                row.get::<_, String>(2),
+                row.get::<_, String>(3),
+                row.get::<_, bool>(4)
+            ),
+            (
+                "running".into(),
+                false,
+                "pick_competitor".into(),
+                "ok".into(),
+                true
+            ),
+            "P is its own start (not a placeholder), Q has its end"
+        );
+    }
+    let client = db.client().await;
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM xray.steps), (SELECT count(*) FROM xray.decisions),
+                    (SELECT count(*) FROM xray.llm_usage),
+                    (SELECT sum(finished)::int8 FROM xray.step_rollups WHERE width = 'hour'),
+                    (SELECT deadlocks FROM pg_stat_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap();
+    let steps = rounds * 4_000;
+    assert_eq!(
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2),
+            row.get::<_, i64>(3),
+            row.get::<_, i64>(4)
+        ),
+        (steps, 2 * steps, steps, steps, 0),
+        "every step, decision and call written and counted once, and no deadlock"
+    );
 }
 
 #[tokio::test]

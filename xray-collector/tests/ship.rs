@@ -72,20 +72,24 @@ fn crash_between_commit_and_delete(store: Target) {
     cmd.args(["run", "--once", "--batch-rows", "100", "--outbox"])
         .arg(&outbox);
     store.configure(&mut cmd);
+    // Batch 3 is the first of PostgreSQL's second round (two batches are
+    // written at once there) and the embedded store's third: on both, the
+    // first 200 rows are shipped and deleted, the next are committed and
+    // not deleted.
     let out = cmd
-        .env("XRAY_COLLECTOR_FAULT", "crash-after-commit:2")
+        .env("XRAY_COLLECTOR_FAULT", "crash-after-commit:3")
         .output()
         .unwrap();
     assert!(!out.status.success(), "the fault must abort the collector");
     let shipped = store.counts();
     assert!(
         shipped.steps > 0,
-        "two batches were committed before the crash"
+        "three batches were committed before the crash"
     );
     assert_eq!(
         outbox_rows(&outbox),
-        before - 100,
-        "the second batch's rows were not deleted"
+        before - 200,
+        "the committed rows of the crashed round were not deleted"
     );
     let out = run_once(&store, &[&outbox], &[]);
     assert!(out.status.success(), "{}", stderr(&out));

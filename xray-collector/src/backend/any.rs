@@ -64,6 +64,13 @@ impl Store for AnyStore {
     async fn dead_letter(&self, letters: &[DeadLetter]) -> Result<(), StoreError> {
         dispatch!(self.dead_letter(letters))
     }
+
+    fn concurrent_writes(&self) -> usize {
+        match self {
+            AnyStore::Postgres(s) => s.concurrent_writes(),
+            AnyStore::Sqlite(s) => s.concurrent_writes(),
+        }
+    }
 }
 
 impl SearchIndex for AnyStore {

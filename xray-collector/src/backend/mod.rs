@@ -136,6 +136,14 @@ pub trait Store: Send + Sync {
         &self,
         letters: &[DeadLetter],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// How many [`write`](Store::write)s the store runs at once (on as
+    /// many connections); the shipper keeps that many batches in flight.
+    /// One unless the store says otherwise: a store that serialises its
+    /// writes gains nothing from more.
+    fn concurrent_writes(&self) -> usize {
+        1
+    }
 }
 
 /// Which executions a prune deletes: those that started before

@@ -3,7 +3,7 @@
 //! `prometheus-client`), and the health behind `/healthz`.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -36,6 +36,8 @@ pub struct Metrics {
     search_indexed: Counter,
     search_failures: Counter,
     search_current: Gauge<f64, AtomicU64>,
+    /// More is waiting in an outbox than the shipper has in hand.
+    shipping_behind: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -138,6 +140,7 @@ impl Default for Metrics {
             search_indexed,
             search_failures,
             search_current,
+            shipping_behind: AtomicBool::new(false),
             state: Mutex::default(),
         }
     }
@@ -158,6 +161,18 @@ impl Metrics {
     pub(crate) fn search_caught_up(&self, notes: u64) {
         self.search_indexed.inc_by(notes);
         self.search_current.set(now_us() as f64 / 1e6);
+    }
+
+    /// Whether an outbox holds more than the round the shipper is writing
+    /// (set by the shipper after each read), i.e. shipping is going as fast
+    /// as it can; the search indexer then leaves it the machine for a while
+    /// ([`crate::indexing::keep`]).
+    pub fn shipping_behind(&self) -> bool {
+        self.shipping_behind.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_shipping_behind(&self, behind: bool) {
+        self.shipping_behind.store(behind, Ordering::Relaxed);
     }
 
     /// The search indexer failed (it tries again later).

@@ -4,14 +4,19 @@
 //!
 //! For each outbox, in turn:
 //!
-//! 1. read the oldest rows, bounded by rows and bytes ([`ShipConfig`]);
+//! 1. read the oldest rows, bounded by rows and bytes ([`ShipConfig`]), as
+//!    one batch or, on a store that takes several writes at once
+//!    ([`Store::concurrent_writes`]), as that many consecutive batches;
 //! 2. rows that do not parse go to the dead-letter table with the reason;
-//! 3. the parsed records are written in **one transaction** of idempotent
-//!    upserts ([`crate::backend::Store::write`]);
-//! 4. only after that commit are the rows deleted from the outbox.
+//! 3. the parsed records of each batch are written in **one transaction**
+//!    of idempotent upserts ([`crate::backend::Store::write`]), the batches
+//!    of a round side by side on their own connections (the upserts' rules
+//!    make their order irrelevant: a start never overwrites an end);
+//! 4. only after every batch of the round has committed are its rows
+//!    deleted from the outbox.
 //!
 //! A crash between 3 and 4 re-ships the rows; the upserts make that
-//! harmless. A retriable backend error (unreachable, restarting) is retried
+//! harmless. While a round is written the next one is read. A retriable backend error (unreachable, restarting) is retried
 //! with capped exponential backoff and jitter, forever, holding the batch:
 //! nothing is dropped, and the outbox keeps growing in the application
 //! meanwhile. A record the backend *rejects* is found by bisecting the
@@ -50,8 +55,8 @@ pub enum Fault {
     /// No fault.
     #[default]
     None,
-    /// Abort the process right after the `n`-th batch commits, before its
-    /// rows are deleted from the outbox.
+    /// Abort the process right after the round holding the `n`-th batch
+    /// commits, before its rows are deleted from the outbox.
     CrashAfterCommit(u64),
 }
 
@@ -94,6 +99,10 @@ pub struct ShipConfig {
     pub backoff: Backoff,
     /// How long an unreadable outbox is left alone before being checked again.
     pub recheck_failed: Duration,
+    /// Most batches written at once, each in its own transaction on its
+    /// own connection, as far as the store takes them
+    /// ([`Store::concurrent_writes`]); 1 writes one batch at a time.
+    pub concurrent_batches: usize,
     /// Injected fault (tests).
     pub fault: Fault,
 }
@@ -109,6 +118,7 @@ impl Default for ShipConfig {
             poll_interval: Duration::from_millis(100),
             backoff: Backoff::default(),
             recheck_failed: Duration::from_secs(30),
+            concurrent_batches: 2,
             fault: Fault::None,
         }
     }
@@ -133,8 +143,8 @@ struct OutboxState {
     source: Source,
     /// Shared with the blocking threads its calls run on.
     reader: Option<Arc<Mutex<OutboxReader>>>,
-    /// The batch after the one in hand, read while that one was written.
-    prefetched: Option<ReadBatch>,
+    /// The round after the one in hand, read while that one was written.
+    prefetched: Vec<ReadBatch>,
     failed_at: Option<Instant>,
     waiting_logged: bool,
 }
@@ -207,7 +217,7 @@ impl<S: Store> Shipper<S> {
                     label: p.display().to_string(),
                 },
                 reader: None,
-                prefetched: None,
+                prefetched: Vec::new(),
                 failed_at: None,
                 waiting_logged: false,
             })
@@ -222,15 +232,15 @@ impl<S: Store> Shipper<S> {
                 if *shutdown.borrow() {
                     break 'outer;
                 }
-                let Some(batch) = self.next_batch(state, &mut summary).await else {
+                let Some(round) = self.next_round(state, &mut summary).await else {
                     continue;
                 };
-                if batch.is_empty() {
+                if round.is_empty() {
                     continue;
                 }
                 shipped_any = true;
                 match self
-                    .deliver(state, batch, &mut shutdown, &mut summary)
+                    .deliver(state, round, &mut shutdown, &mut summary)
                     .await
                 {
                     Ok(()) => {}
@@ -238,6 +248,7 @@ impl<S: Store> Shipper<S> {
                 }
             }
             if !shipped_any {
+                self.metrics.set_shipping_behind(false);
                 if self.config.once {
                     break;
                 }
@@ -250,17 +261,25 @@ impl<S: Store> Shipper<S> {
         summary
     }
 
-    /// Opens the outbox if needed and reads its next batch; `None` when it
-    /// is missing or unreadable right now.
-    async fn next_batch(
+    /// How many batches a round holds.
+    fn round_size(&self) -> usize {
+        self.config
+            .concurrent_batches
+            .min(self.store.concurrent_writes())
+            .max(1)
+    }
+
+    /// Opens the outbox if needed and reads its next round (its next
+    /// batches, none of them empty); `None` when it is missing or
+    /// unreadable right now.
+    async fn next_round(
         &self,
         state: &mut OutboxState,
         summary: &mut ShipSummary,
-    ) -> Option<ReadBatch> {
-        if let Some(batch) = state.prefetched.take() {
-            if !batch.is_empty() {
-                return Some(batch);
-            }
+    ) -> Option<Vec<ReadBatch>> {
+        let prefetched = std::mem::take(&mut state.prefetched);
+        if !prefetched.is_empty() {
+            return Some(prefetched);
         }
         if state.reader.is_none() {
             if let Some(at) = state.failed_at {
@@ -292,15 +311,22 @@ impl<S: Store> Shipper<S> {
             }
         }
         let reader = Arc::clone(state.reader.as_ref()?);
-        let (max_rows, max_bytes) = (self.config.batch_rows, self.config.batch_bytes);
+        let (max_rows, max_bytes, batches) = (
+            self.config.batch_rows,
+            self.config.batch_bytes,
+            self.round_size(),
+        );
         let read = on_reader(&state.path, reader, move |r| {
-            Ok((r.backlog()?, r.read_batch(max_rows, max_bytes)?))
+            Ok((
+                r.backlog()?,
+                read_round(r, 0, batches, max_rows, max_bytes)?,
+            ))
         })
         .await;
         match read {
-            Ok(((rows, oldest), batch)) => {
+            Ok(((rows, oldest), round)) => {
                 self.metrics.set_backlog(&state.source.label, rows, oldest);
-                Some(batch)
+                Some(round)
             }
             Err(e) => self.outbox_failed(state, e, summary),
         }
@@ -311,8 +337,8 @@ impl<S: Store> Shipper<S> {
         state: &mut OutboxState,
         e: OutboxError,
         summary: &mut ShipSummary,
-    ) -> Option<ReadBatch> {
-        state.prefetched = None;
+    ) -> Option<Vec<ReadBatch>> {
+        state.prefetched = Vec::new();
         if e.is_retriable() {
             tracing::warn!(outbox = %state.source.label, error = %e, "cannot read the outbox; will retry");
         } else {
@@ -332,55 +358,71 @@ impl<S: Store> Shipper<S> {
         None
     }
 
-    /// Writes one batch (dead-lettering what must be), then deletes it.
+    /// Writes a round's batches side by side (dead-lettering what must
+    /// be), then deletes them.
     async fn deliver(
         &self,
         state: &mut OutboxState,
-        batch: ReadBatch,
+        round: Vec<ReadBatch>,
         shutdown: &mut watch::Receiver<bool>,
         summary: &mut ShipSummary,
     ) -> Result<(), Interrupted> {
-        let rows = (batch.records.len() + batch.problems.len()) as u64;
-        if !batch.problems.is_empty() {
-            let letters: Vec<DeadLetter> = batch
-                .problems
-                .iter()
-                .map(|p| {
-                    state.source.letter(
-                        p.seq,
-                        p.raw.clone(),
-                        format!("unreadable outbox row: {}", p.reason),
-                    )
-                })
-                .collect();
+        let letters: Vec<DeadLetter> = round
+            .iter()
+            .flat_map(|batch| &batch.problems)
+            .map(|p| {
+                state.source.letter(
+                    p.seq,
+                    p.raw.clone(),
+                    format!("unreadable outbox row: {}", p.reason),
+                )
+            })
+            .collect();
+        if !letters.is_empty() {
             self.dead_letter(&letters, shutdown).await?;
             summary.dead_letters += letters.len() as u64;
         }
-        if !batch.records.is_empty() {
-            // While the backend works on this batch, read the next one: the
-            // read is a local SQLite query, the write a round trip to another
-            // process, so the two overlap. Rows are deleted only below.
-            let write = self.write(&state.source, &batch.records, shutdown);
-            let (last_seq, max_rows, max_bytes) = (
-                batch.last_seq,
-                self.config.batch_rows,
-                self.config.batch_bytes,
-            );
-            let prefetch = async {
-                let reader = Arc::clone(state.reader.as_ref()?);
-                on_reader(&state.path, reader, move |r| {
-                    r.read_batch_after(last_seq, max_rows, max_bytes)
-                })
-                .await
-                .ok()
-            };
-            let (written, next) = tokio::join!(write, prefetch);
-            summary.dead_letters += written?;
-            state.prefetched = next;
+        let last_seq = round.last().map_or(0, |b| b.last_seq);
+        // While the backend works on this round, read the next one: the
+        // read is a local SQLite query, the writes round trips to another
+        // process, so the two overlap. Rows are deleted only below.
+        let writes = futures_util::future::join_all(
+            round
+                .iter()
+                .filter(|batch| !batch.records.is_empty())
+                .map(|batch| {
+                    let mut shutdown = shutdown.clone();
+                    let source = &state.source;
+                    async move { self.write(source, &batch.records, &mut shutdown).await }
+                }),
+        );
+        let (max_rows, max_bytes, batches) = (
+            self.config.batch_rows,
+            self.config.batch_bytes,
+            self.round_size(),
+        );
+        let prefetch = async {
+            let reader = Arc::clone(state.reader.as_ref()?);
+            on_reader(&state.path, reader, move |r| {
+                read_round(r, last_seq, batches, max_rows, max_bytes)
+            })
+            .await
+            .ok()
+        };
+        let (written, next) = tokio::join!(writes, prefetch);
+        state.prefetched = next.unwrap_or_default();
+        if !state.prefetched.is_empty() {
+            self.metrics.set_shipping_behind(true);
         }
-        self.metrics.batch_committed(rows);
-        summary.batches += 1;
-        summary.rows += rows;
+        for dead in written {
+            summary.dead_letters += dead?;
+        }
+        for batch in &round {
+            let rows = (batch.records.len() + batch.problems.len()) as u64;
+            self.metrics.batch_committed(rows);
+            summary.batches += 1;
+            summary.rows += rows;
+        }
         if let Fault::CrashAfterCommit(n) = self.config.fault {
             if summary.batches >= n {
                 tracing::error!(
@@ -392,7 +434,6 @@ impl<S: Store> Shipper<S> {
             }
         }
         if let Some(reader) = &state.reader {
-            let last_seq = batch.last_seq;
             let deleted = on_reader(&state.path, Arc::clone(reader), move |r| {
                 r.delete_through(last_seq)
             })
@@ -509,6 +550,27 @@ impl<S: Store> Shipper<S> {
             _ = shutdown.changed() => Err(Interrupted),
         }
     }
+}
+
+/// Up to `batches` consecutive batches after `after_seq`, none empty.
+fn read_round(
+    reader: &OutboxReader,
+    after_seq: i64,
+    batches: usize,
+    max_rows: usize,
+    max_bytes: usize,
+) -> Result<Vec<ReadBatch>, OutboxError> {
+    let mut round: Vec<ReadBatch> = Vec::with_capacity(batches);
+    let mut after = after_seq;
+    while round.len() < batches {
+        let batch = reader.read_batch_after(after, max_rows, max_bytes)?;
+        if batch.is_empty() {
+            break;
+        }
+        after = batch.last_seq;
+        round.push(batch);
+    }
+    Ok(round)
 }
 
 /// Runs an outbox call on a blocking thread: SQLite calls may wait up to

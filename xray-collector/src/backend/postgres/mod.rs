@@ -4,8 +4,9 @@
 //!
 //! - [`Store::write`] applies a batch in **one** transaction, after
 //!   [`merge_by_id`](crate::model::merge_by_id) (each id written once):
-//!   executions, then placeholder executions, then steps, then the steps'
-//!   decisions and LLM usage. Every row is an upsert keyed by its id, so
+//!   placeholder executions, then executions, then the steps' decisions,
+//!   then steps, then their LLM usage (the order keeps two batches
+//!   written at once free of deadlocks: see `write.rs`). Every row is an upsert keyed by its id, so
 //!   writing the same records again changes nothing (apart from
 //!   `updated_at`).
 //! - A `start` (status `running`) never overwrites a row that already has
@@ -28,10 +29,11 @@
 //!   [`StoreError::Rejected`]; a missing table or grant is
 //!   [`StoreError::Schema`]. No error text contains the URL's password.
 //! - One connection for shipping and reading, opened by
-//!   [`PostgresStore::connect`], and a second one, opened when first
-//!   needed, for the search indexer ([`SearchIndex`](crate::backend::SearchIndex)),
-//!   so that indexing runs beside shipping rather than between its
-//!   batches. After an error other than `Rejected` a connection is
+//!   [`PostgresStore::connect`]; [`WRITE_CONNECTIONS`] − 1 more, opened
+//!   when first needed, so that the shipper's batches are written side by
+//!   side ([`Store::concurrent_writes`]); and one for the search indexer
+//!   ([`SearchIndex`](crate::backend::SearchIndex)), so that indexing runs
+//!   beside shipping rather than between its batches. After an error other than `Rejected` a connection is
 //!   dropped, and the next call opens a new one; if that fails the call
 //!   returns [`StoreError::Unavailable`]. Calls are serialised on each
 //!   connection.
@@ -80,12 +82,19 @@ use crate::backend::{DeadLetter, Migrations, Store, StoreError};
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
 
+/// How many batches a store writes at once, each on its own connection.
+/// Two: on a 2-core machine the server then works on one batch while the
+/// shipper encodes the other and waits for its locks (see BENCHMARKS.md).
+pub const WRITE_CONNECTIONS: usize = 2;
+
 /// A connection to PostgreSQL holding the X-Ray schema.
 pub struct PostgresStore {
     // Boxed: the parsed URL and the client are large, and stores are moved
     // around in enums such as `AnyStore`.
     target: Box<Target>,
     session: Mutex<Option<Box<Session>>>,
+    /// The other writers' connections (see [`WRITE_CONNECTIONS`]).
+    writers: Vec<Mutex<Option<Box<Session>>>>,
     /// The search indexer's connection.
     background: Mutex<Option<Box<Session>>>,
 }
@@ -142,6 +151,7 @@ impl PostgresStore {
         Ok(PostgresStore {
             target,
             session: Mutex::new(Some(Session::new(client))),
+            writers: (1..WRITE_CONNECTIONS).map(|_| Mutex::new(None)).collect(),
             background: Mutex::new(None),
         })
     }
@@ -204,6 +214,17 @@ impl PostgresStore {
         self.settle(&mut guard, result)
     }
 
+    /// A connection free to write on: the first one nobody is using, or,
+    /// when all are busy, the main one once it is free.
+    async fn writer(&self) -> tokio::sync::MutexGuard<'_, Option<Box<Session>>> {
+        for slot in std::iter::once(&self.session).chain(&self.writers) {
+            if let Ok(guard) = slot.try_lock() {
+                return guard;
+            }
+        }
+        self.session.lock().await
+    }
+
     /// The open session, or a new one if there is none or it was closed.
     async fn open<'g>(
         &self,
@@ -237,6 +258,13 @@ impl PostgresStore {
         })
     }
 
+    /// [`after_migrating`](Self::after_migrating) for the other writers' connections.
+    async fn writers_after_migrating(&self) {
+        for slot in &self.writers {
+            Self::after_migrating(&mut *slot.lock().await);
+        }
+    }
+
     /// Migrations change the tables the prepared statements name, and a
     /// failed migration may have left the connection unusable.
     fn after_migrating(guard: &mut Option<Box<Session>>) {
@@ -257,6 +285,7 @@ impl Migrations for PostgresStore {
         let session = self.open(&mut guard).await.map_err(backend)?;
         let result = migrations::up(&mut session.client, &self.target.redactor).await;
         Self::after_migrating(&mut guard);
+        self.writers_after_migrating().await;
         result
     }
 
@@ -269,6 +298,7 @@ impl Migrations for PostgresStore {
         let session = self.open(&mut guard).await.map_err(backend)?;
         let result = migrations::down(&mut session.client, &self.target.redactor, n).await;
         Self::after_migrating(&mut guard);
+        self.writers_after_migrating().await;
         result
     }
 
@@ -280,6 +310,7 @@ impl Migrations for PostgresStore {
         let session = self.open(&mut guard).await.map_err(backend)?;
         let result = migrations::status(&mut session.client, &self.target.redactor).await;
         Self::after_migrating(&mut guard);
+        self.writers_after_migrating().await;
         result
     }
 }
@@ -293,7 +324,7 @@ impl Store for PostgresStore {
         if records.is_empty() {
             return Ok(());
         }
-        let mut guard = self.session.lock().await;
+        let mut guard = self.writer().await;
         let session = self.open(&mut guard).await?;
         let result = async {
             let (client, statements) = session.prepared().await?;
@@ -315,5 +346,9 @@ impl Store for PostgresStore {
         }
         .await;
         self.settle(&mut guard, result)
+    }
+
+    fn concurrent_writes(&self) -> usize {
+        WRITE_CONNECTIONS
     }
 }

@@ -17,10 +17,37 @@
 //!
 //! # Order and rules (see the module docs of [`super`])
 //!
-//! executions (upsert) → placeholder executions for steps whose execution
-//! is not known (`DO NOTHING`) → steps (upsert, noting each written step
-//! for the search indexer) → decisions and LLM usage (`DO NOTHING`, keyed
-//! by `(step_id, ordinal)`).
+//! placeholder executions for steps whose execution the batch does not
+//! carry (`DO NOTHING`) → executions (upsert) → decisions (`DO NOTHING`,
+//! keyed by `(step_id, ordinal)`) → steps (upsert, noting each written step
+//! for the search indexer; the stats rollups' statement trigger) → LLM
+//! usage (`DO NOTHING`; the model rollups' trigger).
+//!
+//! # Order and locks: two batches written at once
+//!
+//! The shipper writes two consecutive batches side by side, on two
+//! connections ([`super::WRITE_CONNECTIONS`]), so two of these
+//! transactions often touch the same rows: a step started in one batch
+//! and ended in the next, an execution started in one and continued in
+//! the next. Rows are sorted by key in every statement, so two
+//! transactions take the rows of one statement in the same order; the
+//! order of the statements does the rest:
+//!
+//! - placeholders come first because `DO NOTHING` takes no lock but waits
+//!   for a row another transaction is writing: were they after the
+//!   executions, batch N (starting execution P, carrying steps of Q) and
+//!   batch N+1 (ending Q, carrying steps of P) would each wait for the
+//!   other's execution row — a deadlock, broken by PostgreSQL only after a
+//!   second (`deadlock_timeout`);
+//! - the decisions (no foreign key since migration 7) come before the
+//!   steps, and the LLM usage after them, so that the rollup rows the
+//!   steps' trigger updates — shared by every batch of the same hour and
+//!   step name — stay locked only from the end of the steps' statement to
+//!   the commit, and the second transaction waits for them only that
+//!   long.
+//!
+//! The bench counts deadlocks (`pg_stat_database.deadlocks`) and must see
+//! none.
 
 use std::collections::HashMap;
 
@@ -174,6 +201,12 @@ pub(crate) async fn write_batch(
     steps.sort_by_key(|s| s.id);
 
     let tx = client.transaction().await?;
+    // Placeholders before executions: see "Order and locks" in the module docs.
+    let p = PlaceholderColumns::from(&steps, &executions);
+    if !p.id.is_empty() {
+        tx.execute(&st.placeholders, &[&p.id, &p.project, &p.started_us])
+            .await?;
+    }
     if !executions.is_empty() {
         let c = ExecutionColumns::from(&executions);
         tx.execute(
@@ -193,10 +226,22 @@ pub(crate) async fn write_batch(
         .await?;
     }
     if !steps.is_empty() {
-        let p = PlaceholderColumns::from(&steps, &executions);
-        if !p.id.is_empty() {
-            tx.execute(&st.placeholders, &[&p.id, &p.project, &p.started_us])
-                .await?;
+        let d = DecisionColumns::from(&steps);
+        if !d.step_id.is_empty() {
+            tx.execute(
+                &st.decisions,
+                &[
+                    &d.execution_id,
+                    &d.step_id,
+                    &d.ordinal,
+                    &d.candidate_id,
+                    &d.accepted,
+                    &d.filter,
+                    &d.reason,
+                    &d.score,
+                ],
+            )
+            .await?;
         }
         let c = StepColumns::from(&steps);
         tx.execute(
@@ -217,23 +262,6 @@ pub(crate) async fn write_batch(
             ],
         )
         .await?;
-        let d = DecisionColumns::from(&steps);
-        if !d.step_id.is_empty() {
-            tx.execute(
-                &st.decisions,
-                &[
-                    &d.execution_id,
-                    &d.step_id,
-                    &d.ordinal,
-                    &d.candidate_id,
-                    &d.accepted,
-                    &d.filter,
-                    &d.reason,
-                    &d.score,
-                ],
-            )
-            .await?;
-        }
         let u = UsageColumns::from(&steps);
         if !u.step_id.is_empty() {
             tx.execute(
