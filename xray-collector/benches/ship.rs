@@ -311,6 +311,30 @@ fn psql(url: &str, command: &str) {
     assert!(status.success(), "psql {command} failed");
 }
 
+/// The CPU time (user and system) of the processes whose pid `which`
+/// picks, from `/proc` (Linux); 0 elsewhere.
+fn cpu_seconds(which: impl Fn(u32) -> bool) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    let ticks: u64 = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| which(pid))
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // After the command's closing parenthesis: state is field 3,
+            // utime 14 and stime 15.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum();
+    ticks as f64 / 100.0 // USER_HZ
+}
+
+fn is_postgres(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
+}
+
 /// Samples, every 10 ms until `stop`, what the other connections to the
 /// database are doing while they run a statement (`pg_stat_activity`:
 /// `CPU` when not waiting, else the wait event), and returns the counts,
@@ -451,7 +475,15 @@ fn main() {
     eprintln!("batches written at once: {}", config.concurrent_batches);
     let (stop_sampling, sampling_stop) = tokio::sync::watch::channel(false);
     let sampler = rt.spawn(sample_waits(db.url.clone(), sampling_stop));
+    let cpu_before = (
+        cpu_seconds(|pid| pid == std::process::id()),
+        cpu_seconds(is_postgres),
+    );
     let (summary, ship_time, in_backend, searchable) = ship(&rt, store, config);
+    let cpu = (
+        cpu_seconds(|pid| pid == std::process::id()) - cpu_before.0,
+        cpu_seconds(is_postgres) - cpu_before.1,
+    );
     stop_sampling.send(true).unwrap();
     let waits = rt.block_on(sampler).unwrap();
     // psql \copy of the same rows into tables of the same shape: with the
@@ -581,6 +613,12 @@ fn main() {
         rate(ship_time)
     );
     println!("deadlocks while shipping: {deadlocks}");
+    println!(
+        "CPU while shipping and indexing: the collector {:.2} s, PostgreSQL's processes {:.2} s (of {:.2} s on 2 cores)",
+        cpu.0,
+        cpu.1,
+        2.0 * searchable.as_secs_f64()
+    );
     println!("what the collector's connections were doing, sampled every 10 ms: {waits}");
     println!(
         "ratio xray / bare copy of the same rows (steps and decisions): {:.2} (goal >= 0.7); / bare copy of the steps alone: {:.2}; / copy of the steps with the same indexes and FK: {:.2}; without the FK: {:.2}",
