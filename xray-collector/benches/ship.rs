@@ -220,6 +220,14 @@ fn embedded_phase(rt: &tokio::runtime::Runtime, outbox: &Path, dir: &Path, n: u6
 
     let store = xray_collector::backend::sqlite::SqliteStore::open(&dir.join("store.db")).unwrap();
     rt.block_on(store.migrate_up()).unwrap();
+    if let Ok(sql) = std::env::var("XRAY_BENCH_SQLITE_SQL") {
+        // An experiment on the embedded store's schema, as XRAY_BENCH_PG_SQL.
+        eprintln!("XRAY_BENCH_SQLITE_SQL: {sql}");
+        rusqlite::Connection::open(dir.join("store.db"))
+            .unwrap()
+            .execute_batch(&sql)
+            .unwrap();
+    }
     let config = ShipConfig {
         outboxes: vec![outbox.to_path_buf()],
         once: true,
@@ -267,7 +275,57 @@ fn embedded_phase(rt: &tokio::runtime::Runtime, outbox: &Path, dir: &Path, n: u6
             |insert, d| insert.execute(rusqlite::params![d.0, d.1, d.2, d.3, d.4, d.5, d.6, d.7]),
         );
 
+    // The same rows into tables made by the store's own DDL — same
+    // columns, checks and indexes — without its triggers (the search notes
+    // and rollups) and without foreign-key checks (the executions table is
+    // there, empty, for the keys to name): what the schema alone
+    // costs.
+    let same = rusqlite::Connection::open(dir.join("same.db")).unwrap();
+    same.pragma_update(None, "journal_mode", "WAL").unwrap();
+    same.pragma_update(None, "synchronous", "FULL").unwrap();
+    same.pragma_update(None, "foreign_keys", "OFF").unwrap();
+    let ddl: Vec<String> = shipped
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('executions', 'steps', 'decisions')
+               AND type IN ('table', 'index') AND sql IS NOT NULL
+             ORDER BY type = 'index', name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for statement in &ddl {
+        same.execute_batch(statement).unwrap();
+    }
+    let mut same = same;
+    let same_time = bare_inserts(
+        &mut same,
+        "INSERT INTO steps (id, execution_id, parent_id, name, kind, status, input, output, error,
+                            attributes, started_at_us, duration_us)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        &rows,
+        5000,
+        |insert, r| {
+            insert.execute(rusqlite::params![
+                r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10, r.11
+            ])
+        },
+    ) + bare_inserts(
+        &mut same,
+        "INSERT INTO decisions (step_id, ordinal, execution_id, candidate_id, accepted, filter, reason, score)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &decisions,
+        per_tx,
+        |insert, d| insert.execute(rusqlite::params![d.0, d.1, d.2, d.3, d.4, d.5, d.6, d.7]),
+    );
+
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    println!(
+        "embedded: the same rows into the store's own tables and indexes, no triggers: {:>10.0} steps/s ({same_time:.2?}); ratio of the collector to it {:.2}",
+        rate(same_time),
+        rate(ship_time) / rate(same_time)
+    );
     println!(
         "embedded: bare SQLite inserts {:>10.0} steps/s ({bare_time:.2?}), with the {} decisions {:>10.0} steps/s ({all_bare_time:.2?}); xray-collector {:>10.0} steps/s ({ship_time:.2?}; {in_backend:.2} s of it in the store's write transactions; all found by search after {searchable:.2?}); ratio to bare inserts of the same rows {:.2} (goal >= 0.3), of the steps alone {:.2}",
         rate(bare_time),

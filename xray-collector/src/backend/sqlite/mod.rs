@@ -233,11 +233,18 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let merged: Vec<ShipRecord> = merge_by_id(records)
-            .into_iter()
-            .map(|r| crate::backend::storable::record(r).into_owned())
-            .collect();
-        self.with_connection(move |conn| write::write_batch(conn, &merged))
+        let batch = write::Batch::of(
+            merge_by_id(records)
+                .into_iter()
+                .map(crate::backend::storable::record)
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|r| &**r),
+        );
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.with_connection(move |conn| write::write_batch(conn, &batch))
             .await
             .map_err(worker_failed)?
             .map_err(|e| classify(&e))

@@ -4,11 +4,10 @@
 use std::collections::HashSet;
 
 use rusqlite::{params, Connection, TransactionBehavior};
-use uuid::Uuid;
 
 use super::migrations::now_us;
 use crate::backend::DeadLetter;
-use crate::model::{ExecutionRow, ShipRecord, StepRow};
+use crate::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
 
 /// Upserts an execution. The real row, start or end, replaces a
 /// placeholder (whose status is `running`); otherwise a `running` row
@@ -39,23 +38,14 @@ INSERT INTO executions (id, project, name, status, placeholder, started_at_us)
 VALUES (?1, ?2, '(unknown)', 'running', 1, ?3)
 ON CONFLICT (id) DO NOTHING";
 
-/// Upserts a batch's steps, given as one JSON array of rows (`[id,
-/// execution_id, parent_id, name, kind, status, input, output, error,
-/// attributes, started_at_us, duration_us]`, JSON values as their text):
-/// one statement for the whole batch (row by row, statement overhead and,
-/// while the search index was fed by triggers, FTS5 flushing its pending
-/// terms at every statement were most of a batch's time: BENCHMARKS.md,
-/// issue 12); triggers note each written step for the search indexer
-/// (`search_index.rs`). A `running` row never replaces a finished one. (`WHERE true` tells the
-/// parser the `ON CONFLICT` belongs to the insert, not to a join.)
-const UPSERT_STEPS: &str = "
+/// Upserts a step. A `running` row never replaces a finished one. Each
+/// step written is noted for the search indexer by triggers
+/// (`search_index.rs`) and counted in the rollups by others.
+const UPSERT_STEP: &str = "
 INSERT INTO steps
     (id, execution_id, parent_id, name, kind, status, input, output, error, attributes,
      started_at_us, duration_us)
-SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
-       value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11
-FROM json_each(?1)
-WHERE true
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
 ON CONFLICT (id) DO UPDATE SET
     execution_id  = excluded.execution_id,
     parent_id     = coalesce(excluded.parent_id, steps.parent_id),
@@ -70,16 +60,11 @@ ON CONFLICT (id) DO UPDATE SET
     duration_us   = coalesce(excluded.duration_us, steps.duration_us)
 WHERE steps.status = 'running' OR excluded.status <> 'running'";
 
-/// Inserts a batch's decisions, given as one JSON array of rows
-/// (`[step_id, ordinal, execution_id, candidate_id, accepted, filter,
-/// reason, score]`), in one statement like the steps.
-const INSERT_DECISIONS: &str = "
+/// Inserts a step's decision (keyed by step and ordinal).
+const INSERT_DECISION: &str = "
 INSERT INTO decisions
     (step_id, ordinal, execution_id, candidate_id, accepted, filter, reason, score)
-SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5,
-       value ->> 6, value ->> 7
-FROM json_each(?1)
-WHERE true
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
 ON CONFLICT DO NOTHING";
 
 const INSERT_LLM_USAGE: &str = "
@@ -93,67 +78,175 @@ INSERT INTO dead_letters (outbox_id, outbox, seq, record, reason, created_at_us)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
 ON CONFLICT DO NOTHING";
 
-/// Writes already merged records (one per id) in one transaction:
-/// executions, then steps, then decisions and LLM usage.
-pub(super) fn write_batch(conn: &mut Connection, records: &[ShipRecord]) -> rusqlite::Result<()> {
+/// A batch as its statements bind it: ids and JSON as text, every value
+/// owned, so that it is built on the caller's thread (from the shipper's
+/// records, without copying their JSON trees) and moved to the store's
+/// connection thread.
+pub(super) struct Batch {
+    executions: Vec<ExecutionValues>,
+    steps: Vec<StepValues>,
+}
+
+struct ExecutionValues {
+    id: String,
+    project: String,
+    name: String,
+    status: &'static str,
+    metadata: Option<String>,
+    outcome: Option<String>,
+    error: Option<String>,
+    started_at_us: i64,
+    ended_at_us: Option<i64>,
+}
+
+struct StepValues {
+    id: String,
+    execution_id: String,
+    parent_id: Option<String>,
+    project: String,
+    name: String,
+    kind: Option<String>,
+    status: &'static str,
+    input: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
+    attributes: Option<String>,
+    started_at_us: i64,
+    duration_us: Option<i64>,
+    decisions: Vec<Decision>,
+    llm_usage: Vec<LlmUsage>,
+}
+
+impl Batch {
+    /// The values of `records`, already merged (one per id) and storable.
+    pub(super) fn of<'a>(records: impl IntoIterator<Item = &'a ShipRecord>) -> Batch {
+        let mut batch = Batch {
+            executions: Vec::new(),
+            steps: Vec::new(),
+        };
+        for record in records {
+            match record {
+                ShipRecord::Execution(e) => batch.executions.push(ExecutionValues::of(e)),
+                ShipRecord::Step(s) => batch.steps.push(StepValues::of(s)),
+            }
+        }
+        batch
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.executions.is_empty() && self.steps.is_empty()
+    }
+}
+
+impl ExecutionValues {
+    fn of(e: &ExecutionRow) -> Self {
+        ExecutionValues {
+            id: e.id.to_string(),
+            project: e.project.clone(),
+            name: e.name.clone(),
+            status: e.status.as_str(),
+            metadata: json_text(e.metadata.as_ref()),
+            outcome: json_text(e.outcome.as_ref()),
+            error: e.error.clone(),
+            started_at_us: e.started_at_us,
+            ended_at_us: e.ended_at_us,
+        }
+    }
+}
+
+impl StepValues {
+    fn of(s: &StepRow) -> Self {
+        StepValues {
+            id: s.id.to_string(),
+            execution_id: s.execution_id.to_string(),
+            parent_id: s.parent_id.map(|p| p.to_string()),
+            project: s.project.clone(),
+            name: s.name.clone(),
+            kind: s.kind.clone(),
+            status: s.status.as_str(),
+            input: json_text(s.input.as_ref()),
+            output: json_text(s.output.as_ref()),
+            error: s.error.clone(),
+            attributes: json_text(s.attributes.as_ref()),
+            started_at_us: s.started_at_us,
+            duration_us: s.duration_us,
+            decisions: s.decisions.clone(),
+            llm_usage: s.llm_usage.clone(),
+        }
+    }
+}
+
+/// Writes a batch in one transaction: executions, placeholders for the
+/// executions its steps name and it does not carry, then each step with
+/// its decisions and LLM usage, row by row (prepared statements; the
+/// search index and the rollups are fed by triggers that cost no more
+/// per row than per statement: BENCHMARKS.md, issue 12).
+pub(super) fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
     // IMMEDIATE takes the write lock up front (waiting up to the busy
     // timeout) instead of failing mid-transaction on a lock upgrade.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-
-    let executions = records.iter().filter_map(|r| match r {
-        ShipRecord::Execution(e) => Some(e),
-        ShipRecord::Step(_) => None,
-    });
-    let steps = || {
-        records.iter().filter_map(|r| match r {
-            ShipRecord::Step(s) => Some(s),
-            ShipRecord::Execution(_) => None,
-        })
-    };
-
     // Executions written in this batch (or given a placeholder already)
     // need no placeholder for their steps.
-    let mut known_executions: HashSet<Uuid> = HashSet::new();
+    let mut known_executions: HashSet<&str> = HashSet::new();
     {
         let mut upsert = tx.prepare_cached(UPSERT_EXECUTION)?;
-        for e in executions {
-            upsert_execution(&mut upsert, e)?;
-            known_executions.insert(e.id);
+        for e in &batch.executions {
+            upsert.execute(params![
+                e.id,
+                e.project,
+                e.name,
+                e.status,
+                e.metadata,
+                e.outcome,
+                e.error,
+                e.started_at_us,
+                e.ended_at_us
+            ])?;
+            known_executions.insert(&e.id);
+        }
+        let mut placeholder = tx.prepare_cached(INSERT_PLACEHOLDER_EXECUTION)?;
+        for s in &batch.steps {
+            if known_executions.insert(&s.execution_id) {
+                placeholder.execute(params![s.execution_id, s.project, s.started_at_us])?;
+            }
         }
     }
     {
-        let mut placeholder = tx.prepare_cached(INSERT_PLACEHOLDER_EXECUTION)?;
-        for s in steps() {
-            if known_executions.insert(s.execution_id) {
-                placeholder.execute(params![
-                    s.execution_id.to_string(),
-                    s.project,
-                    s.started_at_us
+        let mut upsert = tx.prepare_cached(UPSERT_STEP)?;
+        let mut decision = tx.prepare_cached(INSERT_DECISION)?;
+        let mut usage = tx.prepare_cached(INSERT_LLM_USAGE)?;
+        for s in &batch.steps {
+            upsert.execute(params![
+                s.id,
+                s.execution_id,
+                s.parent_id,
+                s.name,
+                s.kind,
+                s.status,
+                s.input,
+                s.output,
+                s.error,
+                s.attributes,
+                s.started_at_us,
+                s.duration_us
+            ])?;
+            for (ordinal, d) in (0_i64..).zip(&s.decisions) {
+                decision.execute(params![
+                    s.id,
+                    ordinal,
+                    s.execution_id,
+                    d.candidate_id,
+                    d.accepted,
+                    d.filter,
+                    d.reason,
+                    d.score
                 ])?;
             }
-        }
-        if steps().next().is_some() {
-            tx.prepare_cached(UPSERT_STEPS)?
-                .execute([step_rows(steps())?])?;
-        }
-    }
-    {
-        if steps().any(|s| !s.decisions.is_empty()) {
-            tx.prepare_cached(INSERT_DECISIONS)?
-                .execute([decision_rows(steps())?])?;
-        }
-        let mut usage = tx.prepare_cached(INSERT_LLM_USAGE)?;
-        for s in steps() {
-            if s.llm_usage.is_empty() {
-                continue;
-            }
-            let step_id = s.id.to_string();
-            let execution_id = s.execution_id.to_string();
             for (ordinal, u) in (0_i64..).zip(&s.llm_usage) {
                 usage.execute(params![
-                    step_id,
+                    s.id,
                     ordinal,
-                    execution_id,
+                    s.execution_id,
                     u.model,
                     u.prompt_tokens,
                     u.completion_tokens
@@ -162,69 +255,6 @@ pub(super) fn write_batch(conn: &mut Connection, records: &[ShipRecord]) -> rusq
         }
     }
     tx.commit()
-}
-
-fn upsert_execution(
-    stmt: &mut rusqlite::CachedStatement<'_>,
-    e: &ExecutionRow,
-) -> rusqlite::Result<()> {
-    stmt.execute(params![
-        e.id.to_string(),
-        e.project,
-        e.name,
-        e.status.as_str(),
-        json_text(e.metadata.as_ref()),
-        json_text(e.outcome.as_ref()),
-        e.error,
-        e.started_at_us,
-        e.ended_at_us
-    ])?;
-    Ok(())
-}
-
-/// The steps' decisions as the JSON array of rows [`INSERT_DECISIONS`]
-/// reads.
-fn decision_rows<'a>(steps: impl Iterator<Item = &'a StepRow>) -> rusqlite::Result<String> {
-    let rows: Vec<_> = steps
-        .flat_map(|s| {
-            (0_i64..).zip(&s.decisions).map(move |(ordinal, d)| {
-                (
-                    s.id,
-                    ordinal,
-                    s.execution_id,
-                    &d.candidate_id,
-                    d.accepted,
-                    &d.filter,
-                    &d.reason,
-                    d.score,
-                )
-            })
-        })
-        .collect();
-    serde_json::to_string(&rows).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-}
-
-/// The steps as the JSON array of rows [`UPSERT_STEPS`] reads.
-fn step_rows<'a>(steps: impl Iterator<Item = &'a StepRow>) -> rusqlite::Result<String> {
-    let rows: Vec<_> = steps
-        .map(|s| {
-            (
-                s.id,
-                s.execution_id,
-                s.parent_id,
-                &s.name,
-                &s.kind,
-                s.status.as_str(),
-                json_text(s.input.as_ref()),
-                json_text(s.output.as_ref()),
-                &s.error,
-                json_text(s.attributes.as_ref()),
-                s.started_at_us,
-                s.duration_us,
-            )
-        })
-        .collect();
-    serde_json::to_string(&rows).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
 
 /// Stores refused records, idempotent by `(outbox_id, seq)`.
