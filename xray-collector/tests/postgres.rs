@@ -9,6 +9,7 @@ mod support;
 
 use std::time::Duration;
 
+use serde_json::json;
 use support::pg;
 use support::records::{execution, filter_step, new_id, step};
 use xray_collector::backend::{
@@ -102,6 +103,134 @@ async fn two_batches_written_at_once_that_share_executions_do_not_deadlock() {
     );
 }
 
+const DAY_US: i64 = 86_400_000_000;
+
+/// Where each step's search entry is: the name of its partition of
+/// `xray.step_search`, per step, and how many entries each step has.
+async fn search_partitions(db: &pg::TestDb, steps: &[uuid::Uuid]) -> Vec<(String, i64)> {
+    let client = db.client().await;
+    let mut found = Vec::new();
+    for step in steps {
+        let row = client
+            .query_one(
+                "SELECT coalesce(min(tableoid::regclass::text), ''), count(*)
+                 FROM xray.step_search WHERE step_id = $1",
+                &[step],
+            )
+            .await
+            .unwrap();
+        found.push((row.get(0), row.get(1)));
+    }
+    found
+}
+
+/// `xray.step_search` is partitioned by the UTC day a step started
+/// (migration 10): the last microsecond of a day and the first of the next
+/// land in their own days' partitions, a step written again keeps one
+/// entry, a step whose day is out of range (a clock years off) is kept in
+/// the default partition, and every one of them is found.
+#[tokio::test]
+async fn search_entries_land_in_their_day_partition_and_are_all_found() {
+    let (db, store) = migrated_postgres().await;
+    let today_us = jiff::Timestamp::now().as_microsecond() / DAY_US * DAY_US;
+    let execution_id = new_id();
+    let at = [
+        today_us - 1,                 // yesterday's last microsecond
+        today_us,                     // today's first
+        today_us - 11 * 365 * DAY_US, // eleven years ago
+        today_us + 30 * DAY_US,       // a month ahead
+    ];
+    let steps: Vec<_> = at.iter().map(|_| new_id()).collect();
+    let mut records = vec![execution(execution_id).at(at[2]).record()];
+    for (id, at) in steps.iter().zip(at) {
+        records.push(
+            step(*id, execution_id)
+                .at(at)
+                .output(json!({"note": "quokka"}))
+                .record(),
+        );
+    }
+    store.write(&records).await.unwrap();
+    xray_collector::indexing::catch_up(&store).await.unwrap();
+    // Written again (re-shipped, a new output): still one entry each.
+    let again: Vec<_> = steps
+        .iter()
+        .zip(at)
+        .map(|(id, at)| {
+            step(*id, execution_id)
+                .at(at)
+                .output(json!({"note": "quokka wombat"}))
+                .record()
+        })
+        .collect();
+    store.write(&again).await.unwrap();
+    xray_collector::indexing::catch_up(&store).await.unwrap();
+
+    let day = |us: i64| {
+        jiff::Timestamp::from_microsecond(us)
+            .unwrap()
+            .strftime("xray.step_search_%Y%m%d")
+            .to_string()
+    };
+    let other = "xray.step_search_other".to_string();
+    assert_eq!(
+        search_partitions(&db, &steps).await,
+        vec![
+            (day(at[0]), 1),
+            (day(at[1]), 1),
+            (other.clone(), 1),
+            (other.clone(), 1)
+        ]
+    );
+    let mut found: Vec<_> = store
+        .search("wombat", 10, None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|h| h.step_id)
+        .collect();
+    found.sort_unstable();
+    let mut expected = steps.clone();
+    expected.sort_unstable();
+    assert_eq!(
+        found, expected,
+        "every step found, once, with its new output"
+    );
+
+    // The month ahead comes into range (as if it were a day before it):
+    // its entry moves out of the default partition into its day's.
+    let ahead = jiff::Timestamp::from_microsecond(at[3]).unwrap();
+    let ahead_day = ahead.strftime("%Y-%m-%d").to_string();
+    db.client()
+        .await
+        .execute(
+            "SELECT xray.step_search_day($1::text::date, $1::text::date - 1)",
+            &[&ahead_day],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        search_partitions(&db, &steps[3..]).await,
+        vec![(day(at[3]), 1)]
+    );
+    assert_eq!(store.search("wombat", 10, None).await.unwrap().len(), 4);
+
+    // Deleted with their steps, from whichever partition holds them.
+    db.client()
+        .await
+        .execute(
+            "DELETE FROM xray.executions WHERE id = $1",
+            &[&execution_id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        search_partitions(&db, &steps).await,
+        vec![(String::new(), 0); 4]
+    );
+    assert!(store.search("wombat", 10, None).await.unwrap().is_empty());
+}
+
 #[tokio::test]
 async fn a_search_past_its_statement_timeout_is_stopped_by_the_server_and_the_store_goes_on() {
     let (db, store) = migrated_postgres().await;
@@ -169,7 +298,9 @@ async fn two_collectors_migrating_at_once_both_succeed_and_apply_each_version_on
             "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'xray'",
         )
         .await;
-        assert_eq!(tables.len(), 11, "{tables:?}");
+        // Ten tables and the rollups' view, and step_search's default
+        // partition.
+        assert_eq!(tables.len(), 12, "{tables:?}");
     }
 }
 

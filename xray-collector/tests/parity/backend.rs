@@ -122,7 +122,14 @@ impl Backend {
     pub fn backend_tables(&self) -> &'static [&'static str] {
         match self.raw {
             Raw::Embedded { .. } => &["finished_steps", "search_pending", "steps_fts"],
-            Raw::Postgres { .. } => &["rollup_widths", "search_pending", "step_search"],
+            // step_search_other: the search index's default partition (its
+            // day partitions come with the steps indexed).
+            Raw::Postgres { .. } => &[
+                "rollup_widths",
+                "search_pending",
+                "step_search",
+                "step_search_other",
+            ],
         }
     }
 

@@ -71,6 +71,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0009_reads_at_scale.up.sql"),
         down: include_str!("migrations/0009_reads_at_scale.down.sql"),
     },
+    Migration {
+        version: 10,
+        name: "search_by_day",
+        up: include_str!("migrations/0010_search_by_day.up.sql"),
+        down: include_str!("migrations/0010_search_by_day.down.sql"),
+    },
 ];
 
 /// The advisory-lock key every collector migrates under: the bytes of

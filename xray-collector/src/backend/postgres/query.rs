@@ -458,17 +458,19 @@ async fn why(
 }
 
 /// The matches of `$1` in a window of start times, newest first, at most
-/// `$2`: the GIN index's matches intersected with the start index's
-/// window (a `BitmapAnd`), so that only the window's matches are visited.
-/// Without the window, finding the newest matches of a common word meant
-/// visiting every match (BENCHMARKS.md, issue 12).
+/// `$2`, with their rank. `xray.step_search` is partitioned by the day a
+/// step started (migration 10), so a window's query reads only the
+/// partitions of its days; in one table, every window visited the word's
+/// matches all over it (BENCHMARKS.md, issue 12). The rank is computed
+/// over the window's newest matches only.
 macro_rules! newest_matches {
     ($window:expr) => {
         concat!(
-            "SELECT x.step_id FROM xray.step_search x \
-             WHERE x.search @@ plainto_tsquery('simple', $1) AND ",
+            "SELECT m.step_id, ts_rank(m.search, plainto_tsquery('simple', $1))::float8 FROM ( \
+                 SELECT x.step_id, x.search FROM xray.step_search x \
+                 WHERE x.search @@ plainto_tsquery('simple', $1) AND ",
             $window,
-            " ORDER BY x.started_at DESC LIMIT $2"
+            "    ORDER BY x.started_at DESC LIMIT $2) m"
         )
     };
 }
@@ -495,16 +497,14 @@ const SEARCH_WINDOWS: [i64; 5] = [
     365 * 86_400_000_000,
 ];
 
-/// The steps `$3` (the newest [`SEARCH_NEWEST`] matches) are ranked in
-/// `xray.step_search` alone; only those that can make the page — ranked
-/// at least as well as the `$2`-th best, ties included — are joined to
-/// their steps and executions for the full order (rank, then newest, then
-/// id).
+/// The steps `$2` (the newest [`SEARCH_NEWEST`] matches), ranked `$3`:
+/// only those that can make the page — ranked at least as well as the
+/// `$1`-th best, ties included — are joined to their steps and executions
+/// for the full order (rank, then newest, then id).
 const SEARCH: &str = concat!(
     "WITH ranked AS MATERIALIZED ( \
-         SELECT x.step_id, ts_rank(x.search, plainto_tsquery('simple', $1))::float8 AS rank \
-         FROM xray.step_search x WHERE x.step_id = ANY ($3)), \
-     cut AS (SELECT rank FROM ranked ORDER BY rank DESC LIMIT 1 OFFSET greatest($2::int8 - 1, 0)) \
+         SELECT * FROM unnest($2::uuid[], $3::float8[]) AS r(step_id, rank)), \
+     cut AS (SELECT rank FROM ranked ORDER BY rank DESC LIMIT 1 OFFSET greatest($1::int8 - 1, 0)) \
      SELECT s.execution_id, e.name, s.id, s.name, s.status, ",
     us!("s.started_at"),
     ", r.rank \
@@ -512,7 +512,7 @@ const SEARCH: &str = concat!(
           JOIN xray.executions e ON e.id = s.execution_id \
      WHERE r.rank >= coalesce((SELECT rank FROM cut), '-Infinity'::float8) \
      ORDER BY r.rank DESC, s.started_at DESC, s.id \
-     LIMIT $2"
+     LIMIT $1"
 );
 
 /// In one read-only transaction: the newest matches, window by window
@@ -532,6 +532,8 @@ async fn search(
     let deadline = timeout.map(|t| Instant::now() + t);
     let now = jiff::Timestamp::now().as_microsecond();
     let mut ids: Vec<Uuid> = Vec::new();
+    let mut ranks: Vec<f64> = Vec::new();
+    let mut seen: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
     let mut newer_than: Option<i64> = None;
     // Each window's lower bound (None: no bound, the oldest window).
     let froms = SEARCH_WINDOWS
@@ -553,11 +555,20 @@ async fn search(
             (None, Some(to)) => tx.query(NEWEST_BEFORE, &[&text, &left, &to]).await?,
             (None, None) => tx.query(NEWEST_ANY, &[&text, &left]).await?,
         };
-        ids.extend(rows.iter().map(|r| r.get::<_, Uuid>(0)));
+        for row in &rows {
+            // A step has one entry, in the partition of its start day; a
+            // step whose start changed between its records could have
+            // left one at the old day too: it counts once.
+            let id: Uuid = row.get(0);
+            if seen.insert(id) {
+                ids.push(id);
+                ranks.push(row.get(1));
+            }
+        }
         newer_than = from;
     }
     time_left(&tx, deadline).await?;
-    let rows = tx.query(SEARCH, &[&text, &limit, &ids]).await?;
+    let rows = tx.query(SEARCH, &[&limit, &ids, &ranks]).await?;
     tx.commit().await?;
     Ok(rows
         .iter()

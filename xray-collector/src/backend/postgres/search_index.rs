@@ -1,7 +1,8 @@
 //! [`SearchIndex`] for PostgreSQL: steps noted in `xray.search_pending` by
 //! the shipping transaction become rows of `xray.step_search` (a
-//! `tsvector` and its GIN index), a batch per statement, on the indexer's
-//! own connection.
+//! `tsvector` and its GIN index), a batch per transaction, on the indexer's
+//! own connection. `xray.step_search` is partitioned by the day a step
+//! started (migration 10); a batch first makes the partitions of its days.
 //!
 //! # One indexer at a time
 //!
@@ -14,6 +15,7 @@
 //! over it. Two batches at once could commit in the other order.
 
 use tokio_postgres::Client;
+use uuid::Uuid;
 
 use crate::backend::postgres::PostgresStore;
 use crate::backend::{SearchIndex, StoreError};
@@ -36,23 +38,27 @@ macro_rules! searched_text {
     };
 }
 
-/// Takes up to `$1` notes and (re)indexes the steps they name, in id
-/// order; a note whose step is gone (pruned) is dropped. Answers the notes
-/// taken.
-const INDEX_BATCH: &str = concat!(
-    "WITH taken AS (
-         DELETE FROM xray.search_pending
-         WHERE ctid = ANY (ARRAY(SELECT ctid FROM xray.search_pending LIMIT $1))
-         RETURNING step_id),
-     indexed AS (
-         INSERT INTO xray.step_search AS x (step_id, search, started_at)
-         SELECT s.id, ",
+/// Takes up to `$1` notes; answers the steps they name.
+const TAKE_NOTES: &str = "DELETE FROM xray.search_pending
+     WHERE ctid = ANY (ARRAY(SELECT ctid FROM xray.search_pending LIMIT $1))
+     RETURNING step_id";
+
+/// Makes the partitions of the days (UTC) the steps `$1` started on
+/// (`xray.step_search_day`, migration 10), before their entries are
+/// written.
+const MAKE_DAYS: &str = "SELECT xray.step_search_day(d) FROM (
+         SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date AS d
+         FROM xray.steps WHERE id = ANY ($1)) days";
+
+/// (Re)indexes the steps `$1`, in id order; a step that is gone (pruned)
+/// is skipped.
+const INDEX_STEPS: &str = concat!(
+    "INSERT INTO xray.step_search AS x (step_id, search, started_at)
+     SELECT s.id, ",
     searched_text!(),
-    ", s.started_at FROM xray.steps s WHERE s.id IN (SELECT step_id FROM taken)
-         ORDER BY s.id
-         ON CONFLICT (step_id) DO UPDATE SET search = EXCLUDED.search, started_at = EXCLUDED.started_at
-         RETURNING 1)
-     SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM indexed)"
+    ", s.started_at FROM xray.steps s WHERE s.id = ANY ($1)
+     ORDER BY s.id
+     ON CONFLICT (step_id, started_at) DO UPDATE SET search = EXCLUDED.search"
 );
 
 impl SearchIndex for PostgresStore {
@@ -63,11 +69,22 @@ impl SearchIndex for PostgresStore {
     }
 }
 
+/// One batch in one transaction: the notes taken, their days' partitions
+/// made, their steps indexed; how many notes it took.
 async fn index_batch(client: &mut Client, batch: i64) -> Result<u64, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&INDEX_LOCK_KEY])
         .await?;
-    let row = tx.query_one(INDEX_BATCH, &[&batch]).await?;
+    let steps: Vec<Uuid> = tx
+        .query(TAKE_NOTES, &[&batch])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !steps.is_empty() {
+        tx.execute(MAKE_DAYS, &[&steps]).await?;
+        tx.execute(INDEX_STEPS, &[&steps]).await?;
+    }
     tx.commit().await?;
-    Ok(row.get::<_, i64>(0).max(0) as u64)
+    Ok(steps.len() as u64)
 }
