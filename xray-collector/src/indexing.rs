@@ -4,7 +4,7 @@
 //!
 //! Shipping never waits for the index: a store under more load than it can
 //! index lets search lag rather than the outbox grow. While the shipper is
-//! behind (an outbox holds more than the round it is writing), the daemon's
+//! behind (its rounds of batches come full), the daemon's
 //! indexer leaves the machine to it for up to [`MAX_LAG`] at a time: on a
 //! small machine shipping and indexing compete for the same cores, and an
 //! outbox that fills up drops steps, while a search that lags a few

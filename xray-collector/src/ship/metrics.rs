@@ -36,7 +36,7 @@ pub struct Metrics {
     search_indexed: Counter,
     search_failures: Counter,
     search_current: Gauge<f64, AtomicU64>,
-    /// More is waiting in an outbox than the shipper has in hand.
+    /// The shipper's rounds come full.
     shipping_behind: AtomicBool,
     state: Mutex<State>,
 }
@@ -163,9 +163,9 @@ impl Metrics {
         self.search_current.set(now_us() as f64 / 1e6);
     }
 
-    /// Whether an outbox holds more than the round the shipper is writing
-    /// (set by the shipper after each read), i.e. shipping is going as fast
-    /// as it can; the search indexer then leaves it the machine for a while
+    /// Whether the shipper's rounds come full (set after each round), i.e.
+    /// an outbox holds more than it can take at once and shipping is going
+    /// as fast as it can; the search indexer then leaves it the machine for a while
     /// ([`crate::indexing::keep`]).
     pub fn shipping_behind(&self) -> bool {
         self.shipping_behind.load(Ordering::Relaxed)

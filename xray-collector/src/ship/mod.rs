@@ -269,6 +269,15 @@ impl<S: Store> Shipper<S> {
             .max(1)
     }
 
+    /// Whether a round took as many batches, each as large, as it may.
+    fn is_full(&self, round: &[ReadBatch]) -> bool {
+        round.len() >= self.round_size()
+            && round.iter().all(|b| {
+                b.records.len() + b.problems.len() >= self.config.batch_rows
+                    || b.bytes >= self.config.batch_bytes
+            })
+    }
+
     /// Opens the outbox if needed and reads its next round (its next
     /// batches, none of them empty); `None` when it is missing or
     /// unreadable right now.
@@ -411,9 +420,10 @@ impl<S: Store> Shipper<S> {
         };
         let (written, next) = tokio::join!(writes, prefetch);
         state.prefetched = next.unwrap_or_default();
-        if !state.prefetched.is_empty() {
-            self.metrics.set_shipping_behind(true);
-        }
+        // Behind while rounds come full: the outbox holds more than one
+        // round can take (with several outboxes, as the last one
+        // delivered says).
+        self.metrics.set_shipping_behind(self.is_full(&round));
         for dead in written {
             summary.dead_letters += dead?;
         }

@@ -49,7 +49,13 @@ BEGIN
         DELETE FROM xray.step_search_other WHERE started_at >= low AND started_at < high
         RETURNING step_id, search, started_at)
     SELECT array_agg(ROW(m.step_id, m.search, m.started_at)::xray.step_search) INTO moved FROM m;
-    EXECUTE format('CREATE TABLE xray.%I PARTITION OF xray.step_search FOR VALUES FROM (%L) TO (%L)',
+    -- Made, then attached: CREATE TABLE … PARTITION OF would lock the
+    -- whole index against searches (ACCESS EXCLUSIVE on the parent);
+    -- ATTACH takes SHARE UPDATE EXCLUSIVE on it (and ACCESS EXCLUSIVE on
+    -- the default partition, emptied of that day above), so searches
+    -- and indexing go on.
+    EXECUTE format('CREATE TABLE xray.%I (LIKE xray.step_search)', part);
+    EXECUTE format('ALTER TABLE xray.step_search ATTACH PARTITION xray.%I FOR VALUES FROM (%L) TO (%L)',
                    part, low, high);
     IF moved IS NOT NULL THEN
         INSERT INTO xray.step_search SELECT * FROM unnest(moved);
