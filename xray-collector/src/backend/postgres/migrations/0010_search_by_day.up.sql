@@ -20,15 +20,14 @@ ALTER INDEX xray.step_search_newest RENAME TO step_search_before_days_newest;
 -- No foreign key to xray.steps: deleting a step would look for its entry
 -- in every partition. delete_step_children (below) deletes a deleted
 -- step's entry from its day's partition.
+-- Its key and indexes are made after the existing entries are copied in
+-- (below): built whole, per partition, rather than grown entry by entry.
 CREATE TABLE xray.step_search (
     step_id    uuid        NOT NULL,
     search     tsvector    NOT NULL,
-    started_at timestamptz NOT NULL,
-    PRIMARY KEY (step_id, started_at)
+    started_at timestamptz NOT NULL
 ) PARTITION BY RANGE (started_at);
 CREATE TABLE xray.step_search_other PARTITION OF xray.step_search DEFAULT;
-CREATE INDEX step_search_search ON xray.step_search USING gin (search);
-CREATE INDEX step_search_newest ON xray.step_search (started_at DESC);
 
 -- The partition of `day` (UTC), made if it is missing and `day` is within
 -- ten years before and a week after `today`; the rows of that day kept in
@@ -68,6 +67,10 @@ FROM (SELECT DISTINCT (started_at AT TIME ZONE 'UTC')::date AS d FROM xray.step_
 INSERT INTO xray.step_search (step_id, search, started_at)
 SELECT step_id, search, started_at FROM xray.step_search_before_days;
 DROP TABLE xray.step_search_before_days;
+SET LOCAL maintenance_work_mem = '256MB';
+ALTER TABLE xray.step_search ADD PRIMARY KEY (step_id, started_at);
+CREATE INDEX step_search_search ON xray.step_search USING gin (search);
+CREATE INDEX step_search_newest ON xray.step_search (started_at DESC);
 
 -- A deleted step's search entry goes with it, looked for in the partition
 -- of its day only (one statement per day the deleted steps started on).
