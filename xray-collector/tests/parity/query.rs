@@ -1010,20 +1010,28 @@ async fn search_ranks_the_newest_matches_of_a_common_word(db: Backend) {
 
 async fn search_finds_matches_of_every_age(db: Backend) {
     // Across the windows PostgreSQL looks for the newest matches in (the
-    // last hour, day, week, month, year, then older), and in the future.
+    // last hour, day, then doubling to 512 days, then older), one match
+    // in each, and in the future.
     let now = jiff::Timestamp::now().as_microsecond();
     let minute = 60_000_000;
+    let day = 1_440 * minute;
     let exec = id(1);
     let ages = [
         -5 * minute,
         10 * minute,
         5 * 60 * minute,
-        3 * 1_440 * minute,
-        20 * 1_440 * minute,
-        100 * 1_440 * minute,
-        800 * 1_440 * minute,
+        36 * 60 * minute,
+        3 * day,
+        6 * day,
+        12 * day,
+        20 * day,
+        50 * day,
+        100 * day,
+        200 * day,
+        400 * day,
+        800 * day,
     ];
-    let mut records = vec![execution(exec).at(now - 900 * 1_440 * minute).record()];
+    let mut records = vec![execution(exec).at(now - 900 * day).record()];
     records.extend(ages.iter().enumerate().map(|(i, age)| {
         step(id(50 + i as u128), exec)
             .output(json!({"note": "a numbat was here"}))
@@ -1032,8 +1040,9 @@ async fn search_finds_matches_of_every_age(db: Backend) {
     }));
     db.store.write(&records).await.unwrap();
     let expected: Vec<Uuid> = (0..ages.len() as u128).map(|i| id(50 + i)).collect();
+    xray_collector::indexing::catch_up(&db.store).await.unwrap();
     assert_eq!(
-        found(&db.store, "numbat").await,
+        step_ids(&db.store.search("numbat", 20, None).await.unwrap()),
         expected,
         "equal ranks, newest first"
     );

@@ -485,17 +485,28 @@ const NEWEST_BEFORE: &str = newest_matches!(concat!("x.started_at < ", ts!("$3::
 const NEWEST_ANY: &str = newest_matches!("true");
 
 /// The windows the newest matches are looked for in, by age from now
-/// (µs), newest first; then everything older. Each window costs a scan of
-/// the word's GIN entries, and the last one the visit of its matches: of
-/// the sets tried (doubling from an hour; seven steps to a year) these
-/// five measured best at 10 M steps (BENCHMARKS.md, issue 12).
-const SEARCH_WINDOWS: [i64; 5] = [
-    3_600_000_000,
-    86_400_000_000,
-    7 * 86_400_000_000,
-    30 * 86_400_000_000,
-    365 * 86_400_000_000,
-];
+/// (µs), newest first; then everything older: an hour, a day, then
+/// doubling to 512 days. Each window's query reads only the partitions
+/// of its days and stops at what is still wanted, so a common word costs
+/// a day or two of its matches and a rare one a dozen quick queries
+/// (BENCHMARKS.md, issue 12; in one table, every window rebuilt the
+/// word's whole bitmap and five coarse windows measured best).
+const SEARCH_WINDOWS: [i64; 11] = {
+    const DAY: i64 = 86_400_000_000;
+    [
+        DAY / 24,
+        DAY,
+        2 * DAY,
+        4 * DAY,
+        8 * DAY,
+        16 * DAY,
+        32 * DAY,
+        64 * DAY,
+        128 * DAY,
+        256 * DAY,
+        512 * DAY,
+    ]
+};
 
 /// The steps `$2` (the newest [`SEARCH_NEWEST`] matches), ranked `$3`:
 /// only those that can make the page — ranked at least as well as the
