@@ -11,7 +11,7 @@
 //! read-only `REPEATABLE READ` transaction, so they see one snapshot.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, Row, Transaction};
@@ -474,14 +474,16 @@ macro_rules! newest_matches {
         )
     };
 }
-const NEWEST_SINCE: &str = newest_matches!(concat!("x.started_at >= ", ts!("$3::int8")));
-const NEWEST_BETWEEN: &str = newest_matches!(concat!(
-    "x.started_at >= ",
-    ts!("$3::int8"),
-    " AND x.started_at < ",
-    ts!("$4::int8")
-));
-const NEWEST_BEFORE: &str = newest_matches!(concat!("x.started_at < ", ts!("$3::int8")));
+// The bounds are `timestamptz` parameters, not microseconds turned into
+// one in SQL: compared with a value, the partitions are pruned when the
+// statement is planned (0.2 ms), while an expression of the parameter
+// (`'epoch' + µs * interval`, only stable) leaves every partition to be
+// planned and pruned when it runs (25 ms at 32 partitions, more with every
+// day kept).
+const NEWEST_SINCE: &str = newest_matches!("x.started_at >= $3::timestamptz");
+const NEWEST_BETWEEN: &str =
+    newest_matches!("x.started_at >= $3::timestamptz AND x.started_at < $4::timestamptz");
+const NEWEST_BEFORE: &str = newest_matches!("x.started_at < $3::timestamptz");
 const NEWEST_ANY: &str = newest_matches!("true");
 
 /// The windows the newest matches are looked for in, by age from now
@@ -557,7 +559,7 @@ async fn search(
             break;
         }
         time_left(&tx, deadline).await?;
-        let rows = match (from, newer_than) {
+        let rows = match (from.map(system_time), newer_than.map(system_time)) {
             (Some(from), None) => tx.query(NEWEST_SINCE, &[&text, &left, &from]).await?,
             (Some(from), Some(to)) => {
                 tx.query(NEWEST_BETWEEN, &[&text, &left, &from, &to])
@@ -593,6 +595,17 @@ async fn search(
             rank: r.get(6),
         })
         .collect())
+}
+
+/// Microseconds since the Unix epoch as a time (a `timestamptz`
+/// parameter), before the epoch as well as after.
+fn system_time(us: i64) -> SystemTime {
+    let offset = Duration::from_micros(us.unsigned_abs());
+    if us >= 0 {
+        UNIX_EPOCH + offset
+    } else {
+        UNIX_EPOCH - offset
+    }
 }
 
 /// Before each statement of a search with a deadline: a
