@@ -28,6 +28,13 @@ pub async fn prune(
     loop {
         let batch = batch_with_retries(store, filter).await?;
         if batch.executions == 0 {
+            let dropped = store.after_prune(filter).await?;
+            if dropped > 0 {
+                tracing::info!(
+                    partitions = dropped,
+                    "dropped the search index's emptied days"
+                );
+            }
             return Ok(total);
         }
         total += batch;

@@ -14,8 +14,9 @@ use support::pg;
 use support::records::{execution, filter_step, new_id, step};
 use xray_collector::backend::{
     postgres::{classify, redact_url, PostgresStore, MIGRATIONS},
-    Migrations, QueryStore, Store, StoreError,
+    Migrations, PruneFilter, QueryStore, Store, StoreError,
 };
+use xray_collector::retention;
 
 /// A migrated, empty database and a store connected to it.
 async fn migrated_postgres() -> (pg::TestDb, PostgresStore) {
@@ -229,6 +230,70 @@ async fn search_entries_land_in_their_day_partition_and_are_all_found() {
         vec![(String::new(), 0); 4]
     );
     assert!(store.search("wombat", 10, None).await.unwrap().is_empty());
+}
+
+/// A prune leaves the search index's days before its cutoff empty, and
+/// drops them; a day still holding another project's steps, and the days
+/// after the cutoff, stay.
+#[tokio::test]
+async fn a_prune_drops_the_search_days_it_emptied() {
+    let (db, store) = migrated_postgres().await;
+    let today_us = jiff::Timestamp::now().as_microsecond() / DAY_US * DAY_US;
+    let (old, kept, other) = (new_id(), new_id(), new_id());
+    let (old_step, old_step_2, kept_step, other_step) = (new_id(), new_id(), new_id(), new_id());
+    store
+        .write(&[
+            execution(old).at(today_us - 41 * DAY_US).record(),
+            step(old_step, old).at(today_us - 41 * DAY_US).record(),
+            step(old_step_2, old).at(today_us - 40 * DAY_US).record(),
+            execution(other)
+                .project("elsewhere")
+                .at(today_us - 40 * DAY_US)
+                .record(),
+            step(other_step, other)
+                .at(today_us - 40 * DAY_US + 1)
+                .record(),
+            execution(kept).at(today_us).record(),
+            step(kept_step, kept).at(today_us).record(),
+        ])
+        .await
+        .unwrap();
+    xray_collector::indexing::catch_up(&store).await.unwrap();
+    let days = || async {
+        pg::column::<String>(
+            &db.client().await,
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'xray.step_search'::regclass ORDER BY 1",
+        )
+        .await
+    };
+    let day = |us: i64| {
+        jiff::Timestamp::from_microsecond(us)
+            .unwrap()
+            .strftime("step_search_%Y%m%d")
+            .to_string()
+    };
+    let all = vec![
+        day(today_us - 41 * DAY_US),
+        day(today_us - 40 * DAY_US),
+        day(today_us),
+        "step_search_other".to_string(),
+    ];
+    assert_eq!(days().await, all);
+
+    let filter = PruneFilter::older_than(30 * DAY_US, Some("shop".into()));
+    let pruned = retention::prune(&store, &filter, false).await.unwrap();
+    assert_eq!((pruned.executions, pruned.steps), (1, 2));
+    // Day -41 held only the pruned steps; day -40 still holds the other
+    // project's step.
+    assert_eq!(days().await, all[1..].to_vec());
+    assert_eq!(
+        search_partitions(&db, &[other_step, kept_step]).await,
+        vec![
+            (format!("xray.{}", all[1]), 1),
+            (format!("xray.{}", all[2]), 1)
+        ]
+    );
 }
 
 #[tokio::test]

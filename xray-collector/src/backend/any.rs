@@ -157,4 +157,8 @@ impl Retention for AnyStore {
     async fn prune_count(&self, filter: &PruneFilter) -> Result<Pruned, StoreError> {
         dispatch!(self.prune_count(filter))
     }
+
+    async fn after_prune(&self, filter: &PruneFilter) -> Result<u64, StoreError> {
+        dispatch!(self.after_prune(filter))
+    }
 }

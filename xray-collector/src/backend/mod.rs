@@ -209,6 +209,18 @@ pub trait Retention: Send + Sync {
         &self,
         filter: &PruneFilter,
     ) -> impl Future<Output = Result<Pruned, StoreError>> + Send;
+
+    /// After the batches: drops what holds nothing any more because of
+    /// them (on PostgreSQL, the search index's day partitions wholly before
+    /// the cutoff that are now empty); how many were dropped. Nothing by
+    /// default.
+    fn after_prune(
+        &self,
+        filter: &PruneFilter,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = filter;
+        async { Ok(0) }
+    }
 }
 
 /// The search index, kept behind the shipper: [`Store::write`] notes each

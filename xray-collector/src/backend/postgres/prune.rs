@@ -27,6 +27,64 @@ impl Retention for PostgresStore {
         let filter = filter.clone();
         self.with_client(move |c| Box::pin(count(c, filter))).await
     }
+
+    async fn after_prune(&self, filter: &PruneFilter) -> Result<u64, StoreError> {
+        let before_us = filter.before_us;
+        self.with_client(move |c| Box::pin(drop_empty_search_days(c, before_us)))
+            .await
+    }
+}
+
+/// The search index's day partitions (`step_search_YYYYMMDD`, migration
+/// 10) whose whole day is before `$1` (µs), oldest first.
+const SEARCH_DAYS_BEFORE: &str = concat!(
+    "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+     WHERE i.inhparent = 'xray.step_search'::regclass AND c.relname ~ '^step_search_[0-9]{8}$' \
+       AND (to_date(substr(c.relname, 13), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= ",
+    ts!("$1::int8"),
+    " ORDER BY 1"
+);
+
+/// Drops the day partitions of the search index wholly before the cutoff
+/// that the prune left empty (with `--project`, other projects' steps may
+/// still be there), each in its own transaction; how many it dropped.
+/// Dropping a partition locks the whole index for a moment: one that
+/// cannot have that lock within a second (a long search) is left for the
+/// next prune.
+async fn drop_empty_search_days(
+    client: &mut Client,
+    before_us: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let days: Vec<String> = client
+        .query(SEARCH_DAYS_BEFORE, &[&before_us])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut dropped = 0;
+    for day in days {
+        let tx = client.transaction().await?;
+        tx.batch_execute("SET LOCAL lock_timeout = '1s'").await?;
+        let table = format!("xray.\"{day}\"");
+        let empty: bool = tx
+            .query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {table})"), &[])
+            .await?
+            .get(0);
+        if !empty {
+            continue;
+        }
+        match tx.batch_execute(&format!("DROP TABLE {table}")).await {
+            Ok(()) => {
+                tx.commit().await?;
+                dropped += 1;
+            }
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) => {
+                tracing::debug!(partition = %day, "the search index is busy; its empty day is left for the next prune");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(dropped)
 }
 
 async fn prune_batch(
