@@ -21,6 +21,9 @@
 //! the same rows — the steps and, copied back out of what was shipped, the
 //! decisions; the ratio to the steps alone is printed beside it.
 //!
+//! `XRAY_BENCH_COLLECTORS=N` also ships the same number of steps from N
+//! outboxes by N collectors at once into one database.
+//!
 //! `cargo bench -p xray-collector --bench ship` (`XRAY_BENCH_STEPS` to
 //! change N, default 200 000). Prints the rates and their ratios; the goal
 //! is ≥ 0.7 of the bare `\copy`. `XRAY_BENCH_PG_SQL` runs SQL on the
@@ -685,5 +688,83 @@ fn main() {
         rate(ship_time) / rate(copy_time),
         rate(ship_time) / rate(copy_nofk_time)
     );
+    if let Some(collectors) = std::env::var("XRAY_BENCH_COLLECTORS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|c| *c > 1)
+    {
+        collectors_phase(
+            &rt,
+            &cluster,
+            dir.path(),
+            collectors,
+            asked,
+            realistic,
+            rate(ship_time),
+        );
+    }
     embedded_phase(&rt, &second, dir.path(), n);
+}
+
+/// `XRAY_BENCH_COLLECTORS=N`: the same number of steps in N outboxes,
+/// shipped at once by N collectors (each with its own store, connections
+/// and search indexer) into one fresh database; their rate together
+/// against the one collector's of the same run, and the deadlocks.
+fn collectors_phase(
+    rt: &tokio::runtime::Runtime,
+    cluster: &pg::LocalCluster,
+    dir: &Path,
+    collectors: u64,
+    asked: u64,
+    realistic: bool,
+    one_rate: f64,
+) {
+    let outboxes: Vec<_> = (0..collectors)
+        .map(|i| dir.join(format!("collector-{i}.db")))
+        .collect();
+    let steps: u64 = outboxes
+        .iter()
+        .map(|o| write_outbox(o, asked / collectors, realistic))
+        .sum();
+    let db = rt.block_on(cluster.fresh_database());
+    let stores: Vec<_> = outboxes
+        .iter()
+        .map(|_| rt.block_on(PostgresStore::connect(&db.url)).unwrap())
+        .collect();
+    rt.block_on(stores[0].migrate_up()).unwrap();
+    let t = Instant::now();
+    let shipped: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = stores
+            .into_iter()
+            .zip(&outboxes)
+            .map(|(store, outbox)| {
+                let config = ShipConfig {
+                    outboxes: vec![outbox.clone()],
+                    once: true,
+                    ..ShipConfig::default()
+                };
+                scope.spawn(move || ship(rt, store, config))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let all = t.elapsed();
+    let shipped_by = shipped.iter().map(|s| s.1).max().unwrap_or_default();
+    let rows: u64 = shipped.iter().map(|s| s.0.rows).sum();
+    let deadlocks: i64 = rt.block_on(async {
+        db.client()
+            .await
+            .query_one(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    });
+    let together = steps as f64 / shipped_by.as_secs_f64();
+    println!(
+        "{collectors} collectors at once: {steps} steps ({rows} outbox rows) shipped in {shipped_by:.2?} ({together:.0} steps/s together, {:.2}x the one collector's rate), all found by search after {all:.2?}; deadlocks: {deadlocks}",
+        together / one_rate
+    );
 }
