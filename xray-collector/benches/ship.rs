@@ -396,6 +396,21 @@ fn is_postgres(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "postgres")
 }
 
+/// Deadlocks PostgreSQL broke in `db` so far (`pg_stat_database`).
+fn deadlocks(rt: &tokio::runtime::Runtime, db: &pg::TestDb) -> i64 {
+    rt.block_on(async {
+        db.client()
+            .await
+            .query_one(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    })
+}
+
 /// Samples, every 10 ms until `stop`, what the other connections to the
 /// database are doing while they run a statement (`pg_stat_activity`:
 /// `CPU` when not waiting, else the wait event), and returns the counts,
@@ -636,17 +651,7 @@ fn main() {
     assert_eq!(summary.dead_letters, 0);
     // Two batches are written at once; the statements' order must keep
     // them from deadlocking (each deadlock costs a second and a retry).
-    let deadlocks: i64 = rt.block_on(async {
-        db.client()
-            .await
-            .query_one(
-                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    });
+    let deadlocks = deadlocks(&rt, &db);
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     println!(
@@ -751,17 +756,7 @@ fn collectors_phase(
     let all = t.elapsed();
     let shipped_by = shipped.iter().map(|s| s.1).max().unwrap_or_default();
     let rows: u64 = shipped.iter().map(|s| s.0.rows).sum();
-    let deadlocks: i64 = rt.block_on(async {
-        db.client()
-            .await
-            .query_one(
-                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0)
-    });
+    let deadlocks = deadlocks(rt, &db);
     let together = steps as f64 / shipped_by.as_secs_f64();
     println!(
         "{collectors} collectors at once: {steps} steps ({rows} outbox rows) shipped in {shipped_by:.2?} ({together:.0} steps/s together, {:.2}x the one collector's rate), all found by search after {all:.2?}; deadlocks: {deadlocks}",

@@ -67,7 +67,7 @@ pub use identity::APPLICATION_ID;
 pub use migrations::MIGRATIONS;
 
 use crate::backend::{DeadLetter, Store, StoreError};
-use crate::model::{merge_by_id, ShipRecord};
+use crate::model::ShipRecord;
 
 /// Where the embedded store lives when `XRAY_STORE` is not set.
 pub const DEFAULT_PATH: &str = ".xray/xray.db";
@@ -233,14 +233,7 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(());
         }
-        let batch = write::Batch::of(
-            merge_by_id(records)
-                .into_iter()
-                .map(crate::backend::storable::record)
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|r| &**r),
-        );
+        let batch = write::Batch::of(records);
         if batch.is_empty() {
             return Ok(());
         }

@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::migrations::now_us;
+use crate::backend::storable;
 use crate::backend::DeadLetter;
-use crate::model::{Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
+use crate::model::{merge_by_id, Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
 
 /// Upserts an execution. The real row, start or end, replaces a
 /// placeholder (whose status is `running`); otherwise a `running` row
@@ -118,14 +119,15 @@ struct StepValues {
 }
 
 impl Batch {
-    /// The values of `records`, already merged (one per id) and storable.
-    pub(super) fn of<'a>(records: impl IntoIterator<Item = &'a ShipRecord>) -> Batch {
+    /// The values of `records`, merged (one per id,
+    /// [`merge_by_id`]) and made storable ([`storable::record`]).
+    pub(super) fn of(records: &[ShipRecord]) -> Batch {
         let mut batch = Batch {
             executions: Vec::new(),
             steps: Vec::new(),
         };
-        for record in records {
-            match record {
+        for record in merge_by_id(records) {
+            match &*storable::record(record) {
                 ShipRecord::Execution(e) => batch.executions.push(ExecutionValues::of(e)),
                 ShipRecord::Step(s) => batch.steps.push(StepValues::of(s)),
             }
