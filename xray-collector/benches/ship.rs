@@ -21,6 +21,8 @@
 //! the same rows — the steps and, copied back out of what was shipped, the
 //! decisions; the ratio to the steps alone is printed beside it.
 //!
+//! `XRAY_BENCH_BACKEND=embedded` runs the embedded store's phase alone.
+//!
 //! `XRAY_BENCH_COLLECTORS=N` also ships the same number of steps from N
 //! outboxes by N collectors at once into one database.
 //!
@@ -527,6 +529,10 @@ fn main() {
         .unwrap()
         .execute("VACUUM INTO ?1", [second.to_str().unwrap()])
         .unwrap();
+    if std::env::var("XRAY_BENCH_BACKEND").as_deref() == Ok("embedded") {
+        // Only the embedded store's phase (an experiment on it).
+        return embedded_phase(&rt, &second, dir.path(), n);
+    }
 
     let db = rt.block_on(cluster.fresh_database());
     let store = rt.block_on(PostgresStore::connect(&db.url)).unwrap();
