@@ -168,6 +168,7 @@ fn execution(rng: &mut fastrand::Rng, at: i64) -> Vec<ShipRecord> {
                 duration_us: Some(took),
                 decisions: Vec::new(),
                 llm_usage: Vec::new(),
+                trace_id: None,
             };
             clock += took + 20;
             row
@@ -289,6 +290,8 @@ fn execution(rng: &mut fastrand::Rng, at: i64) -> Vec<ShipRecord> {
         error: failed.then(|| "fetch_reviews failed".to_owned()),
         started_at_us: at,
         ended_at_us: Some(clock),
+        trace_id: None,
+        parent_span_id: None,
     }));
     out.extend(steps.into_iter().map(ShipRecord::Step));
     out

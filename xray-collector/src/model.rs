@@ -9,6 +9,8 @@
 
 use serde_json::Value;
 use uuid::Uuid;
+use xray_outbox::trace;
+pub use xray_outbox::trace::{SpanId, TraceId};
 pub use xray_outbox::{ExecutionStatus, StepStatus};
 
 /// One outbox row, parsed and checked.
@@ -52,11 +54,14 @@ impl ShipRecord {
                 "llm_usage": s.llm_usage.iter().map(|u| serde_json::json!({
                     "model": u.model, "prompt_tokens": u.prompt_tokens,
                     "completion_tokens": u.completion_tokens})).collect::<Vec<_>>(),
+                "trace_id": s.trace_id.map(|t| trace::hex(&t)),
             }),
             ShipRecord::Execution(e) => serde_json::json!({
                 "record_type": "execution", "seq": e.seq, "id": e.id, "project": e.project,
                 "name": e.name, "status": e.status.as_str(), "metadata": e.metadata, "outcome": e.outcome,
                 "error": e.error, "started_at_us": e.started_at_us, "ended_at_us": e.ended_at_us,
+                "trace_id": e.trace_id.map(|t| trace::hex(&t)),
+                "parent_span_id": e.parent_span_id.map(|s| trace::hex(&s)),
             }),
         }
     }
@@ -97,12 +102,26 @@ pub struct StepRow {
     pub decisions: Vec<Decision>,
     /// LLM token usage in the step (in order).
     pub llm_usage: Vec<LlmUsage>,
+    /// The trace id its execution continues; `None` when derived from
+    /// `execution_id` ([`xray_outbox::trace`]).
+    pub trace_id: Option<TraceId>,
 }
 
 impl StepRow {
     /// Whether this row is a start (the step's end is still to come).
     pub fn is_running(&self) -> bool {
         self.status == StepStatus::Running
+    }
+
+    /// The step's span id (derived from its id).
+    pub fn span_id(&self) -> SpanId {
+        trace::derived_span_id(*self.id.as_bytes())
+    }
+
+    /// Its execution's trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
+            .unwrap_or_else(|| trace::derived_trace_id(*self.execution_id.as_bytes()))
     }
 }
 
@@ -136,12 +155,27 @@ pub struct ExecutionRow {
     pub started_at_us: i64,
     /// End, microseconds since the Unix epoch; `None` while running.
     pub ended_at_us: Option<i64>,
+    /// The trace it continues; `None` when derived from `id`.
+    pub trace_id: Option<TraceId>,
+    /// Its remote parent span, when it continues a trace.
+    pub parent_span_id: Option<SpanId>,
 }
 
 impl ExecutionRow {
     /// Whether this row is a start (the execution's end is still to come).
     pub fn is_running(&self) -> bool {
         self.status == ExecutionStatus::Running
+    }
+
+    /// Its span id (derived from its id).
+    pub fn span_id(&self) -> SpanId {
+        trace::derived_span_id(*self.id.as_bytes())
+    }
+
+    /// Its trace id.
+    pub fn trace_id(&self) -> TraceId {
+        self.trace_id
+            .unwrap_or_else(|| trace::derived_trace_id(*self.id.as_bytes()))
     }
 }
 

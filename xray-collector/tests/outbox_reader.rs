@@ -117,6 +117,87 @@ fn the_row_size_counts_bytes_over_every_column_not_characters() {
     assert!(small > 0);
 }
 
+#[test]
+fn an_outbox_of_format_version_1_is_upgraded_and_its_rows_read_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    let v1 = xray_outbox::SCHEMA
+        .replace(
+            "    written_at_us INTEGER NOT NULL,\n",
+            "    written_at_us INTEGER NOT NULL\n",
+        )
+        .replace("    trace_id      TEXT,\n", "")
+        .replace("    parent_span_id TEXT\n", "");
+    assert!(!v1.contains("trace_id"), "{v1}");
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch(&v1).unwrap();
+    conn.execute_batch(&format!(
+        "INSERT INTO xray_outbox_meta (key, value) VALUES ('format_version', '1'),
+             ('outbox_id', '6d2b2f8e-9f1c-4a57-8a43-0b8c4f1e2d3a');
+         INSERT INTO xray_outbox (record_type, phase, id, execution_id, project, name, status,
+                                  started_at_us, pid, written_at_us)
+         VALUES ('execution', 'start', '0190a8c4-0000-7000-8000-000000000001',
+                 '0190a8c4-0000-7000-8000-000000000001', 'old', 'from_v1', 'running', 1, 1, 1);
+         PRAGMA application_id = {}; PRAGMA user_version = 1;",
+        xray_outbox::APPLICATION_ID
+    ))
+    .unwrap();
+    drop(conn);
+    let reader = OutboxReader::open(&path).unwrap();
+    let batch = reader.read_batch(100, usize::MAX).unwrap();
+    assert!(batch.problems.is_empty(), "{:?}", batch.problems);
+    let [xray_collector::model::ShipRecord::Execution(e)] = &batch.records[..] else {
+        panic!("one execution expected: {:?}", batch.records);
+    };
+    assert_eq!(
+        (e.name.as_str(), e.trace_id, e.parent_span_id),
+        ("from_v1", None, None)
+    );
+    let version: i64 = Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, xray_outbox::FORMAT_VERSION);
+    // Opened again (now version 2), nothing more to do.
+    assert_eq!(OutboxReader::open(&path).unwrap().id(), reader.id());
+}
+
+#[test]
+fn a_trace_id_that_is_not_lowercase_hex_makes_its_row_a_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("outbox.db");
+    write_steps(&path, 0, 3);
+    let conn = Connection::open(&path).unwrap();
+    let rows = conn
+        .execute(
+            "UPDATE xray_outbox SET trace_id = '4BF92F3577B34DA6A3CE929D0E0E4736'
+             WHERE seq = (SELECT max(seq) FROM xray_outbox)",
+            [],
+        )
+        .unwrap();
+    assert_eq!(rows, 1);
+    conn.execute(
+        "UPDATE xray_outbox SET parent_span_id = '0000000000000000'
+         WHERE seq = (SELECT min(seq) FROM xray_outbox)",
+        [],
+    )
+    .unwrap();
+    let batch = OutboxReader::open(&path)
+        .unwrap()
+        .read_batch(100, usize::MAX)
+        .unwrap();
+    let mut reasons: Vec<&str> = batch.problems.iter().map(|p| p.reason.as_str()).collect();
+    reasons.sort_unstable();
+    assert_eq!(
+        reasons,
+        [
+            "parent_span_id \"0000000000000000\" is not 16 lowercase hex digits (not all zero)",
+            "trace_id \"4BF92F3577B34DA6A3CE929D0E0E4736\" is not 32 lowercase hex digits (not all zero)",
+        ]
+    );
+    assert!(!batch.records.is_empty(), "the other rows are read");
+}
+
 mod properties {
     use proptest::prelude::*;
     use rusqlite::types::Value;

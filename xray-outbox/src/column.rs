@@ -73,6 +73,10 @@ columns! {
     Pid => "pid",
     /// When the row was committed, µs since the Unix epoch.
     WrittenAtUs => "written_at_us",
+    /// The trace id, lowercase hex; NULL when derived ([`crate::trace`]).
+    TraceId => "trace_id",
+    /// An execution's remote parent span id, lowercase hex, or NULL.
+    ParentSpanId => "parent_span_id",
 }
 
 impl Column {
@@ -171,12 +175,13 @@ mod tests {
         assert_eq!(Column::Seq.parameter(), None);
         assert_eq!(Column::RecordType.parameter(), Some(1));
         assert_eq!(Column::WrittenAtUs.parameter(), Some(22));
+        assert_eq!(Column::ParentSpanId.parameter(), Some(24));
         let sql = insert_sql();
         assert!(
             sql.starts_with("INSERT INTO xray_outbox (record_type, phase, id,"),
             "{sql}"
         );
-        assert!(sql.ends_with("?21, ?22)"), "{sql}");
+        assert!(sql.ends_with("?23, ?24)"), "{sql}");
         assert!(!sql.contains("seq"), "{sql}");
     }
 }

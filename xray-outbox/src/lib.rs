@@ -9,10 +9,10 @@
 //! [`private_file`]): no SQLite binding, so both sides keep their own
 //! SQLite driver.
 //!
-//! ## Format (version 1)
+//! ## Format (version 2)
 //!
 //! One SQLite database in WAL mode, `PRAGMA application_id = 0x58524159`
-//! ("XRAY") and `PRAGMA user_version = 1`; the version is also kept in
+//! ("XRAY") and `PRAGMA user_version = 2`; the version is also kept in
 //! `xray_outbox_meta(key = 'format_version')`, and the file's durable
 //! identity, a UUID written at creation, in `xray_outbox_meta(key =
 //! 'outbox_id')` (see [`OUTBOX_ID_KEY`]). A reader that finds another
@@ -30,11 +30,20 @@
 //! | `error` | text or NULL |
 //! | `started_at_us`, `ended_at_us`, `duration_us` | microseconds (Unix epoch for the instants) |
 //! | `pid`, `written_at_us` | the writing process and the commit time, for diagnosis |
+//! | `trace_id` | lowercase hex, or NULL when it is derived from `execution_id` ([`trace`]) |
+//! | `parent_span_id` | an execution's remote parent span (lowercase hex), or NULL |
 //!
 //! `decisions` is an array of `{candidate_id, accepted (bool|null), filter,
 //! reason, score}`; `llm_usage` an array of `{model, prompt_tokens,
 //! completion_tokens}`. Capture flags (values stored in a flagged form) are
 //! listed in `attributes._xray_flags`.
+//!
+//! Version 2 added `trace_id` and `parent_span_id` at the end of the
+//! table. A version 1 file is upgraded in place by whichever side opens it
+//! first ([`UPGRADE_FROM_V1`], under the write lock): its rows keep NULL
+//! there, which says "derived", exactly what they meant. A writer of
+//! version 1 still running appends with named columns, so its rows land
+//! the same way.
 //!
 //! ## Invariants
 //!
@@ -68,6 +77,7 @@
 mod column;
 mod payload;
 pub mod private_file;
+pub mod trace;
 mod value;
 
 pub use column::{insert_sql, select_sql, Column, SMALL_COLUMN_BYTES};
@@ -75,7 +85,7 @@ pub use payload::{Decision, LlmUsage};
 pub use value::{ExecutionStatus, Phase, RecordType, StepStatus, UnknownValue};
 
 /// The outbox format this crate describes.
-pub const FORMAT_VERSION: i64 = 1;
+pub const FORMAT_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of an outbox file: "XRAY" in ASCII.
 pub const APPLICATION_ID: i64 = 0x5852_4159;
@@ -109,7 +119,7 @@ pub const ADD_OUTBOX_ID: &str =
 /// The file's identity (one row, one column), once [`ADD_OUTBOX_ID`] ran.
 pub const SELECT_OUTBOX_ID: &str = "SELECT value FROM xray_outbox_meta WHERE key = 'outbox_id'";
 
-/// The DDL of format version 1. The columns here and [`Column`] must say
+/// The DDL of the format's current version. The columns here and [`Column`] must say
 /// the same (a test checks it against a real SQLite in the SDK).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS xray_outbox_meta (
@@ -139,8 +149,19 @@ CREATE TABLE IF NOT EXISTS xray_outbox (
     ended_at_us   INTEGER,
     duration_us   INTEGER,
     pid           INTEGER NOT NULL,
-    written_at_us INTEGER NOT NULL
+    written_at_us INTEGER NOT NULL,
+    trace_id      TEXT,
+    parent_span_id TEXT
 );
+";
+
+/// Makes a version 1 file a version 2 one, run in a write transaction by
+/// whoever finds `user_version = 1` (then `PRAGMA user_version = 2`):
+/// the columns version 2 added, NULL in every row already there.
+pub const UPGRADE_FROM_V1: &str = "
+ALTER TABLE xray_outbox ADD COLUMN trace_id TEXT;
+ALTER TABLE xray_outbox ADD COLUMN parent_span_id TEXT;
+UPDATE xray_outbox_meta SET value = '2' WHERE key = 'format_version';
 ";
 
 #[cfg(test)]

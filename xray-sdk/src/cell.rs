@@ -25,7 +25,7 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use parking_lot::Mutex;
@@ -40,6 +40,7 @@ use crate::record::{
     Attribute, Decision, ExecutionRecord, ExecutionStatus, LlmUsage, Phase, StepRecord, StepStatus,
 };
 use crate::stats::Counters;
+use crate::trace::{Remote, TraceId};
 
 /// Most events kept per step (the rest are counted, in `events_dropped`).
 const MAX_EVENTS: usize = 64;
@@ -155,12 +156,17 @@ pub(crate) struct ExecCell {
     failed_steps: AtomicU64,
     /// Whether its start record is queued and its end rides on it.
     pub queue: QueueSlot,
+    /// The remote trace it continues, set (once) before its start is
+    /// queued; unset, its trace id is derived from its id.
+    remote: OnceLock<Remote>,
     state: Mutex<ExecData>,
 }
 
 #[derive(Default)]
 struct ExecData {
     metadata: Vec<Attribute>,
+    /// What its metadata was stored with (`malformed_traceparent`).
+    flags: Flags,
     /// Set when it finishes (once); the writer builds the end row from it.
     end: Option<ExecEnd>,
 }
@@ -192,12 +198,34 @@ impl ExecCell {
             steps: AtomicU64::new(0),
             failed_steps: AtomicU64::new(0),
             queue: QueueSlot::default(),
+            remote: OnceLock::new(),
             state: Mutex::new(ExecData::default()),
         })
     }
 
     pub fn add_metadata(&self, key: Cow<'static, str>, json: String) {
         self.state.lock().metadata.push((key, json));
+    }
+
+    /// Makes the execution continue `remote`'s trace; called before
+    /// [`begin`](Self::begin), so every record of it and its steps says so.
+    pub fn continue_trace(&self, remote: Remote) {
+        let _ = self.remote.set(remote);
+    }
+
+    /// Flags the execution's metadata (e.g. a malformed `traceparent`).
+    pub fn flag(&self, flags: Flags) {
+        self.state.lock().flags.merge(flags);
+    }
+
+    /// The remote trace it continues, if any.
+    pub fn remote(&self) -> Option<&Remote> {
+        self.remote.get()
+    }
+
+    /// Its trace id (derived from its id unless it continues a trace).
+    pub fn trace_id(&self) -> TraceId {
+        crate::trace::trace_id(self.id, self.remote())
     }
 
     fn record(&self, phase: Phase, data: &ExecData) -> ExecutionRecord {
@@ -231,10 +259,12 @@ impl ExecCell {
             name: self.name.clone(),
             status,
             metadata: data.metadata.clone(),
+            flags: data.flags,
             outcome,
             error,
             started_at_us: self.started_at_us,
             ended_at_us,
+            remote: self.remote().copied(),
         }
     }
 
@@ -459,6 +489,7 @@ impl StepCell {
             } else {
                 None
             },
+            trace_id: self.exec.remote().map(|r| r.trace_id),
         }
     }
 

@@ -9,11 +9,12 @@ use std::task::{Context, Poll};
 
 use serde::Serialize;
 
-use crate::capture::{keyed_json, panic_message};
+use crate::capture::{keyed_json, panic_message, Flags};
 use crate::cell::{ExecCell, SpanState};
 use crate::field::EXECUTION_SPAN;
 use crate::layer::XRayLayer;
 use crate::lookup::state_of;
+use crate::trace::Remote;
 
 /// Starts describing an execution named `name`; run it with
 /// [`Execution::run`] or [`Execution::run_async`].
@@ -28,6 +29,7 @@ pub fn execution(name: impl Into<Cow<'static, str>>) -> Execution {
     Execution {
         name: name.into(),
         metadata: Vec::new(),
+        traceparent: None,
     }
 }
 
@@ -39,6 +41,9 @@ pub struct Execution {
     name: Cow<'static, str>,
     /// (key, JSON text): serialized when added, since the value is borrowed.
     metadata: Vec<(Cow<'static, str>, String)>,
+    /// A `traceparent` header was given: the trace it names, or `None`
+    /// when it was malformed.
+    traceparent: Option<Option<Remote>>,
 }
 
 impl std::fmt::Debug for Execution {
@@ -75,10 +80,44 @@ impl Execution {
         self
     }
 
+    /// Continues the trace of a caller's W3C `traceparent` header (e.g.
+    /// the one on the request being served): the execution takes its trace
+    /// id, and the caller's span becomes its parent, so both services' work
+    /// shows as one trace. A malformed header (not version `00`-style
+    /// lowercase hex, all-zero ids, version `ff`) is ignored — the
+    /// execution starts a trace of its own — and flagged in its metadata
+    /// (`_xray_flags: ["malformed_traceparent"]`); it is never an error.
+    ///
+    /// ```no_run
+    /// # fn pipeline() {}
+    /// # let header = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    /// xray::execution("serve_reviews").traceparent(header).run(pipeline);
+    /// ```
+    ///
+    /// Without a header, an execution started inside an OpenTelemetry span
+    /// continues that span's trace (cargo feature `opentelemetry`, with
+    /// `tracing-opentelemetry`'s layer in the same subscriber).
+    pub fn traceparent(mut self, header: impl AsRef<str>) -> Self {
+        if crate::pipeline::is_active() {
+            self.traceparent = Some(xray_outbox::trace::parse_traceparent(header.as_ref()).map(
+                |(trace_id, parent_span_id)| Remote {
+                    trace_id,
+                    parent_span_id,
+                },
+            ));
+        }
+        self
+    }
+
     fn open(self) -> (tracing::Span, Option<Arc<ExecCell>>) {
         if !crate::pipeline::is_active() {
             return (tracing::Span::none(), None);
         }
+        // Read before the execution's span is made the current one.
+        let remote = match self.traceparent {
+            Some(given) => given,
+            None => crate::trace::opentelemetry_parent(),
+        };
         let span = tracing::span!(
             target: "xray",
             tracing::Level::INFO,
@@ -93,6 +132,14 @@ impl Execution {
         if let Some(cell) = &cell {
             for (key, json) in self.metadata {
                 cell.add_metadata(key, json);
+            }
+            match (remote, self.traceparent) {
+                (Some(remote), _) => cell.continue_trace(remote),
+                (None, Some(None)) => cell.flag(Flags {
+                    malformed_traceparent: true,
+                    ..Flags::default()
+                }),
+                (None, _) => {}
             }
             cell.begin();
         }

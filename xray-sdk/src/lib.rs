@@ -97,6 +97,7 @@ mod queue;
 mod record;
 mod stack;
 mod stats;
+mod trace;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -109,6 +110,7 @@ pub use layer::XRayLayer;
 pub use pipeline::Guard;
 pub use record::{ExecutionStatus, StepStatus};
 pub use stats::Stats;
+pub use trace::traceparent;
 /// Records a function as a step. See the `xray-macros` crate for options.
 pub use xray_macros::step;
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::capture::Flags;
+use crate::trace::{Remote, TraceId};
 
 // The values the outbox format defines (`xray-outbox`): phases, the
 // contract's statuses, decisions and LLM token usage.
@@ -43,6 +44,8 @@ pub(crate) struct StepRecord {
     pub flags: Flags,
     pub started_at_us: i64,
     pub duration_us: Option<i64>,
+    /// The remote trace its execution continues; `None`: derived.
+    pub trace_id: Option<TraceId>,
 }
 
 /// An execution's record.
@@ -54,9 +57,13 @@ pub(crate) struct ExecutionRecord {
     pub name: Cow<'static, str>,
     pub status: ExecutionStatus,
     pub metadata: Vec<Attribute>,
+    /// Listed in the metadata's `_xray_flags`.
+    pub flags: Flags,
     /// JSON object text.
     pub outcome: Option<String>,
     pub error: Option<String>,
     pub started_at_us: i64,
     pub ended_at_us: Option<i64>,
+    /// The remote trace it continues; `None`: its own, derived.
+    pub remote: Option<Remote>,
 }

@@ -158,20 +158,26 @@ pub(crate) fn with_current_step_of(layer: *const (), f: impl FnOnce(&Arc<StepCel
     }
 }
 
-/// The id of the execution this thread is inside, if it is recorded.
-pub(crate) fn current_execution_id() -> Option<Uuid> {
+/// The recorded step or execution this thread is inside: the innermost
+/// recorded span entered here, else the current span's own state (a span
+/// propagated to this task or thread and entered without the layer
+/// seeing it here).
+pub(crate) fn current_state() -> Option<SpanState> {
     if !crate::pipeline::is_active() {
         return None;
     }
-    match innermost() {
-        Some(SpanState::Step(cell)) => Some(cell.exec.id),
-        Some(SpanState::Execution(e)) => Some(e.id),
-        Some(SpanState::Unsampled) => None,
-        None => match state_of(&tracing::Span::current()) {
-            Some(SpanState::Execution(e)) => Some(e.id),
-            Some(SpanState::Step(cell)) => Some(cell.exec.id),
-            _ => None,
-        },
+    innermost().or_else(|| match state_of(&tracing::Span::current()) {
+        Some(state @ (SpanState::Execution(_) | SpanState::Step(_))) => Some(state),
+        _ => None,
+    })
+}
+
+/// The id of the execution this thread is inside, if it is recorded.
+pub(crate) fn current_execution_id() -> Option<Uuid> {
+    match current_state()? {
+        SpanState::Step(cell) => Some(cell.exec.id),
+        SpanState::Execution(e) => Some(e.id),
+        SpanState::Unsampled => None,
     }
 }
 

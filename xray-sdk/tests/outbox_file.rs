@@ -74,11 +74,91 @@ fn an_outbox_of_a_future_format_version_is_refused_with_both_versions() {
     match xray::Config::default().outbox(&path).build() {
         Err(xray::Error::OutboxVersion {
             found: 7,
-            supported: 1,
+            supported: 2,
             ..
         }) => {}
         other => panic!("expected OutboxVersion, got {other:?}"),
     }
+}
+
+/// The DDL of format version 1: version 2 less the columns it added.
+fn schema_v1() -> String {
+    let v1 = xray::outbox::SCHEMA
+        .replace(
+            "    written_at_us INTEGER NOT NULL,\n",
+            "    written_at_us INTEGER NOT NULL\n",
+        )
+        .replace("    trace_id      TEXT,\n", "")
+        .replace("    parent_span_id TEXT\n", "");
+    assert!(
+        !v1.contains("trace_id") && !v1.contains("parent_span_id"),
+        "{v1}"
+    );
+    v1
+}
+
+#[test]
+fn an_outbox_of_format_version_1_is_upgraded_in_place_keeping_its_rows() {
+    let (_dir, path) = support::outbox();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(&schema_v1()).unwrap();
+        conn.execute_batch(&format!(
+            "INSERT INTO xray_outbox_meta (key, value) VALUES ('format_version', '1');
+             INSERT INTO xray_outbox (record_type, phase, id, execution_id, project, name, status,
+                                      started_at_us, pid, written_at_us)
+             VALUES ('execution', 'start', '0190a8c4-0000-7000-8000-000000000001',
+                     '0190a8c4-0000-7000-8000-000000000001', 'old', 'before_upgrade', 'running', 1, 1, 1);
+             PRAGMA application_id = {}; PRAGMA user_version = 1;",
+            xray::outbox::APPLICATION_ID
+        ))
+        .unwrap();
+    }
+    let (layer, guard) = xray::Config::default()
+        .outbox(&path)
+        .project("new")
+        .build()
+        .unwrap();
+    let subscriber =
+        tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), layer);
+    tracing::subscriber::with_default(subscriber, || {
+        xray::execution("after_upgrade")
+            .traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .run(|| {});
+    });
+    guard.flush().unwrap();
+    drop(guard);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let meta: String = conn
+        .query_row(
+            "SELECT value FROM xray_outbox_meta WHERE key = 'format_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(meta, "2");
+    let rows: Vec<(String, Option<String>, Option<String>)> = conn
+        .prepare("SELECT name, trace_id, parent_span_id FROM xray_outbox ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("before_upgrade".to_owned(), None, None),
+            (
+                "after_upgrade".to_owned(),
+                Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+                Some("00f067aa0ba902b7".to_owned())
+            ),
+        ]
+    );
 }
 
 #[test]

@@ -113,6 +113,30 @@ impl std::fmt::Debug for OutboxReader {
     }
 }
 
+/// Makes a version 1 outbox a version 2 one (see
+/// [`xray_outbox::UPGRADE_FROM_V1`]), under the write lock; a writer that
+/// upgraded it meanwhile leaves nothing to do.
+fn upgrade_from_v1(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let upgraded = (|| {
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version == 1 {
+            conn.execute_batch(xray_outbox::UPGRADE_FROM_V1)?;
+            conn.execute_batch(&format!(
+                "PRAGMA user_version = {};",
+                xray_outbox::FORMAT_VERSION
+            ))?;
+        }
+        Ok(())
+    })();
+    conn.execute_batch(if upgraded.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    })?;
+    upgraded
+}
+
 impl OutboxReader {
     /// Opens an existing outbox and checks that it is one this collector reads.
     pub fn open(path: &Path) -> Result<OutboxReader, OutboxError> {
@@ -151,7 +175,9 @@ impl OutboxReader {
         if app_id != xray_outbox::APPLICATION_ID {
             return Err(corrupt(&"not an X-Ray outbox (application_id differs)"));
         }
-        if version != xray_outbox::FORMAT_VERSION {
+        if version == 1 {
+            upgrade_from_v1(&conn).map_err(|e| corrupt(&e))?;
+        } else if version != xray_outbox::FORMAT_VERSION {
             return Err(OutboxError::UnknownVersion {
                 path: path.to_path_buf(),
                 found: version,
@@ -428,6 +454,22 @@ impl Fields<'_, '_> {
             .ok_or_else(|| format!("{} is missing", column.name()))
     }
 
+    /// A trace or span id column: lowercase hex of `N` bytes, not all
+    /// zero, or NULL.
+    fn trace_id<const N: usize>(&self, column: Column) -> Result<Option<[u8; N]>, String> {
+        self.text(column)?
+            .map(|s| {
+                xray_outbox::trace::parse_id(&s).ok_or_else(|| {
+                    format!(
+                        "{} {s:?} is not {} lowercase hex digits (not all zero)",
+                        column.name(),
+                        N * 2
+                    )
+                })
+            })
+            .transpose()
+    }
+
     fn int(&self, column: Column) -> Result<Option<i64>, String> {
         self.row
             .get::<_, Option<i64>>(self.at[column])
@@ -466,6 +508,7 @@ impl Fields<'_, '_> {
                     duration_us: self.int(Column::DurationUs)?,
                     decisions: self.array::<Decision>(Column::Decisions)?,
                     llm_usage: self.array::<LlmUsage>(Column::LlmUsage)?,
+                    trace_id: self.trace_id(Column::TraceId)?,
                 }))
             }
             RecordType::Execution => {
@@ -483,6 +526,8 @@ impl Fields<'_, '_> {
                     error: self.text(Column::Error)?,
                     started_at_us,
                     ended_at_us: self.int(Column::EndedAtUs)?,
+                    trace_id: self.trace_id(Column::TraceId)?,
+                    parent_span_id: self.trace_id(Column::ParentSpanId)?,
                 }))
             }
         }

@@ -299,6 +299,29 @@ impl Backend {
         }
     }
 
+    /// Execution `id`'s `trace_id`, `parent_span_id` and `span_id`.
+    pub async fn execution_trace(&self, id: Uuid) -> Vec<Option<String>> {
+        let mut out = Vec::new();
+        for column in ["trace_id", "parent_span_id", "span_id"] {
+            out.extend(
+                self.column(&format!(
+                    "SELECT {column} FROM {{xray}}executions WHERE id = '{id}'"
+                ))
+                .await,
+            );
+        }
+        out
+    }
+
+    /// Step `id`'s `span_id`.
+    pub async fn step_span(&self, id: Uuid) -> String {
+        self.column::<String>(&format!(
+            "SELECT span_id FROM {{xray}}steps WHERE id = '{id}'"
+        ))
+        .await[0]
+            .clone()
+    }
+
     /// Whether execution `id` is a placeholder.
     pub async fn is_placeholder(&self, id: Uuid) -> bool {
         self.column(&format!(

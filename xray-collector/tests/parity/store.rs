@@ -23,9 +23,11 @@ on_both_backends!(
     deleting_an_execution_deletes_its_steps_decisions_usage_and_search_hits,
     a_large_batch_is_written_in_one_go,
     values_postgresql_cannot_hold_are_stored_in_one_flagged_form_on_both_backends,
+    trace_and_span_ids_are_stored_derived_or_as_the_trace_continued,
 );
 
 on_both_backends!(unmigrated: writing_before_migrating_is_a_schema_error_not_a_rejection);
+on_both_backends!(migrated: rows_stored_before_trace_context_get_their_derived_ids_from_its_migration);
 
 // Drift: the embedded store's schema has `CHECK (length(name) > 0)` on
 // executions and steps; PostgreSQL's 0001 migration has no such check, and
@@ -525,4 +527,104 @@ async fn dead_letters_of_two_outbox_files_at_one_path_with_one_seq_are_both_kept
             (Uuid::from_u128(2), ".xray/outbox.db", 5, "second file"),
         ]
     );
+}
+
+/// Lowercase hex without hyphens of a UUID, and its last 16 digits.
+fn hex_of(id: Uuid) -> (String, String) {
+    let hex = id.simple().to_string();
+    let span = hex[16..].to_owned();
+    (hex, span)
+}
+
+async fn trace_and_span_ids_are_stored_derived_or_as_the_trace_continued(db: Backend) {
+    let (own, continued, placeholder) = (new_id(), new_id(), new_id());
+    let (s1, s2, s3) = (new_id(), new_id(), new_id());
+    let trace: [u8; 16] = core::array::from_fn(|i| 0xa0 + i as u8);
+    let parent: [u8; 8] = core::array::from_fn(|i| 0x10 + i as u8);
+    let trace_hex = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf".to_owned();
+    db.store
+        .write(&[
+            execution(own).running().seq(1).record(),
+            step(s1, own).seq(2).record(),
+            execution(continued)
+                .continues(trace, parent)
+                .seq(3)
+                .record(),
+            step(s2, continued).in_trace(trace).seq(4).record(),
+            // Its execution's row is still to come: the placeholder takes
+            // the step's trace.
+            step(s3, placeholder).in_trace(trace).seq(5).record(),
+        ])
+        .await
+        .unwrap();
+    let (own_hex, own_span) = hex_of(own);
+    assert_eq!(
+        db.execution_trace(own).await,
+        [Some(own_hex.clone()), None, Some(own_span)]
+    );
+    assert_eq!(
+        db.execution_trace(continued).await,
+        [
+            Some(trace_hex.clone()),
+            Some("1011121314151617".to_owned()),
+            Some(hex_of(continued).1)
+        ]
+    );
+    assert!(db.is_placeholder(placeholder).await);
+    assert_eq!(
+        db.execution_trace(placeholder).await[0],
+        Some(trace_hex.clone())
+    );
+    for s in [s1, s2, s3] {
+        assert_eq!(db.step_span(s).await, hex_of(s).1);
+    }
+    // The execution's own row replaces the placeholder, trace and all;
+    // an end without a remote parent keeps none.
+    db.store
+        .write(&[execution(placeholder).seq(6).record()])
+        .await
+        .unwrap();
+    let (placeholder_hex, placeholder_span) = hex_of(placeholder);
+    assert_eq!(
+        db.execution_trace(placeholder).await,
+        [Some(placeholder_hex), None, Some(placeholder_span)]
+    );
+    // Shipped again, nothing changes.
+    let before = db.snapshot().await;
+    db.store
+        .write(&[
+            execution(continued)
+                .continues(trace, parent)
+                .seq(3)
+                .record(),
+            step(s2, continued).in_trace(trace).seq(4).record(),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(db.snapshot().await, before);
+}
+
+async fn rows_stored_before_trace_context_get_their_derived_ids_from_its_migration(db: Backend) {
+    let (e, s) = (new_id(), new_id());
+    db.store
+        .write(&[execution(e).record(), step(s, e).record()])
+        .await
+        .unwrap();
+    let trace_context = db
+        .known_migrations()
+        .iter()
+        .find(|m| m.name == "trace_context")
+        .expect("a trace context migration")
+        .version;
+    let newer = db
+        .known_migrations()
+        .iter()
+        .filter(|m| m.version >= trace_context)
+        .count();
+    db.store.migrate_down(newer).await.unwrap();
+    assert_eq!(db.count("steps").await, 1, "a down keeps the steps");
+    db.store.migrate_up().await.unwrap();
+    let (hex, span) = hex_of(e);
+    assert_eq!(db.execution_trace(e).await, [Some(hex), None, Some(span)]);
+    assert_eq!(db.step_span(s).await, hex_of(s).1);
 }

@@ -55,6 +55,8 @@ pub fn records(execution: Uuid, steps: usize) -> impl Iterator<Item = ShipRecord
         error: None,
         started_at_us: STARTED_AT_US,
         ended_at_us: Some(ended),
+        trace_id: None,
+        parent_span_id: None,
     });
     let q = workload::query();
     let input = serde_json::to_value(&q).expect("a Query is JSON");
@@ -159,6 +161,7 @@ impl Generator {
             duration_us: Some(took_us),
             decisions: Vec::new(),
             llm_usage: Vec::new(),
+            trace_id: None,
         }
     }
 }

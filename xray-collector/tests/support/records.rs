@@ -45,6 +45,8 @@ pub fn execution(id: Uuid) -> Execution {
         error: None,
         started_at_us: T0,
         ended_at_us: Some(T0 + EXECUTION_TOOK_US),
+        trace_id: None,
+        parent_span_id: None,
     })
 }
 
@@ -101,6 +103,13 @@ impl Execution {
         self
     }
 
+    /// Continues the remote trace `trace_id` under the remote span `parent`.
+    pub fn continues(mut self, trace_id: [u8; 16], parent: [u8; 8]) -> Self {
+        self.0.trace_id = Some(trace_id);
+        self.0.parent_span_id = Some(parent);
+        self
+    }
+
     pub fn record(self) -> ShipRecord {
         ShipRecord::Execution(self.0)
     }
@@ -126,6 +135,7 @@ pub fn step(id: Uuid, execution_id: Uuid) -> Step {
         duration_us: Some(MS),
         decisions: Vec::new(),
         llm_usage: Vec::new(),
+        trace_id: None,
     })
 }
 
@@ -157,6 +167,12 @@ pub fn filter_step(id: Uuid, execution_id: Uuid) -> Step {
 pub struct Step(StepRow);
 
 impl Step {
+    /// In the remote trace `trace_id` its execution continues.
+    pub fn in_trace(mut self, trace_id: [u8; 16]) -> Self {
+        self.0.trace_id = Some(trace_id);
+        self
+    }
+
     /// Any status; `running` makes it a start (see [`Step::running`]).
     pub fn status(mut self, status: &str) -> Self {
         if status == "running" {

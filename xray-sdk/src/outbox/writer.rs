@@ -36,6 +36,7 @@ use crate::error::Error;
 use crate::queue::{Message, Taken, WriterWake};
 use crate::record::{Attribute, ExecutionRecord, StepRecord};
 use crate::stats::Counters;
+use xray_outbox::trace::hex;
 
 /// Most records committed in one transaction.
 pub(crate) const MAX_BATCH: usize = 4096;
@@ -440,7 +441,16 @@ fn check_or_create(conn: &Connection, path: &Path) -> Result<(), Error> {
                  point XRAY_OUTBOX at another file",
             ));
         }
-        if version != FORMAT_VERSION {
+        if version == 1 {
+            // A file of the previous version, upgraded in place (see
+            // `xray_outbox::UPGRADE_FROM_V1`); under this transaction's
+            // write lock, so a collector doing the same waits and then
+            // finds version 2.
+            conn.execute_batch(xray_outbox::UPGRADE_FROM_V1)
+                .map_err(err)?;
+            conn.execute_batch(&format!("PRAGMA user_version = {FORMAT_VERSION};"))
+                .map_err(err)?;
+        } else if version != FORMAT_VERSION {
             return Err(Error::OutboxVersion {
                 path: path.to_path_buf(),
                 found: version,
@@ -531,6 +541,7 @@ fn insert_step(
         .parent_id
         .as_ref()
         .map(|p| &*p.hyphenated().encode_lower(&mut parent_id));
+    let trace_id = s.trace_id.as_ref().map(|t| hex(t));
     insert_row(insert, |stmt, at, column| {
         match column {
             Column::RecordType => stmt.raw_bind_parameter(at, RecordType::Step.as_str())?,
@@ -553,7 +564,10 @@ fn insert_step(
             Column::DurationUs => stmt.raw_bind_parameter(at, s.duration_us)?,
             Column::Pid => stmt.raw_bind_parameter(at, pid)?,
             Column::WrittenAtUs => stmt.raw_bind_parameter(at, written_at)?,
-            Column::Seq | Column::Metadata | Column::Outcome => return Ok(false),
+            Column::TraceId => stmt.raw_bind_parameter(at, trace_id.as_deref())?,
+            Column::Seq | Column::Metadata | Column::Outcome | Column::ParentSpanId => {
+                return Ok(false)
+            }
         }
         Ok(true)
     })
@@ -567,8 +581,12 @@ fn insert_execution(
 ) -> rusqlite::Result<usize> {
     let mut buf = [0; 36];
     let id = &*e.id.hyphenated().encode_lower(&mut buf);
-    let metadata = attributes_json(&e.metadata, &crate::capture::Flags::default());
+    let metadata = attributes_json(&e.metadata, &e.flags);
     let duration = e.ended_at_us.map(|end| end - e.started_at_us);
+    let (trace_id, parent_span_id) = match &e.remote {
+        Some(r) => (Some(hex(&r.trace_id)), Some(hex(&r.parent_span_id))),
+        None => (None, None),
+    };
     insert_row(insert, |stmt, at, column| {
         match column {
             Column::RecordType => stmt.raw_bind_parameter(at, RecordType::Execution.as_str())?,
@@ -586,6 +604,8 @@ fn insert_execution(
             Column::DurationUs => stmt.raw_bind_parameter(at, duration)?,
             Column::Pid => stmt.raw_bind_parameter(at, pid)?,
             Column::WrittenAtUs => stmt.raw_bind_parameter(at, written_at)?,
+            Column::TraceId => stmt.raw_bind_parameter(at, trace_id.as_deref())?,
+            Column::ParentSpanId => stmt.raw_bind_parameter(at, parent_span_id.as_deref())?,
             Column::Seq
             | Column::ParentId
             | Column::Kind

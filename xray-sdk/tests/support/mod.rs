@@ -32,6 +32,8 @@ pub struct Row {
     pub started_at_us: i64,
     pub duration_us: Option<i64>,
     pub pid: i64,
+    pub trace_id: Option<String>,
+    pub parent_span_id: Option<String>,
 }
 
 fn json(text: Option<String>) -> Option<Value> {
@@ -70,6 +72,8 @@ pub fn rows(path: &Path) -> Vec<Row> {
                 started_at_us: r.get("started_at_us")?,
                 duration_us: r.get("duration_us")?,
                 pid: r.get("pid")?,
+                trace_id: r.get("trace_id")?,
+                parent_span_id: r.get("parent_span_id")?,
             })
         })
         .expect("query");

@@ -57,22 +57,25 @@ use uuid::Uuid;
 
 use crate::backend::storable::{self, fix_json, without_nul};
 use crate::backend::DeadLetter;
-use crate::model::{merge_by_id, ExecutionRow, ShipRecord, StepRow};
+use crate::model::{merge_by_id, ExecutionRow, ShipRecord, StepRow, TraceId};
+use xray_outbox::trace;
 
 /// An execution row, start or end. A `start` never overwrites an `end`
 /// (the `WHERE`); any row replaces a placeholder (which is always
 /// `running`). Optional values a later row lacks are kept.
 const UPSERT_EXECUTIONS: &str = concat!(
     "INSERT INTO xray.executions AS e
-        (id, project, name, status, metadata, outcome, error, started_at, ended_at, placeholder, updated_at)
+        (id, project, name, status, metadata, outcome, error, started_at, ended_at, placeholder,
+         updated_at, trace_id, parent_span_id)
      SELECT t.id, t.project, t.name, t.status, t.metadata, t.outcome, t.error, ",
     ts!("t.started_us"),
     ", ",
     ts!("t.ended_us"),
-    ", false, now()
+    ", false, now(), t.trace_id, t.parent_span_id
      FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[],
-                 $7::text[], $8::int8[], $9::int8[])
-          AS t(id, project, name, status, metadata, outcome, error, started_us, ended_us)
+                 $7::text[], $8::int8[], $9::int8[], $10::text[], $11::text[])
+          AS t(id, project, name, status, metadata, outcome, error, started_us, ended_us,
+               trace_id, parent_span_id)
      ON CONFLICT (id) DO UPDATE SET
         project = EXCLUDED.project,
         name = EXCLUDED.name,
@@ -83,18 +86,21 @@ const UPSERT_EXECUTIONS: &str = concat!(
         started_at = EXCLUDED.started_at,
         ended_at = coalesce(EXCLUDED.ended_at, e.ended_at),
         placeholder = false,
-        updated_at = now()
+        updated_at = now(),
+        trace_id = EXCLUDED.trace_id,
+        parent_span_id = EXCLUDED.parent_span_id
      WHERE e.status = 'running' OR EXCLUDED.status <> 'running'"
 );
 
 /// A stand-in for an execution a step refers to, in case the execution's
 /// own start row was lost or is still to come.
 const INSERT_PLACEHOLDERS: &str = concat!(
-    "INSERT INTO xray.executions (id, project, name, status, started_at, placeholder)
+    "INSERT INTO xray.executions (id, project, name, status, started_at, placeholder, trace_id)
      SELECT t.id, t.project, '(unknown)', 'running', ",
     ts!("t.started_us"),
-    ", true
-     FROM UNNEST($1::uuid[], $2::text[], $3::int8[]) AS t(id, project, started_us)
+    ", true, t.trace_id
+     FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[])
+          AS t(id, project, started_us, trace_id)
      ON CONFLICT (id) DO NOTHING"
 );
 
@@ -204,8 +210,11 @@ pub(crate) async fn write_batch(
     // Placeholders before executions: see "Order and locks" in the module docs.
     let p = PlaceholderColumns::from(&steps, &executions);
     if !p.id.is_empty() {
-        tx.execute(&st.placeholders, &[&p.id, &p.project, &p.started_us])
-            .await?;
+        tx.execute(
+            &st.placeholders,
+            &[&p.id, &p.project, &p.started_us, &p.trace_id],
+        )
+        .await?;
     }
     if !executions.is_empty() {
         let c = ExecutionColumns::from(&executions);
@@ -221,6 +230,8 @@ pub(crate) async fn write_batch(
                 &c.error,
                 &c.started_us,
                 &c.ended_us,
+                &c.trace_id,
+                &c.parent_span_id,
             ],
         )
         .await?;
@@ -326,6 +337,8 @@ struct ExecutionColumns<'a> {
     error: Vec<Option<&'a str>>,
     started_us: Vec<i64>,
     ended_us: Vec<Option<i64>>,
+    trace_id: Vec<String>,
+    parent_span_id: Vec<Option<String>>,
 }
 
 impl<'a> ExecutionColumns<'a> {
@@ -340,6 +353,11 @@ impl<'a> ExecutionColumns<'a> {
             error: rows.iter().map(|e| e.error.as_deref()).collect(),
             started_us: rows.iter().map(|e| e.started_at_us).collect(),
             ended_us: rows.iter().map(|e| e.ended_at_us).collect(),
+            trace_id: rows.iter().map(|e| trace::hex(&e.trace_id())).collect(),
+            parent_span_id: rows
+                .iter()
+                .map(|e| e.parent_span_id.map(|p| trace::hex(&p)))
+                .collect(),
         }
     }
 }
@@ -350,11 +368,13 @@ struct PlaceholderColumns<'a> {
     id: Vec<Uuid>,
     project: Vec<&'a str>,
     started_us: Vec<i64>,
+    /// Its steps' trace (each step's row carries its execution's).
+    trace_id: Vec<String>,
 }
 
 impl<'a> PlaceholderColumns<'a> {
     fn from(steps: &[&'a StepRow], executions: &[&ExecutionRow]) -> Self {
-        let mut wanted: HashMap<Uuid, (&'a str, i64)> = HashMap::new();
+        let mut wanted: HashMap<Uuid, (&'a str, i64, TraceId)> = HashMap::new();
         for s in steps {
             if executions
                 .binary_search_by_key(&s.execution_id, |e| e.id)
@@ -362,17 +382,20 @@ impl<'a> PlaceholderColumns<'a> {
             {
                 continue;
             }
-            let entry = wanted
-                .entry(s.execution_id)
-                .or_insert((s.project.as_str(), s.started_at_us));
+            let entry = wanted.entry(s.execution_id).or_insert((
+                s.project.as_str(),
+                s.started_at_us,
+                s.trace_id(),
+            ));
             entry.1 = entry.1.min(s.started_at_us);
         }
-        let mut rows: Vec<(Uuid, (&'a str, i64))> = wanted.into_iter().collect();
+        let mut rows: Vec<(Uuid, (&'a str, i64, TraceId))> = wanted.into_iter().collect();
         rows.sort_by_key(|r| r.0);
         PlaceholderColumns {
             id: rows.iter().map(|r| r.0).collect(),
             project: rows.iter().map(|r| r.1 .0).collect(),
             started_us: rows.iter().map(|r| r.1 .1).collect(),
+            trace_id: rows.iter().map(|r| trace::hex(&r.1 .2)).collect(),
         }
     }
 }

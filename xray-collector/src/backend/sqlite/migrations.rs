@@ -78,6 +78,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0010_search_by_day.up.sql"),
         down: include_str!("migrations/0010_search_by_day.down.sql"),
     },
+    Migration {
+        version: 11,
+        name: "trace_context",
+        up: include_str!("migrations/0011_trace_context.up.sql"),
+        down: include_str!("migrations/0011_trace_context.down.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

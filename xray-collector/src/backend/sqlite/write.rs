@@ -8,7 +8,8 @@ use rusqlite::{params, Connection, TransactionBehavior};
 use super::migrations::now_us;
 use crate::backend::storable;
 use crate::backend::DeadLetter;
-use crate::model::{merge_by_id, Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow};
+use crate::model::{merge_by_id, Decision, ExecutionRow, LlmUsage, ShipRecord, StepRow, TraceId};
+use xray_outbox::trace;
 
 /// Upserts an execution. The real row, start or end, replaces a
 /// placeholder (whose status is `running`); otherwise a `running` row
@@ -16,8 +17,9 @@ use crate::model::{merge_by_id, Decision, ExecutionRow, LlmUsage, ShipRecord, St
 /// the stored row has (an end without metadata keeps the start's).
 const UPSERT_EXECUTION: &str = "
 INSERT INTO executions
-    (id, project, name, status, placeholder, metadata, outcome, error, started_at_us, ended_at_us)
-VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9)
+    (id, project, name, status, placeholder, metadata, outcome, error, started_at_us, ended_at_us,
+     trace_id, parent_span_id)
+VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
 ON CONFLICT (id) DO UPDATE SET
     project       = excluded.project,
     name          = excluded.name,
@@ -27,7 +29,9 @@ ON CONFLICT (id) DO UPDATE SET
     outcome       = coalesce(excluded.outcome, executions.outcome),
     error         = coalesce(excluded.error, executions.error),
     started_at_us = excluded.started_at_us,
-    ended_at_us   = coalesce(excluded.ended_at_us, executions.ended_at_us)
+    ended_at_us   = coalesce(excluded.ended_at_us, executions.ended_at_us),
+    trace_id      = excluded.trace_id,
+    parent_span_id = excluded.parent_span_id
 WHERE executions.placeholder = 1
    OR executions.status = 'running'
    OR excluded.status <> 'running'";
@@ -35,8 +39,8 @@ WHERE executions.placeholder = 1
 /// Stands in for an execution whose row has not arrived; never touches an
 /// existing row.
 const INSERT_PLACEHOLDER_EXECUTION: &str = "
-INSERT INTO executions (id, project, name, status, placeholder, started_at_us)
-VALUES (?1, ?2, '(unknown)', 'running', 1, ?3)
+INSERT INTO executions (id, project, name, status, placeholder, started_at_us, trace_id)
+VALUES (?1, ?2, '(unknown)', 'running', 1, ?3, ?4)
 ON CONFLICT (id) DO NOTHING";
 
 /// Upserts a step. A `running` row never replaces a finished one. Each
@@ -98,6 +102,8 @@ struct ExecutionValues {
     error: Option<String>,
     started_at_us: i64,
     ended_at_us: Option<i64>,
+    trace_id: String,
+    parent_span_id: Option<String>,
 }
 
 struct StepValues {
@@ -116,6 +122,8 @@ struct StepValues {
     duration_us: Option<i64>,
     decisions: Vec<Decision>,
     llm_usage: Vec<LlmUsage>,
+    /// Its execution's trace (for a placeholder of the execution).
+    trace_id: TraceId,
 }
 
 impl Batch {
@@ -152,6 +160,8 @@ impl ExecutionValues {
             error: e.error.clone(),
             started_at_us: e.started_at_us,
             ended_at_us: e.ended_at_us,
+            trace_id: trace::hex(&e.trace_id()),
+            parent_span_id: e.parent_span_id.map(|p| trace::hex(&p)),
         }
     }
 }
@@ -174,6 +184,7 @@ impl StepValues {
             duration_us: s.duration_us,
             decisions: s.decisions.clone(),
             llm_usage: s.llm_usage.clone(),
+            trace_id: s.trace_id(),
         }
     }
 }
@@ -202,14 +213,21 @@ pub(super) fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Res
                 e.outcome,
                 e.error,
                 e.started_at_us,
-                e.ended_at_us
+                e.ended_at_us,
+                e.trace_id,
+                e.parent_span_id
             ])?;
             known_executions.insert(&e.id);
         }
         let mut placeholder = tx.prepare_cached(INSERT_PLACEHOLDER_EXECUTION)?;
         for s in &batch.steps {
             if known_executions.insert(&s.execution_id) {
-                placeholder.execute(params![s.execution_id, s.project, s.started_at_us])?;
+                placeholder.execute(params![
+                    s.execution_id,
+                    s.project,
+                    s.started_at_us,
+                    trace::hex(&s.trace_id)
+                ])?;
             }
         }
     }

@@ -109,6 +109,9 @@ pub(crate) struct Flags {
     /// A step recorded more decisions, reasons, attributes, events or LLM
     /// calls than it may keep; the rest were counted, not kept.
     pub capped: bool,
+    /// An execution was given a `traceparent` header that is not W3C trace
+    /// context; it started a trace of its own instead.
+    pub malformed_traceparent: bool,
 }
 
 impl Flags {
@@ -121,6 +124,7 @@ impl Flags {
             || self.truncated
             || self.format_error
             || self.capped
+            || self.malformed_traceparent
     }
 
     /// Adds the flags set in `other`.
@@ -132,6 +136,7 @@ impl Flags {
         self.truncated |= other.truncated;
         self.format_error |= other.format_error;
         self.capped |= other.capped;
+        self.malformed_traceparent |= other.malformed_traceparent;
     }
 
     /// The set flags as a JSON array of their names, e.g.
@@ -148,6 +153,7 @@ impl Flags {
             (self.truncated, "truncated"),
             (self.format_error, "format_error"),
             (self.capped, "capped"),
+            (self.malformed_traceparent, "malformed_traceparent"),
         ];
         let mut out = String::from("[");
         for (_, name) in names.iter().filter(|(set, _)| *set) {

@@ -799,10 +799,11 @@ fn flags_helpers() {
         truncated: true,
         format_error: true,
         capped: true,
+        malformed_traceparent: true,
     };
     assert_eq!(
         all.to_json_array(),
-        r#"["non_finite","depth_limited","non_string_keys","redacted","truncated","format_error","capped"]"#
+        r#"["non_finite","depth_limited","non_string_keys","redacted","truncated","format_error","capped","malformed_traceparent"]"#
     );
 }
 
