@@ -19,6 +19,7 @@ pub mod http;
 pub mod indexing;
 pub mod migrate;
 pub mod model;
+pub mod otlp;
 pub mod outbox;
 pub mod query;
 pub mod render;
