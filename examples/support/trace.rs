@@ -1,13 +1,16 @@
 //! Shared by the examples: ship the outbox into the embedded store with the
 //! collector's library (in-process), then read the execution back and print
 //! it — what `xray-collector run --once` and `xray-collector show` do.
+//! With `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) set, the
+//! trace is also exported over OTLP, as `run --otlp-endpoint` does.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use xray_collector::backend::{AnyStore, Migrations, QueryStore};
+use xray_collector::otlp::{OtlpConfig, OtlpSink};
 use xray_collector::render::{self, Style};
-use xray_collector::ship::{ShipConfig, Shipper};
+use xray_collector::ship::{Metrics, ShipConfig, Shipper};
 
 /// The outbox the SDK wrote (`XRAY_OUTBOX`, default `.xray/outbox.db`).
 pub fn outbox_path() -> PathBuf {
@@ -33,11 +36,32 @@ pub fn ship_and_show(
     rt.block_on(async {
         let store = Arc::new(AnyStore::sqlite(&store_path()).await?);
         store.migrate_up().await?;
+        let otlp = OtlpConfig::resolve(None, |name| std::env::var(name).ok())?;
         let config = ShipConfig {
             outboxes: vec![outbox_path()],
+            other_sinks: otlp.iter().map(|_| xray_collector::otlp::SINK).collect(),
             ..ShipConfig::default()
         };
+        let exporting = match otlp {
+            Some(otlp) => {
+                let endpoint = otlp.endpoint.to_string();
+                let sink = OtlpSink::new(
+                    otlp,
+                    vec![outbox_path()],
+                    vec![xray_collector::ship::SINK],
+                    store.clone(),
+                    Arc::new(Metrics::default()),
+                    true,
+                )?;
+                let (_never, stop) = tokio::sync::watch::channel(false);
+                Some((endpoint, tokio::spawn(async move { sink.run(stop).await })))
+            }
+            None => None,
+        };
         let summary = Shipper::ship_once(store.clone(), config).await;
+        if let Some((endpoint, exporting)) = exporting {
+            println!("exported {} spans over OTLP to {endpoint}", exporting.await?);
+        }
         println!(
             "shipped {} outbox rows into {} ({} dead-lettered)\n",
             summary.rows,

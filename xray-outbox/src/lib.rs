@@ -45,6 +45,14 @@
 //! version 1 still running appends with named columns, so its rows land
 //! the same way.
 //!
+//! ## Readers' progress
+//!
+//! A collector that ships one outbox to several sinks (a database, an
+//! OTLP receiver) keeps each sink's progress in the file, in
+//! [`PROGRESS_TABLE`] (created by the reader; writers ignore it): the
+//! highest `seq` the sink has delivered. A row is deleted once every sink
+//! the collector runs has delivered it.
+//!
 //! ## Invariants
 //!
 //! - **Order.** Rows are appended by writers holding SQLite's write lock and
@@ -154,6 +162,19 @@ CREATE TABLE IF NOT EXISTS xray_outbox (
     parent_span_id TEXT
 );
 ";
+
+/// Readers' progress, one row per sink ([`PROGRESS_TABLE`]); made by the
+/// reader when it opens the file.
+pub const PROGRESS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS xray_sink_progress (
+    sink          TEXT PRIMARY KEY,
+    seq           INTEGER NOT NULL,
+    updated_at_us INTEGER NOT NULL
+);
+";
+
+/// The table of readers' progress.
+pub const PROGRESS_TABLE: &str = "xray_sink_progress";
 
 /// Makes a version 1 file a version 2 one, run in a write transaction by
 /// whoever finds `user_version = 1` (then `PRAGMA user_version = 2`):

@@ -10,6 +10,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 use xray_collector::backend::{AnyStore, Migrations};
 use xray_collector::migrate::MigrateError;
+use xray_collector::otlp::{OtlpConfig, OtlpSink};
 use xray_collector::query::parse_duration;
 use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
 use xray_collector::{indexing, retention};
@@ -38,9 +39,21 @@ pub(super) struct RunArgs {
     /// minute and an hour); with --once, once after shipping.
     #[arg(long, value_name = "D", value_parser = parse_duration)]
     retention: Option<i64>,
+    /// Also export every execution and step as OTLP/HTTP protobuf spans to
+    /// this receiver (a URL without a path gets /v1/traces); default
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT +
+    /// /v1/traces. Headers from OTEL_EXPORTER_OTLP_HEADERS.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
 }
 
 pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<ExitCode> {
+    // Checked before anything starts: a malformed endpoint or header is a
+    // usage error.
+    let otlp = OtlpConfig::resolve(args.otlp_endpoint.as_deref(), |name| {
+        std::env::var(name).ok()
+    })
+    .map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = args.listen {
         let bound = xray_collector::http::serve(addr, metrics.clone())
@@ -64,8 +77,13 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         args.outboxes
     };
     let config = ShipConfig {
-        outboxes,
+        outboxes: outboxes.clone(),
         once: args.once,
+        other_sinks: if otlp.is_some() {
+            vec![xray_collector::otlp::SINK]
+        } else {
+            Vec::new()
+        },
         batch_rows: args.batch_rows as usize,
         #[cfg(feature = "fault-injection")]
         fault: xray_collector::ship::Fault::from_env(),
@@ -89,8 +107,28 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
             indexing::keep(&*store, &metrics, stop).await
         }))
     };
+    let exporting = match otlp {
+        Some(otlp) => {
+            let sink = OtlpSink::new(
+                otlp,
+                outboxes,
+                vec![xray_collector::ship::SINK],
+                store.clone(),
+                metrics.clone(),
+                args.once,
+            )
+            .map_err(anyhow::Error::msg)?;
+            let stop = stop_rx.clone();
+            Some(tokio::spawn(async move { sink.run(stop).await }))
+        }
+        None => None,
+    };
     let shipper = Shipper::new(store.clone(), config, metrics);
     let summary = shipper.run(stop_rx).await;
+    if let Some(exporting) = exporting {
+        let spans = exporting.await.unwrap_or(0);
+        tracing::info!(spans, "exported {spans} spans over OTLP");
+    }
     tracing::info!(
         rows = summary.rows,
         batches = summary.batches,

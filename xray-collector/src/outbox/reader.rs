@@ -187,6 +187,8 @@ impl OutboxReader {
         // Before `backlog`: a file without the meta table fails here too,
         // as corrupt.
         let id = outbox_id(&conn).map_err(|e| corrupt(&e))?;
+        conn.execute_batch(xray_outbox::PROGRESS_SCHEMA)
+            .map_err(|e| corrupt(&e))?;
         let reader = OutboxReader {
             path: path.to_path_buf(),
             id,
@@ -306,6 +308,58 @@ impl OutboxReader {
         self.conn
             .execute("DELETE FROM xray_outbox WHERE seq <= ?1", [last_seq])
             .map_err(|e| self.sql_error(e))
+    }
+
+    /// The highest `seq` `sink` has delivered, as recorded in the file
+    /// ([`xray_outbox::PROGRESS_TABLE`]); `None` when it never recorded any.
+    pub fn progress(&self, sink: &str) -> Result<Option<i64>, OutboxError> {
+        self.conn
+            .query_row(
+                "SELECT seq FROM xray_sink_progress WHERE sink = ?1",
+                [sink],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql_error(e))
+    }
+
+    /// Records that `sink` has delivered every row through `seq`, and
+    /// deletes the rows every one of `sink` and `others` has delivered (a
+    /// sink of `others` that recorded nothing yet has delivered nothing).
+    /// Returns the rows deleted. One transaction: the progress and the
+    /// delete commit together.
+    pub fn delivered_through(
+        &self,
+        sink: &str,
+        seq: i64,
+        others: &[&str],
+    ) -> Result<usize, OutboxError> {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| self.sql_error(e))?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
+        tx.execute(
+            "INSERT INTO xray_sink_progress (sink, seq, updated_at_us) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sink) DO UPDATE SET seq = max(seq, excluded.seq),
+                                              updated_at_us = excluded.updated_at_us",
+            rusqlite::params![sink, seq, now],
+        )
+        .map_err(|e| self.sql_error(e))?;
+        let mut through = seq;
+        for other in others {
+            through = through.min(self.progress(other)?.unwrap_or(0));
+        }
+        let deleted = if through > 0 {
+            tx.execute("DELETE FROM xray_outbox WHERE seq <= ?1", [through])
+                .map_err(|e| self.sql_error(e))?
+        } else {
+            0
+        };
+        tx.commit().map_err(|e| self.sql_error(e))?;
+        Ok(deleted)
     }
 
     /// Rows waiting, and the commit time (µs since the epoch) of the oldest.

@@ -36,9 +36,20 @@ pub struct Metrics {
     search_indexed: Counter,
     search_failures: Counter,
     search_current: Gauge<f64, AtomicU64>,
+    otlp: OtlpCounters,
     /// The shipper's rounds come full.
     shipping_behind: AtomicBool,
     state: Mutex<State>,
+}
+
+/// The OTLP sink's counts.
+#[derive(Debug, Default)]
+struct OtlpCounters {
+    exported: Counter,
+    rejected: Counter,
+    dead_lettered: Counter,
+    dropped: Counter,
+    retries: Counter,
 }
 
 #[derive(Debug, Default)]
@@ -126,8 +137,19 @@ impl Default for Metrics {
             "When the search index was last found current, nothing noted left (Unix time)",
             search_current.clone(),
         );
+        let otlp = OtlpCounters::default();
+        for (name, help, counter) in [
+            ("otlp_spans_exported", "Spans the OTLP receiver accepted", &otlp.exported),
+            ("otlp_spans_rejected", "Spans the OTLP receiver accepted the request of but rejected (partial success)", &otlp.rejected),
+            ("otlp_spans_dead_lettered", "Spans the OTLP receiver refused for good, moved to the dead-letter table", &otlp.dead_lettered),
+            ("otlp_spans_dropped", "Spans given up while the OTLP receiver was unavailable and the outbox over the sink's backlog limit", &otlp.dropped),
+            ("otlp_retries", "OTLP requests retried (receiver down, 429, 5xx)", &otlp.retries),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         Metrics {
             registry,
+            otlp,
             shipped_rows,
             shipped_batches,
             retries,
@@ -155,6 +177,26 @@ impl Metrics {
         self.shipped_rows.inc_by(rows);
         self.shipped_batches.inc();
         self.last_success.set(now_us() as f64 / 1e6);
+    }
+
+    pub(crate) fn otlp_exported(&self, spans: u64) {
+        self.otlp.exported.inc_by(spans);
+    }
+
+    pub(crate) fn otlp_rejected(&self, spans: u64) {
+        self.otlp.rejected.inc_by(spans);
+    }
+
+    pub(crate) fn otlp_dead_lettered(&self, spans: u64) {
+        self.otlp.dead_lettered.inc_by(spans);
+    }
+
+    pub(crate) fn otlp_dropped(&self, spans: u64) {
+        self.otlp.dropped.inc_by(spans);
+    }
+
+    pub(crate) fn otlp_retry(&self) {
+        self.otlp.retries.inc();
     }
 
     /// The search indexer caught up, taking `notes` notes on the way.

@@ -49,6 +49,10 @@ use crate::backend::{DeadLetter, Store, StoreError};
 use crate::model::ShipRecord;
 use crate::outbox::{OutboxError, OutboxReader, ReadBatch};
 
+/// This sink's name in the outbox's progress table
+/// ([`xray_outbox::PROGRESS_TABLE`]).
+pub const SINK: &str = "database";
+
 /// A fault to inject, for the crash tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Fault {
@@ -103,6 +107,10 @@ pub struct ShipConfig {
     /// own connection, as far as the store takes them
     /// ([`Store::concurrent_writes`]); 1 writes one batch at a time.
     pub concurrent_batches: usize,
+    /// The other sinks shipping the same outboxes (e.g. [`crate::otlp::SINK`]):
+    /// a row is deleted only once each of them has delivered it too
+    /// ([`OutboxReader::delivered_through`]).
+    pub other_sinks: Vec<&'static str>,
     /// Injected fault (tests).
     pub fault: Fault,
 }
@@ -119,6 +127,7 @@ impl Default for ShipConfig {
             backoff: Backoff::default(),
             recheck_failed: Duration::from_secs(30),
             concurrent_batches: 2,
+            other_sinks: Vec::new(),
             fault: Fault::None,
         }
     }
@@ -145,6 +154,9 @@ struct OutboxState {
     reader: Option<Arc<Mutex<OutboxReader>>>,
     /// The round after the one in hand, read while that one was written.
     prefetched: Vec<ReadBatch>,
+    /// The last `seq` delivered to the database (rows through it may stay
+    /// in the outbox while another sink has yet to deliver them).
+    cursor: i64,
     failed_at: Option<Instant>,
     waiting_logged: bool,
 }
@@ -218,6 +230,7 @@ impl<S: Store> Shipper<S> {
                 },
                 reader: None,
                 prefetched: Vec::new(),
+                cursor: 0,
                 failed_at: None,
                 waiting_logged: false,
             })
@@ -298,11 +311,14 @@ impl<S: Store> Shipper<S> {
             }
             let (path, max_row_bytes) = (state.path.clone(), self.config.max_row_bytes);
             let opened = off_runtime(&state.path, move || {
-                Ok(OutboxReader::open(&path)?.with_max_row_bytes(max_row_bytes))
+                let reader = OutboxReader::open(&path)?.with_max_row_bytes(max_row_bytes);
+                let delivered = reader.progress(SINK)?.unwrap_or(0);
+                Ok((reader, delivered))
             })
             .await;
             match opened {
-                Ok(reader) => {
+                Ok((reader, delivered)) => {
+                    state.cursor = delivered;
                     tracing::info!(outbox = %state.source.label, "shipping");
                     self.metrics.clear_outbox_problem(&state.source.label);
                     state.source.id = reader.id();
@@ -325,10 +341,11 @@ impl<S: Store> Shipper<S> {
             self.config.batch_bytes,
             self.round_size(),
         );
+        let after = state.cursor;
         let read = on_reader(&state.path, reader, move |r| {
             Ok((
                 r.backlog()?,
-                read_round(r, 0, batches, max_rows, max_bytes)?,
+                read_round(r, after, batches, max_rows, max_bytes)?,
             ))
         })
         .await;
@@ -443,9 +460,11 @@ impl<S: Store> Shipper<S> {
                 std::process::abort();
             }
         }
+        state.cursor = state.cursor.max(last_seq);
         if let Some(reader) = &state.reader {
+            let others = self.config.other_sinks.clone();
             let deleted = on_reader(&state.path, Arc::clone(reader), move |r| {
-                r.delete_through(last_seq)
+                r.delivered_through(SINK, last_seq, &others)
             })
             .await;
             if let Err(e) = deleted {

@@ -1,0 +1,315 @@
+//! OTLP/HTTP protobuf: one POST per request, gzip unless the receiver
+//! refuses it, and the answer classified as the OTLP specification says
+//! (retry 429/502/503/504 and network failures, honouring `Retry-After`;
+//! 413 means split; other 4xx will never succeed).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+use reqwest::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+
+use super::config::OtlpConfig;
+
+const PROTOBUF: &str = "application/x-protobuf";
+
+/// What became of one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    /// Accepted.
+    Accepted {
+        /// Spans of it the receiver refused all the same (a partial success).
+        rejected: i64,
+        /// Why, as the receiver says.
+        message: String,
+    },
+    /// Not now: try again.
+    Retry {
+        /// When, if the receiver said (`Retry-After`).
+        after: Option<Duration>,
+        /// What went wrong.
+        reason: String,
+    },
+    /// 413: the request is too large for the receiver; split it.
+    TooLarge,
+    /// Refused for good (400 and the other 4xx).
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The status and the start of the receiver's answer.
+        reason: String,
+    },
+}
+
+/// Sends OTLP requests to one endpoint.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    config: Arc<OtlpConfig>,
+    /// Cleared when the receiver refuses gzip (415).
+    gzip: Arc<AtomicBool>,
+}
+
+impl Client {
+    /// A client for `config`'s endpoint (TLS by rustls with the Mozilla
+    /// roots, the `ring` provider chosen explicitly).
+    pub fn new(config: OtlpConfig) -> Result<Client, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .with_root_certificates(rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            })
+            .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(config.timeout)
+            .user_agent(concat!("xray-collector/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot set up the OTLP client: {e}"))?;
+        Ok(Client {
+            http,
+            config: Arc::new(config),
+            gzip: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    /// The endpoint spans go to.
+    pub fn endpoint(&self) -> &str {
+        self.config.endpoint.as_str()
+    }
+
+    /// Sends `request` once.
+    pub async fn send(&self, request: &ExportTraceServiceRequest) -> Sent {
+        let body = request.encode_to_vec();
+        let gzip = self.gzip.load(Ordering::Relaxed);
+        let (body, encoding) = if gzip {
+            match compress(&body) {
+                Ok(compressed) => (compressed, Some("gzip")),
+                Err(_) => (body, None),
+            }
+        } else {
+            (body, None)
+        };
+        let mut post = self
+            .http
+            .post(self.config.endpoint.clone())
+            .headers(self.config.headers.clone())
+            .header(CONTENT_TYPE, PROTOBUF)
+            .body(body);
+        if let Some(encoding) = encoding {
+            post = post.header(CONTENT_ENCODING, encoding);
+        }
+        let response = match post.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Sent::Retry {
+                    after: None,
+                    reason: describe(&e),
+                }
+            }
+        };
+        let status = response.status();
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
+        let is_protobuf = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(PROTOBUF));
+        let body = response.bytes().await.unwrap_or_default();
+        classify(status, retry_after, is_protobuf, &body, || {
+            // 415 to a gzipped body: the receiver does not take gzip.
+            if encoding.is_some() && status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                self.gzip.store(false, Ordering::Relaxed);
+                true
+            } else {
+                false
+            }
+        })
+    }
+}
+
+/// The answer's meaning. `gzip_refused` is asked on a 415 and says
+/// whether dropping gzip may help (then: retry at once).
+fn classify(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    is_protobuf: bool,
+    body: &[u8],
+    gzip_refused: impl FnOnce() -> bool,
+) -> Sent {
+    if status.is_success() {
+        let partial = if is_protobuf {
+            ExportTraceServiceResponse::decode(body)
+                .ok()
+                .and_then(|r| r.partial_success)
+        } else {
+            None
+        };
+        return match partial {
+            Some(p) if p.rejected_spans > 0 => Sent::Accepted {
+                rejected: p.rejected_spans,
+                message: p.error_message,
+            },
+            _ => Sent::Accepted {
+                rejected: 0,
+                message: String::new(),
+            },
+        };
+    }
+    let reason = format!("HTTP {}: {}", status.as_u16(), excerpt(body));
+    match status {
+        StatusCode::TOO_MANY_REQUESTS
+        | StatusCode::BAD_GATEWAY
+        | StatusCode::SERVICE_UNAVAILABLE
+        | StatusCode::GATEWAY_TIMEOUT => Sent::Retry {
+            after: retry_after,
+            reason,
+        },
+        StatusCode::PAYLOAD_TOO_LARGE => Sent::TooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE if gzip_refused() => Sent::Retry {
+            after: Some(Duration::ZERO),
+            reason: format!("{reason} (sending without gzip from now on)"),
+        },
+        s if s.is_client_error() => Sent::Refused {
+            status: s.as_u16(),
+            reason,
+        },
+        _ => Sent::Retry {
+            after: retry_after,
+            reason,
+        },
+    }
+}
+
+fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(body)?;
+    encoder.finish()
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from receivers and
+/// is left to the backoff).
+fn retry_after(value: &HeaderValue) -> Option<Duration> {
+    let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds.min(3600)))
+}
+
+/// The start of an answer's body as text (receivers explain refusals
+/// there, as text, JSON or a protobuf `Status` whose message is readable).
+fn excerpt(body: &[u8]) -> String {
+    let text: String = String::from_utf8_lossy(&body[..body.len().min(300)])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    if text.trim().is_empty() {
+        "(no body)".to_owned()
+    } else {
+        text.trim().to_owned()
+    }
+}
+
+/// A transport error, with its causes (reqwest's top-level text is only
+/// "error sending request").
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess;
+
+    use super::*;
+
+    fn answer(status: u16, body: &[u8]) -> Sent {
+        classify(
+            StatusCode::from_u16(status).unwrap(),
+            Some(Duration::from_secs(7)),
+            true,
+            body,
+            || false,
+        )
+    }
+
+    #[test]
+    fn answers_are_classified_as_the_specification_says() {
+        assert_eq!(
+            answer(200, b""),
+            Sent::Accepted {
+                rejected: 0,
+                message: String::new()
+            }
+        );
+        let partial = ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans: 3,
+                error_message: "spans too old".into(),
+            }),
+        }
+        .encode_to_vec();
+        assert_eq!(
+            answer(200, &partial),
+            Sent::Accepted {
+                rejected: 3,
+                message: "spans too old".into()
+            }
+        );
+        for status in [429, 502, 503, 504] {
+            assert!(
+                matches!(answer(status, b"busy"), Sent::Retry { after: Some(d), .. } if d == Duration::from_secs(7)),
+                "{status}"
+            );
+        }
+        assert!(matches!(answer(500, b""), Sent::Retry { .. }));
+        assert_eq!(answer(413, b""), Sent::TooLarge);
+        assert_eq!(
+            answer(400, b"bad span\n"),
+            Sent::Refused {
+                status: 400,
+                reason: "HTTP 400: bad span".into()
+            }
+        );
+        assert!(matches!(
+            answer(401, b""),
+            Sent::Refused { status: 401, .. }
+        ));
+        // 415 to gzip: retried at once without it.
+        assert!(matches!(
+            classify(StatusCode::UNSUPPORTED_MEDIA_TYPE, None, false, b"", || true),
+            Sent::Retry { after: Some(d), .. } if d.is_zero()
+        ));
+        assert!(matches!(
+            answer(415, b""),
+            Sent::Refused { status: 415, .. }
+        ));
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        assert_eq!(
+            retry_after(&HeaderValue::from_static("12")),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
+            None
+        );
+    }
+}
