@@ -150,7 +150,7 @@ fn step_span(s: &StepRow, unfinished: bool, now_us: i64) -> Span {
         name: s.name.clone(),
         kind: SpanKind::Internal as i32,
         start_time_unix_nano: start,
-        end_time_unix_nano: end(start, ended, now_us),
+        end_time_unix_nano: end(start, ended.filter(|_| !unfinished), now_us),
         attributes,
         events: s
             .decisions
@@ -203,7 +203,7 @@ fn execution_span(e: &ExecutionRow, unfinished: bool, now_us: i64) -> Span {
         name: e.name.clone(),
         kind: SpanKind::Internal as i32,
         start_time_unix_nano: start,
-        end_time_unix_nano: end(start, e.ended_at_us, now_us),
+        end_time_unix_nano: end(start, e.ended_at_us.filter(|_| !unfinished), now_us),
         attributes,
         status: Some(status(
             unfinished,

@@ -96,6 +96,18 @@ pub fn append_raw_step_at(
     input: &str,
     started_at_us: i64,
 ) {
+    append_raw_step_in(outbox, "default", name, status, input, started_at_us);
+}
+
+/// [`append_raw_step_at`] in project `project`.
+pub fn append_raw_step_in(
+    outbox: &Path,
+    project: &str,
+    name: &str,
+    status: &str,
+    input: &str,
+    started_at_us: i64,
+) {
     use rusqlite::types::Value;
     use xray_outbox::{Column, Phase, RecordType};
     let conn = rusqlite::Connection::open(outbox).unwrap();
@@ -109,7 +121,7 @@ pub fn append_raw_step_at(
         (Column::Phase, Phase::End.as_str().to_owned().into()),
         (Column::Id, new_id().into()),
         (Column::ExecutionId, new_id().into()),
-        (Column::Project, "default".to_owned().into()),
+        (Column::Project, project.to_owned().into()),
         (Column::Name, name.to_owned().into()),
         (Column::Status, status.to_owned().into()),
         (Column::Input, input.to_owned().into()),
