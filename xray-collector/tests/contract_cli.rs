@@ -13,8 +13,15 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use support::otlp::Phoenix;
 use support::outbox::write_steps;
 use support::target::Target;
+
+/// The OTLP receiver `run --otlp-endpoint` sends to (one for both backends).
+fn receiver() -> &'static Phoenix {
+    static RECEIVER: std::sync::OnceLock<Phoenix> = std::sync::OnceLock::new();
+    RECEIVER.get_or_init(Phoenix::start)
+}
 
 /// `xray-collector <args>` in `dir`, with no backend, outbox or log
 /// settings in the environment.
@@ -85,8 +92,8 @@ fn contract(target: Target) {
     assert!(status.contains("pending"), "{status}");
     ok(run(&["migrate", "up"]), "migrate up");
 
-    // xray-collector run [--outbox PATH]… [--database-url URL] [--once]
-    //                    [--listen 127.0.0.1:9464] [--retention 30d] [--log-format text|json]
+    // xray-collector run [--outbox PATH]… [--database-url URL] [--once] [--listen 127.0.0.1:9464]
+    //                    [--otlp-endpoint URL] [--retention 30d] [--log-format text|json]
     let (a, b) = (cwd.join("a/outbox.db"), cwd.join("b/outbox.db"));
     std::fs::create_dir_all(a.parent().unwrap()).unwrap();
     std::fs::create_dir_all(b.parent().unwrap()).unwrap();
@@ -102,6 +109,8 @@ fn contract(target: Target) {
         "--once",
         "--listen",
         "127.0.0.1:0",
+        "--otlp-endpoint",
+        &receiver().endpoint(),
         "--retention",
         "30d",
         "--log-format",
@@ -110,12 +119,16 @@ fn contract(target: Target) {
     let log = String::from_utf8_lossy(&shipped.stderr).into_owned();
     assert!(shipped.status.success(), "run: {log}");
     assert!(!log.trim().is_empty(), "run logs what it did");
+    let mut exported = None;
     for l in log.lines() {
         let event: serde_json::Value =
             serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"));
         assert!(event["level"].is_string(), "{l}");
+        exported = exported.or(event["spans"].as_u64());
     }
     assert_eq!(target.counts().steps, 5, "{log}");
+    // The OTLP receiver took all of them: five executions, five steps.
+    assert_eq!(exported, Some(10), "{log}");
 
     // xray-collector executions [--project P] [--name N] [--status S]
     //                           [--since 1h] [--limit N] [--cursor C] [--json]
@@ -329,7 +342,6 @@ fn design_cli_lines() -> Vec<(String, Vec<String>)> {
 /// [`contract`]. Each is checked to be absent still, so that building one
 /// makes this test say to add its line above.
 const NOT_BUILT_YET: &[(&str, &str, &str)] = &[
-    ("run", "--otlp-endpoint", "issue 13 (OTLP export)"),
     ("import", "", "issue 14 (import)"),
     ("reason", "", "issue 14 (reasoning)"),
 ];
@@ -343,6 +355,7 @@ const RUN_ABOVE: &[(&str, &[&str])] = &[
             "--database-url",
             "--once",
             "--listen",
+            "--otlp-endpoint",
             "--retention",
             "--log-format",
         ],

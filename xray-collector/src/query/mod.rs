@@ -172,8 +172,22 @@ pub struct ExecutionDetail {
     pub outcome: Option<Value>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Its W3C trace.
+    #[serde(flatten)]
+    pub trace: TraceContext,
     /// Its steps, ordered by start time.
     pub steps: Vec<StepDetail>,
+}
+
+/// An execution's W3C trace context (lowercase hex): its trace id — its
+/// own UUID unless it continues a caller's trace — and the caller's span,
+/// when it continues one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TraceContext {
+    /// The trace id (`None` only for a row the database has none for).
+    pub trace_id: Option<String>,
+    /// The remote parent span.
+    pub parent_span_id: Option<String>,
 }
 
 /// An execution's fields with its count of steps named `step_count`, so
@@ -217,6 +231,9 @@ pub struct ExecutionHead {
     pub outcome: Option<Value>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Its W3C trace.
+    #[serde(flatten)]
+    pub trace: TraceContext,
 }
 
 impl ExecutionHead {
@@ -227,6 +244,7 @@ impl ExecutionHead {
             metadata: self.metadata,
             outcome: self.outcome,
             error: self.error,
+            trace: self.trace,
             steps,
         }
     }

@@ -191,6 +191,10 @@ mod tests {
             metadata: Some(serde_json::json!({"sku": "A-1", "n": [1]})),
             outcome: None,
             error: Some("it\nbroke".into()),
+            trace: crate::query::TraceContext {
+                trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+                parent_span_id: Some("00f067aa0ba902b7".into()),
+            },
         };
         for steps in [
             vec![],
@@ -202,6 +206,7 @@ mod tests {
                 metadata: head.metadata.clone(),
                 outcome: head.outcome.clone(),
                 error: head.error.clone(),
+                trace: head.trace.clone(),
                 steps: steps.clone(),
             };
             let mut json = ExecutionJson::begin(Vec::new(), &head).unwrap();
@@ -213,6 +218,11 @@ mod tests {
             // One `steps` (the array), the count beside it under its own name.
             assert_eq!(streamed.matches("\"steps\"").count(), 1, "{streamed}");
             assert!(streamed.contains("\"step_count\": 3"), "{streamed}");
+            assert!(
+                streamed.contains("\"trace_id\": \"4bf92f3577b34da6a3ce929d0e0e4736\"")
+                    && streamed.contains("\"parent_span_id\": \"00f067aa0ba902b7\""),
+                "{streamed}"
+            );
         }
     }
 }

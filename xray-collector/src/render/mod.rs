@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::backend::{PruneFilter, Pruned};
 use crate::query::{
     format_time, DecisionRow, ExecutionDetail, ExecutionHead, ExecutionPage, ExecutionSummary,
-    SearchHit, Stats, StepDetail, WhyEntry,
+    SearchHit, Stats, StepDetail, TraceContext, WhyEntry,
 };
 
 /// Whether to colour the output.
@@ -191,6 +191,7 @@ pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
         &e.summary,
         e.metadata.as_ref(),
         e.error.as_deref(),
+        &e.trace,
         full,
         style,
     );
@@ -216,6 +217,7 @@ pub fn execution_header(head: &ExecutionHead, full: bool, style: Style) -> Strin
         &head.summary,
         head.metadata.as_ref(),
         head.error.as_deref(),
+        &head.trace,
         full,
         style,
     );
@@ -227,6 +229,7 @@ fn write_header(
     s: &ExecutionSummary,
     metadata: Option<&Value>,
     error: Option<&str>,
+    trace: &TraceContext,
     full: bool,
     style: Style,
 ) {
@@ -249,6 +252,15 @@ fn write_header(
     );
     if let Some(m) = metadata.filter(|m| m.as_object().is_some_and(|o| !o.is_empty())) {
         let _ = writeln!(out, "  metadata: {}", indent(&value_text(m, full), ""));
+    }
+    // A trace of its own is its id (shown above); a continued one is named.
+    if let (Some(trace_id), Some(parent)) = (&trace.trace_id, &trace.parent_span_id) {
+        let _ = writeln!(
+            out,
+            "  trace: {}  {}",
+            escape(trace_id),
+            style.dim(&format!("continues span {}", escape(parent)))
+        );
     }
     if let Some(err) = error {
         let _ = writeln!(

@@ -23,8 +23,8 @@ use crate::query::rollup::{self, Bucket};
 use crate::query::{
     cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
     ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
-    StepOutline, StepPage, StepScope, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES, MAX_STEP_PAGE,
-    SEARCH_NEWEST,
+    StepOutline, StepPage, StepScope, TraceContext, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
+    MAX_STEP_PAGE, SEARCH_NEWEST,
 };
 
 /// A `timestamptz` column as exact µs since the epoch (`NULL` stays
@@ -205,7 +205,8 @@ const EXECUTION: &str = concat!(
     ", ",
     us!("e.ended_at"),
     ", (SELECT count(*) FROM xray.steps s WHERE s.execution_id = e.id), \
-     e.metadata, e.outcome, e.error FROM xray.executions e WHERE e.id = $1"
+     e.metadata, e.outcome, e.error, e.trace_id, e.parent_span_id \
+     FROM xray.executions e WHERE e.id = $1"
 );
 
 /// The columns [`step_detail`] reads.
@@ -247,6 +248,10 @@ fn head(row: &Row) -> ExecutionHead {
         metadata: row.get(7),
         outcome: row.get(8),
         error: row.get(9),
+        trace: TraceContext {
+            trace_id: row.get(10),
+            parent_span_id: row.get(11),
+        },
     }
 }
 

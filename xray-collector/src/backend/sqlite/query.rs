@@ -22,8 +22,8 @@ use crate::query::rollup::{self, Bucket};
 use crate::query::{
     cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
     ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
-    StepOutline, StepPage, StepScope, StepStats, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
-    MAX_STEP_PAGE, SEARCH_NEWEST,
+    StepOutline, StepPage, StepScope, StepStats, TraceContext, UsageRow, WhyEntry,
+    MAX_CANDIDATE_ENTRIES, MAX_STEP_PAGE, SEARCH_NEWEST,
 };
 
 /// The largest page `executions` returns, whatever the filter asks.
@@ -235,7 +235,7 @@ fn head(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionHead>> 
     let mut stmt = conn.prepare_cached(
         "SELECT e.id, e.project, e.name, e.status, e.started_at_us, e.ended_at_us,
                 (SELECT count(*) FROM steps s WHERE s.execution_id = e.id),
-                e.metadata, e.outcome, e.error
+                e.metadata, e.outcome, e.error, e.trace_id, e.parent_span_id
          FROM executions e WHERE e.id = ?1",
     )?;
     let mut rows = stmt.query(params![id.to_string()])?;
@@ -246,6 +246,10 @@ fn head(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionHead>> 
                 metadata: json_at(r, 7)?,
                 outcome: json_at(r, 8)?,
                 error: r.get(9)?,
+                trace: TraceContext {
+                    trace_id: r.get(10)?,
+                    parent_span_id: r.get(11)?,
+                },
             })
         })
         .transpose()
