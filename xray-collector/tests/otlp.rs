@@ -295,12 +295,25 @@ fn a_step_that_never_ended_is_exported_unfinished_after_the_bound() {
     assert_eq!(outbox_rows(&outbox), 0);
 }
 
-fn daemon(target: &Target, outbox: &Path, endpoint: &str) -> Child {
+fn daemon(target: &Target, outbox: &Path, endpoint: &str, listen: &str) -> Child {
     let mut cmd = collector();
-    cmd.args(["run", "--otlp-endpoint", endpoint, "--outbox"])
-        .arg(outbox);
+    cmd.args([
+        "run",
+        "--otlp-endpoint",
+        endpoint,
+        "--listen",
+        listen,
+        "--outbox",
+    ])
+    .arg(outbox);
     target.configure(&mut cmd);
     cmd.stderr(Stdio::null()).spawn().unwrap()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
@@ -317,7 +330,11 @@ fn a_receiver_stopped_while_the_daemon_runs_holds_nothing_back_and_loses_nothing
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox.db");
     let store = Target::embedded();
-    let mut child = daemon(&store, &outbox, &phoenix.endpoint());
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let mut child = daemon(&store, &outbox, &phoenix.endpoint(), &listen);
     write_steps(&outbox, 0, 20);
     phoenix.wait_for_spans("default", 40, Duration::from_secs(120));
     wait_until("the outbox to empty", Duration::from_secs(30), || {
@@ -340,6 +357,24 @@ fn a_receiver_stopped_while_the_daemon_runs_holds_nothing_back_and_loses_nothing
     wait_until("the outbox to empty", Duration::from_secs(30), || {
         outbox_rows(&outbox) == 0
     });
+    // The sink's own counts: every span exported, the outage retried.
+    let metrics = support::outbox::http_get(&listen, "/metrics");
+    assert!(
+        metric(&metrics, "xray_collector_otlp_spans_exported_total") >= 100.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, "xray_collector_otlp_retries_total") >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "xray_collector_otlp_spans_dropped_total"),
+        0.0
+    );
+    assert_eq!(
+        metric(&metrics, "xray_collector_otlp_spans_dead_lettered_total"),
+        0.0
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
