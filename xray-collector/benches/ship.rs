@@ -40,73 +40,21 @@ mod pg;
 #[path = "../../xray-sdk/benches/workload/mod.rs"]
 mod workload;
 
+/// The outbox both benches ship: the workload's steps, recorded by the SDK.
+#[path = "support/pipeline.rs"]
+mod pipeline;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tracing_subscriber::layer::SubscriberExt;
 use xray_collector::backend::{postgres::PostgresStore, Migrations, SearchIndex};
 use xray_collector::indexing;
 use xray_collector::ship::{Metrics, ShipConfig, Shipper};
 
-#[xray::step]
-fn small(i: u64) -> u64 {
-    i * 2
-}
-
-/// A scoring step as a ranking pipeline has it: the query in, the best
-/// candidate out, a decision per candidate.
-#[xray::step(kind = "rank")]
-fn score_candidates(q: &workload::Query) -> workload::Chosen {
-    for c in &q.candidates {
-        if c.price > 30.0 {
-            xray::reject(c.asin.clone(), "price", format!("{:.2} > 30", c.price));
-        } else {
-            xray::score(c.asin.clone(), c.rating * 10.0 - c.price / 10.0);
-        }
-    }
-    workload::pick(q)
-}
-
-#[xray::step]
-fn rank_batch(q: &workload::Query, from: u64, to: u64) -> u64 {
-    for _ in from..to {
-        score_candidates(q);
-    }
-    to - from
-}
-
-/// `n` steps of the workload; the number of steps written (the realistic
-/// one adds a batch step per 100).
-fn write_outbox(path: &Path, n: u64, realistic: bool) -> u64 {
-    let (layer, guard) = xray::Config::default()
-        .outbox(path)
-        .when_full(xray::WhenFull::Block)
-        .queue_capacity(1 << 16)
-        .build()
-        .expect("build");
-    let q = workload::query();
-    let steps = if realistic { n + n.div_ceil(100) } else { n };
-    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
-        xray::execution("bench").run(|| {
-            if realistic {
-                for from in (0..n).step_by(100) {
-                    rank_batch(&q, from, (from + 100).min(n));
-                }
-            } else {
-                for i in 0..n {
-                    small(i);
-                }
-            }
-        })
-    });
-    guard.flush().expect("flush");
-    let stats = guard.stats();
-    assert_eq!((stats.written, stats.dropped), (steps, 0), "{stats:?}");
-    steps
-}
+use pipeline::write_outbox;
 
 /// The outbox's step rows as CSV in the column order of `xray.steps`.
 fn export_csv(outbox: &Path, csv: &Path) -> u64 {
