@@ -138,13 +138,9 @@ fn is_running(r: &xray_collector::model::ShipRecord) -> bool {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and test discovery: nothing to list.
-    }
-    let asked: u64 = std::env::var("XRAY_BENCH_STEPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50_000);
+    let Some(asked) = pipeline::steps_asked(50_000) else {
+        return;
+    };
     let receiver = otlp_support::Nginx::start(
         "unused",
         "location = /v1/traces { client_max_body_size 64m; return 200; }",

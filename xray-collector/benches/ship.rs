@@ -439,13 +439,9 @@ where
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        return; // `cargo bench -- --list` and test discovery: nothing to list.
-    }
-    let asked: u64 = std::env::var("XRAY_BENCH_STEPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+    let Some(asked) = pipeline::steps_asked(200_000) else {
+        return;
+    };
     let workload = std::env::var("XRAY_BENCH_WORKLOAD").unwrap_or_else(|_| "realistic".into());
     let realistic = match workload.as_str() {
         "realistic" => true,

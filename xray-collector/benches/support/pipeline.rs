@@ -68,3 +68,18 @@ pub fn write_outbox(path: &Path, n: u64, realistic: bool) -> u64 {
     assert_eq!((stats.written, stats.dropped), (steps, 0), "{stats:?}");
     steps
 }
+
+/// The steps a bench run is asked for (`XRAY_BENCH_STEPS`, else
+/// `default`); `None` when cargo only lists the benches (`--list`, test
+/// discovery): nothing to run.
+pub fn steps_asked(default: u64) -> Option<u64> {
+    if std::env::args().any(|a| a == "--list") {
+        return None;
+    }
+    Some(
+        std::env::var("XRAY_BENCH_STEPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
