@@ -37,7 +37,7 @@ async fn ship(outboxes: Vec<PathBuf>) -> Result<Arc<AnyStore>, Error> {
     };
     let exporting = match otlp {
         Some(otlp) => {
-            let endpoint = otlp.endpoint.to_string();
+            let endpoint = otlp.endpoint_shown();
             let sink = OtlpSink::new(
                 otlp,
                 outboxes,

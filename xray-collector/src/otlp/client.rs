@@ -38,7 +38,8 @@ pub enum Sent {
     },
     /// 413: the request is too large for the receiver; split it.
     TooLarge,
-    /// Refused for good (400 and the other 4xx).
+    /// Refused for good (400 and the other 4xx but those that say the
+    /// settings are wrong: 401, 403, 404, 405, 407 are retried).
     Refused {
         /// The HTTP status.
         status: u16,
@@ -81,9 +82,10 @@ impl Client {
         })
     }
 
-    /// The endpoint spans go to.
-    pub fn endpoint(&self) -> &str {
-        self.config.endpoint.as_str()
+    /// The endpoint spans go to, as it may be logged: without a password
+    /// it may carry.
+    pub fn endpoint(&self) -> String {
+        self.config.endpoint_shown()
     }
 
     /// Sends `request` once.
@@ -174,6 +176,19 @@ fn classify(
             reason,
         },
         StatusCode::PAYLOAD_TOO_LARGE => Sent::TooLarge,
+        // Not the spans' fault but the sink's settings (a wrong key,
+        // endpoint or proxy): dead-lettering every span would empty the
+        // outbox into the dead-letter table. Retried with backoff, as an
+        // outage is, until the settings are fixed (or the backlog limit
+        // gives the spans up, counted).
+        StatusCode::UNAUTHORIZED
+        | StatusCode::FORBIDDEN
+        | StatusCode::NOT_FOUND
+        | StatusCode::METHOD_NOT_ALLOWED
+        | StatusCode::PROXY_AUTHENTICATION_REQUIRED => Sent::Retry {
+            after: retry_after,
+            reason: format!("{reason} (check the OTLP endpoint and its headers)"),
+        },
         StatusCode::UNSUPPORTED_MEDIA_TYPE if gzip_refused() => Sent::Retry {
             after: Some(Duration::ZERO),
             reason: format!("{reason} (sending without gzip from now on)"),
@@ -286,9 +301,16 @@ mod tests {
                 reason: "HTTP 400: bad span".into()
             }
         );
+        // Wrong settings, not bad spans: retried, never dead-lettered.
+        for status in [401, 403, 404, 405, 407] {
+            assert!(
+                matches!(answer(status, b""), Sent::Retry { ref reason, .. } if reason.contains("check the OTLP endpoint")),
+                "{status}"
+            );
+        }
         assert!(matches!(
-            answer(401, b""),
-            Sent::Refused { status: 401, .. }
+            answer(422, b""),
+            Sent::Refused { status: 422, .. }
         ));
         // 415 to gzip: retried at once without it.
         assert!(matches!(

@@ -44,7 +44,7 @@ impl std::fmt::Debug for OtlpConfig {
         // The header values are secrets: names only.
         let names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
         f.debug_struct("OtlpConfig")
-            .field("endpoint", &self.endpoint.as_str())
+            .field("endpoint", &self.endpoint_shown())
             .field("headers", &names)
             .field("timeout", &self.timeout)
             .field("batch_spans", &self.batch_spans)
@@ -55,6 +55,16 @@ impl std::fmt::Debug for OtlpConfig {
 }
 
 impl OtlpConfig {
+    /// The endpoint as it may be logged or printed: a password in it
+    /// masked.
+    pub fn endpoint_shown(&self) -> String {
+        let mut shown = self.endpoint.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        shown.to_string()
+    }
+
     /// The sink's settings from `--otlp-endpoint` (`flag`) and the
     /// environment (`env`), or `None` when no endpoint is given anywhere.
     pub fn resolve(
