@@ -22,6 +22,7 @@ pub mod model;
 pub mod otlp;
 pub mod outbox;
 pub mod query;
+pub mod reason;
 pub mod render;
 pub mod retention;
 pub mod serve;
