@@ -169,6 +169,7 @@ fn execution(rng: &mut fastrand::Rng, at: i64) -> Vec<ShipRecord> {
                 decisions: Vec::new(),
                 llm_usage: Vec::new(),
                 trace_id: None,
+                reasoning: None,
             };
             clock += took + 20;
             row

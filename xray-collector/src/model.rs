@@ -54,7 +54,7 @@ impl ShipRecord {
                 "llm_usage": s.llm_usage.iter().map(|u| serde_json::json!({
                     "model": u.model, "prompt_tokens": u.prompt_tokens,
                     "completion_tokens": u.completion_tokens})).collect::<Vec<_>>(),
-                "trace_id": s.trace_id.map(|t| trace::hex(&t)),
+                "trace_id": s.trace_id.map(|t| trace::hex(&t)), "reasoning": s.reasoning,
             }),
             ShipRecord::Execution(e) => serde_json::json!({
                 "record_type": "execution", "seq": e.seq, "id": e.id, "project": e.project,
@@ -105,6 +105,10 @@ pub struct StepRow {
     /// The trace id its execution continues; `None` when derived from
     /// `execution_id` ([`xray_outbox::trace`]).
     pub trace_id: Option<TraceId>,
+    /// An explanation of the step (`steps.reasoning`): none from an outbox
+    /// (the collector's reasoner writes it), the earlier X-Ray's when
+    /// imported. Writing `None` keeps what the row has.
+    pub reasoning: Option<String>,
 }
 
 impl StepRow {

@@ -563,6 +563,7 @@ impl Fields<'_, '_> {
                     decisions: self.array::<Decision>(Column::Decisions)?,
                     llm_usage: self.array::<LlmUsage>(Column::LlmUsage)?,
                     trace_id: self.trace_id(Column::TraceId)?,
+                    reasoning: None,
                 }))
             }
             RecordType::Execution => {

@@ -156,6 +156,8 @@ pub struct StepDetail {
     pub decisions: Vec<DecisionRow>,
     /// LLM usage, in order.
     pub llm_usage: Vec<UsageRow>,
+    /// Its explanation (`steps.reasoning`), once written.
+    pub reasoning: Option<String>,
 }
 
 /// An execution with all its steps (in start order). As JSON (`show

@@ -171,6 +171,7 @@ mod tests {
                 score: Some(0.5),
             }],
             llm_usage: vec![],
+            reasoning: None,
         }
     }
 

@@ -395,6 +395,14 @@ impl TreeLines {
         if let Some(summary) = decision_summary(step) {
             let _ = writeln!(out, "{inner}   {} {summary}", style.dim("decisions:"));
         }
+        if let Some(why) = &step.reasoning {
+            let _ = writeln!(
+                out,
+                "{inner}   {} {}",
+                style.dim("why:"),
+                indent(why, inner)
+            );
+        }
         if full {
             for d in &step.decisions {
                 let _ = writeln!(
@@ -672,6 +680,7 @@ mod tests {
             duration_us: Some(1),
             decisions,
             llm_usage: vec![],
+            reasoning: None,
         };
         assert_eq!(
             decision_summary(&step).unwrap(),

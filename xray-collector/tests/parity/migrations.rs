@@ -124,6 +124,7 @@ async fn migrations_go_up_down_and_up_again_twice_leaving_nothing_behind(db: Bac
         "executions",
         "llm_usage",
         "model_rollups",
+        "reasoning_jobs",
         "schema_migrations",
         "step_rollups",
         "steps",

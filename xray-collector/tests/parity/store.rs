@@ -24,6 +24,7 @@ on_both_backends!(
     a_large_batch_is_written_in_one_go,
     values_postgresql_cannot_hold_are_stored_in_one_flagged_form_on_both_backends,
     trace_and_span_ids_are_stored_derived_or_as_the_trace_continued,
+    a_steps_reasoning_is_kept_when_it_is_shipped_again_without_one,
 );
 
 on_both_backends!(unmigrated: writing_before_migrating_is_a_schema_error_not_a_rejection);
@@ -627,4 +628,28 @@ async fn rows_stored_before_trace_context_get_their_derived_ids_from_its_migrati
     let (hex, span) = hex_of(e);
     assert_eq!(db.execution_trace(e).await, [Some(hex), None, Some(span)]);
     assert_eq!(db.step_span(s).await, hex_of(s).1);
+}
+
+async fn a_steps_reasoning_is_kept_when_it_is_shipped_again_without_one(db: Backend) {
+    let (e, s) = (new_id(), new_id());
+    db.store
+        .write(&[
+            execution(e).record(),
+            filter_step(s, e).reasoning("2 candidates: 1 kept").record(),
+        ])
+        .await
+        .unwrap();
+    db.store.write(&[filter_step(s, e).record()]).await.unwrap();
+    let detail = db.store.execution(e).await.unwrap().unwrap();
+    assert_eq!(
+        detail.steps[0].reasoning.as_deref(),
+        Some("2 candidates: 1 kept")
+    );
+    // A new text replaces it.
+    db.store
+        .write(&[filter_step(s, e).reasoning("updated").record()])
+        .await
+        .unwrap();
+    let detail = db.store.execution(e).await.unwrap().unwrap();
+    assert_eq!(detail.steps[0].reasoning.as_deref(), Some("updated"));
 }

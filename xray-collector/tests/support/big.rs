@@ -162,6 +162,7 @@ impl Generator {
             decisions: Vec::new(),
             llm_usage: Vec::new(),
             trace_id: None,
+            reasoning: None,
         }
     }
 }

@@ -136,6 +136,7 @@ pub fn step(id: Uuid, execution_id: Uuid) -> Step {
         decisions: Vec::new(),
         llm_usage: Vec::new(),
         trace_id: None,
+        reasoning: None,
     })
 }
 
@@ -167,6 +168,12 @@ pub fn filter_step(id: Uuid, execution_id: Uuid) -> Step {
 pub struct Step(StepRow);
 
 impl Step {
+    /// With an explanation (`steps.reasoning`), as an import brings.
+    pub fn reasoning(mut self, text: &str) -> Self {
+        self.0.reasoning = Some(text.into());
+        self
+    }
+
     /// In the remote trace `trace_id` its execution continues.
     pub fn in_trace(mut self, trace_id: [u8; 16]) -> Self {
         self.0.trace_id = Some(trace_id);

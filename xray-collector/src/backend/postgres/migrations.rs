@@ -83,6 +83,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0011_trace_context.up.sql"),
         down: include_str!("migrations/0011_trace_context.down.sql"),
     },
+    Migration {
+        version: 12,
+        name: "reasoning",
+        up: include_str!("migrations/0012_reasoning.up.sql"),
+        down: include_str!("migrations/0012_reasoning.down.sql"),
+    },
 ];
 
 /// The advisory-lock key every collector migrates under: the bytes of

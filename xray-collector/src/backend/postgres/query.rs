@@ -215,7 +215,7 @@ macro_rules! step_columns {
         concat!(
             "SELECT id, parent_id, name, kind, status, input, output, error, attributes, ",
             us!("started_at"),
-            ", duration_us FROM xray.steps "
+            ", duration_us, reasoning FROM xray.steps "
         )
     };
 }
@@ -276,6 +276,7 @@ fn step_detail(
         duration_us: r.get(10),
         decisions: decisions.remove(&id).unwrap_or_default(),
         llm_usage: usage.remove(&id).unwrap_or_default(),
+        reasoning: r.get(11),
     }
 }
 

@@ -111,15 +111,16 @@ const UPSERT_STEPS: &str = concat!(
     "WITH written AS (
      INSERT INTO xray.steps AS s
         (id, execution_id, parent_id, name, kind, status, input, output, error, attributes,
-         started_at, duration_us, updated_at)
+         started_at, duration_us, updated_at, reasoning)
      SELECT t.id, t.execution_id, t.parent_id, t.name, t.kind, t.status, t.input, t.output,
             t.error, t.attributes, ",
     ts!("t.started_us"),
-    ", t.duration_us, now()
+    ", t.duration_us, now(), t.reasoning
      FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[],
-                 $7::jsonb[], $8::jsonb[], $9::text[], $10::jsonb[], $11::int8[], $12::int8[])
+                 $7::jsonb[], $8::jsonb[], $9::text[], $10::jsonb[], $11::int8[], $12::int8[],
+                 $13::text[])
           AS t(id, execution_id, parent_id, name, kind, status, input, output, error, attributes,
-               started_us, duration_us)
+               started_us, duration_us, reasoning)
      ON CONFLICT (id) DO UPDATE SET
         parent_id = coalesce(EXCLUDED.parent_id, s.parent_id),
         name = EXCLUDED.name,
@@ -131,7 +132,8 @@ const UPSERT_STEPS: &str = concat!(
         attributes = coalesce(EXCLUDED.attributes, s.attributes),
         started_at = EXCLUDED.started_at,
         duration_us = coalesce(EXCLUDED.duration_us, s.duration_us),
-        updated_at = now()
+        updated_at = now(),
+        reasoning = coalesce(EXCLUDED.reasoning, s.reasoning)
      WHERE s.status = 'running' OR EXCLUDED.status <> 'running'
      RETURNING s.id)
      INSERT INTO xray.search_pending (step_id) SELECT id FROM written"
@@ -270,6 +272,7 @@ pub(crate) async fn write_batch(
                 &c.attributes,
                 &c.started_us,
                 &c.duration_us,
+                &c.reasoning,
             ],
         )
         .await?;
@@ -414,6 +417,7 @@ struct StepColumns<'a> {
     attributes: Vec<Option<&'a Value>>,
     started_us: Vec<i64>,
     duration_us: Vec<Option<i64>>,
+    reasoning: Vec<Option<&'a str>>,
 }
 
 impl<'a> StepColumns<'a> {
@@ -431,6 +435,7 @@ impl<'a> StepColumns<'a> {
             attributes: rows.iter().map(|s| s.attributes.as_ref()).collect(),
             started_us: rows.iter().map(|s| s.started_at_us).collect(),
             duration_us: rows.iter().map(|s| s.duration_us).collect(),
+            reasoning: rows.iter().map(|s| s.reasoning.as_deref()).collect(),
         }
     }
 }

@@ -84,6 +84,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0011_trace_context.up.sql"),
         down: include_str!("migrations/0011_trace_context.down.sql"),
     },
+    Migration {
+        version: 12,
+        name: "reasoning",
+        up: include_str!("migrations/0012_reasoning.up.sql"),
+        down: include_str!("migrations/0012_reasoning.down.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

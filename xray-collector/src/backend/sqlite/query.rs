@@ -257,7 +257,7 @@ fn head(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionHead>> 
 
 /// The columns [`step_at`] reads.
 const STEP_COLUMNS: &str = "id, parent_id, name, kind, status, input, output, error, attributes,
-                            started_at_us, duration_us";
+                            started_at_us, duration_us, reasoning";
 
 fn step_at(r: &Row<'_>) -> rusqlite::Result<StepDetail> {
     Ok(StepDetail {
@@ -274,6 +274,7 @@ fn step_at(r: &Row<'_>) -> rusqlite::Result<StepDetail> {
         duration_us: r.get(10)?,
         decisions: Vec::new(),
         llm_usage: Vec::new(),
+        reasoning: r.get(11)?,
     })
 }
 

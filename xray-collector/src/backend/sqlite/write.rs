@@ -49,8 +49,8 @@ ON CONFLICT (id) DO NOTHING";
 const UPSERT_STEP: &str = "
 INSERT INTO steps
     (id, execution_id, parent_id, name, kind, status, input, output, error, attributes,
-     started_at_us, duration_us)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+     started_at_us, duration_us, reasoning)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
 ON CONFLICT (id) DO UPDATE SET
     execution_id  = excluded.execution_id,
     parent_id     = coalesce(excluded.parent_id, steps.parent_id),
@@ -62,7 +62,8 @@ ON CONFLICT (id) DO UPDATE SET
     error         = coalesce(excluded.error, steps.error),
     attributes    = coalesce(excluded.attributes, steps.attributes),
     started_at_us = excluded.started_at_us,
-    duration_us   = coalesce(excluded.duration_us, steps.duration_us)
+    duration_us   = coalesce(excluded.duration_us, steps.duration_us),
+    reasoning     = coalesce(excluded.reasoning, steps.reasoning)
 WHERE steps.status = 'running' OR excluded.status <> 'running'";
 
 /// Inserts a step's decision (keyed by step and ordinal).
@@ -124,6 +125,7 @@ struct StepValues {
     llm_usage: Vec<LlmUsage>,
     /// Its execution's trace (for a placeholder of the execution).
     trace_id: TraceId,
+    reasoning: Option<String>,
 }
 
 impl Batch {
@@ -185,6 +187,7 @@ impl StepValues {
             decisions: s.decisions.clone(),
             llm_usage: s.llm_usage.clone(),
             trace_id: s.trace_id(),
+            reasoning: s.reasoning.clone(),
         }
     }
 }
@@ -248,7 +251,8 @@ pub(super) fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Res
                 s.error,
                 s.attributes,
                 s.started_at_us,
-                s.duration_us
+                s.duration_us,
+                s.reasoning
             ])?;
             for (ordinal, d) in (0_i64..).zip(&s.decisions) {
                 decision.execute(params![

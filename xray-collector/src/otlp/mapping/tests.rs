@@ -72,6 +72,7 @@ fn step(id: Uuid, execution_id: Uuid) -> StepRow {
             },
         ],
         trace_id: None,
+        reasoning: None,
     }
 }
 

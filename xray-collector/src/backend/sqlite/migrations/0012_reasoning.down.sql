@@ -1,0 +1,2 @@
+DROP TABLE reasoning_jobs;
+ALTER TABLE steps DROP COLUMN reasoning;
