@@ -16,6 +16,7 @@
 
 pub mod backend;
 pub mod http;
+pub mod import;
 pub mod indexing;
 pub mod migrate;
 pub mod model;

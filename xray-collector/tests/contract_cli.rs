@@ -286,6 +286,28 @@ fn contract(target: Target) {
         (0, 0, 0),
         "{pruned}"
     );
+
+    // xray-collector import <file.json> [--project P] [--dry-run]
+    let file = cwd.join("xray-data.json");
+    std::fs::write(
+        &file,
+        r#"[{"executionId": "seed-1", "startedAt": "2025-01-02T10:00:00Z",
+             "completedAt": "2025-01-02T10:00:01Z", "steps": [{"name": "rank", "durationMs": 5}]}]"#,
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let dry = ok(
+        run(&["import", &file, "--project", "seed", "--dry-run"]),
+        "import --dry-run",
+    );
+    assert!(dry.contains("would import 1 executions (1 steps)"), "{dry}");
+    assert_eq!(target.counts().executions, 0, "a dry run changes nothing");
+    let imported = ok(run(&["import", &file, "--project", "seed"]), "import");
+    assert!(
+        imported.contains("imported 1 executions (1 steps)"),
+        "{imported}"
+    );
+    assert_eq!(target.counts().steps, 1);
 }
 
 /// One HTTP/1.1 GET over a plain socket: the whole answer as text.
@@ -341,10 +363,7 @@ fn design_cli_lines() -> Vec<(String, Vec<String>)> {
 /// What later issues add, and which: not runnable yet, so not in
 /// [`contract`]. Each is checked to be absent still, so that building one
 /// makes this test say to add its line above.
-const NOT_BUILT_YET: &[(&str, &str, &str)] = &[
-    ("import", "", "issue 14 (import)"),
-    ("reason", "", "issue 14 (reasoning)"),
-];
+const NOT_BUILT_YET: &[(&str, &str, &str)] = &[("reason", "", "issue 14 (reasoning)")];
 
 /// What [`contract`] runs, per subcommand.
 const RUN_ABOVE: &[(&str, &[&str])] = &[
@@ -379,6 +398,7 @@ const RUN_ABOVE: &[(&str, &[&str])] = &[
     ("stats", &["--since", "--name", "--json"]),
     ("serve", &["--listen", "--read-token"]),
     ("prune", &["--older-than", "--project", "--dry-run"]),
+    ("import", &["--project", "--dry-run"]),
 ];
 
 #[test]

@@ -8,6 +8,7 @@
 //! or one JSON object with `--log-format json` — and exits 2 for a usage
 //! error, 1 for a failure.
 
+mod import;
 mod logging;
 mod migrate;
 mod prune;
@@ -76,6 +77,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Delete executions older than a duration, with their steps.
     Prune(prune::PruneArgs),
+    /// Import the earlier X-Ray's JSON data.
+    Import(import::ImportArgs),
     /// Apply, revert or list schema migrations.
     Migrate {
         #[command(subcommand)]
@@ -206,6 +209,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => read::stats(args, &backend).await,
         Command::Serve(args) => serve::serve(args, &backend).await,
         Command::Prune(args) => prune::prune(args, &backend).await,
+        Command::Import(args) => import::import(args, &backend).await,
     }
 }
 
