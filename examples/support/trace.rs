@@ -52,6 +52,9 @@ async fn ship(outboxes: Vec<PathBuf>) -> Result<Arc<AnyStore>, Error> {
         None => None,
     };
     let summary = Shipper::ship_once(store.clone(), config).await;
+    // As `run --once`: the search index, and the explanations it queues.
+    xray_collector::indexing::catch_up(&*store).await?;
+    xray_collector::reasoning::catch_up(&*store).await?;
     if let Some((endpoint, exporting)) = exporting {
         println!(
             "exported {} spans over OTLP to {endpoint}",

@@ -24,6 +24,7 @@ pub mod otlp;
 pub mod outbox;
 pub mod query;
 pub mod reason;
+pub mod reasoning;
 pub mod render;
 pub mod retention;
 pub mod serve;

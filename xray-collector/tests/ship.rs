@@ -327,6 +327,38 @@ fn searchable_while_running(store: Target) {
     assert!(sigterm(&mut child).success());
 }
 
+/// Steps of `target` with an explanation (`steps.reasoning`).
+fn explained(target: &Target) -> i64 {
+    target.query_i64(
+        "SELECT count(*) FROM steps WHERE reasoning IS NOT NULL",
+        "SELECT count(*)::bigint FROM xray.steps WHERE reasoning IS NOT NULL",
+    )[0]
+}
+
+on_both_backends!(
+    the_daemon_explains_the_steps_it_ships_while_it_runs,
+    explained_while_running
+);
+fn explained_while_running(store: Target) {
+    let (_dir, outbox) = dirs();
+    let mut child = daemon(&store, &outbox, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    let shipped = Instant::now();
+    write_steps(&outbox, 0, 40);
+    // Each step has decisions: each is explained, with no command run.
+    wait_until("the steps to be explained", Duration::from_secs(30), || {
+        explained(&store) == 40
+    });
+    eprintln!(
+        "40 steps explained {:?} after they were written",
+        shipped.elapsed()
+    );
+    assert!(sigterm(&mut child).success());
+    let out = run_once(&store, &[&outbox], &[]);
+    assert!(out.status.success());
+    assert_eq!(explained(&store), 40, "nothing explained twice or lost");
+}
+
 on_both_backends!(
     two_collectors_on_one_outbox_ship_every_step_exactly_once,
     two_collectors

@@ -8,8 +8,8 @@ use super::sqlite::SqliteStore;
 use uuid::Uuid;
 
 use super::{
-    DeadLetter, Migrations, PruneFilter, Pruned, QueryStore, Retention, SearchIndex, Store,
-    StoreError,
+    DeadLetter, Explain, Migrations, PruneFilter, Pruned, QueryStore, Reasoning, Retention,
+    SearchIndex, Store, StoreError,
 };
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
@@ -76,6 +76,17 @@ impl Store for AnyStore {
 impl SearchIndex for AnyStore {
     async fn index_pending(&self, batch: usize) -> Result<u64, StoreError> {
         dispatch!(self.index_pending(batch))
+    }
+}
+
+impl Reasoning for AnyStore {
+    async fn reason_pending(
+        &self,
+        batch: usize,
+        method: &'static str,
+        explain: Explain,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.reason_pending(batch, method, explain))
     }
 }
 

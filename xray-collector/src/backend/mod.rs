@@ -223,6 +223,29 @@ pub trait Retention: Send + Sync {
     }
 }
 
+/// How a reasoner explains a step: its status, error and decisions in
+/// words, or `None` when there is nothing to say
+/// ([`crate::reason::rules::explain`]).
+pub type Explain =
+    fn(crate::model::StepStatus, Option<&str>, &[crate::model::Decision]) -> Option<String>;
+
+/// Reasoning jobs (DESIGN.md, "Reasoning"): the search indexer queues one
+/// for each step it indexes that ended with decisions or a failure;
+/// [`reason_pending`](Reasoning::reason_pending) explains them a batch at
+/// a time (see [`crate::reasoning`], which drives it).
+pub trait Reasoning: Send + Sync {
+    /// Takes up to `batch` pending jobs, oldest first, explains each step
+    /// with `explain` (as `method`), writes the text into the step's
+    /// `reasoning` and completes the job, in one transaction; how many
+    /// jobs it took — 0 when none is pending.
+    fn reason_pending(
+        &self,
+        batch: usize,
+        method: &'static str,
+        explain: Explain,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
 /// The search index, kept behind the shipper: [`Store::write`] notes each
 /// step it wrote, and [`index_pending`](SearchIndex::index_pending) indexes
 /// noted steps a batch at a time, outside the shipping transaction (see

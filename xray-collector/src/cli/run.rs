@@ -13,7 +13,7 @@ use xray_collector::migrate::MigrateError;
 use xray_collector::otlp::{OtlpConfig, OtlpSink};
 use xray_collector::query::parse_duration;
 use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
-use xray_collector::{indexing, retention};
+use xray_collector::{indexing, reasoning, retention};
 
 use super::{describe_backend, open_store, Backend, Missing};
 
@@ -103,8 +103,12 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         None
     } else {
         let (store, stop, metrics) = (store.clone(), stop_rx.clone(), metrics.clone());
+        let reasoner = (store.clone(), stop_rx.clone());
         Some(tokio::spawn(async move {
-            indexing::keep(&*store, &metrics, stop).await
+            tokio::join!(
+                indexing::keep(&*store, &metrics, stop),
+                reasoning::keep(&*reasoner.0, reasoner.1)
+            );
         }))
     };
     let exporting = match otlp {
@@ -146,6 +150,12 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
             .await
             .context("cannot index the shipped steps for search")?;
         tracing::info!(notes = indexed, "search index current");
+        // The indexer queued the steps to explain: explained when --once
+        // returns.
+        let explained = reasoning::catch_up(&*store)
+            .await
+            .context("cannot explain the shipped steps")?;
+        tracing::info!(jobs = explained, "reasoning current");
     }
     if let Some(keeping) = keeping {
         // It stops at the same signal (between batches).

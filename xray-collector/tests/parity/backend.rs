@@ -322,6 +322,15 @@ impl Backend {
             .clone()
     }
 
+    /// Every reasoning job as `status method attempts`, by step id.
+    pub async fn reasoning_jobs(&self) -> Vec<String> {
+        self.column(
+            "SELECT status || ' ' || method || ' ' || attempts FROM {xray}reasoning_jobs \
+             ORDER BY step_id",
+        )
+        .await
+    }
+
     /// Whether execution `id` is a placeholder.
     pub async fn is_placeholder(&self, id: Uuid) -> bool {
         self.column(&format!(

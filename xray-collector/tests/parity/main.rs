@@ -13,7 +13,8 @@
 //!   rejected records, dead letters, cascades);
 //! - `migrations`: up, down, status, a newer or an edited schema;
 //! - `query`: pages and filters, one execution whole, `why`, search, stats;
-//! - `rollups`: the stats rollups against the raw steps through writes and deletes.
+//! - `rollups`: the stats rollups against the raw steps through writes and deletes;
+//! - `reasoning`: jobs queued by the indexer, explained by the rules reasoner.
 
 /// Makes each scenario — `async fn scenario(db: Backend)` — two tests,
 /// `scenario::embedded` and `scenario::postgres`, each given a new store:
@@ -65,6 +66,7 @@ mod backend;
 mod migrations;
 mod prune;
 mod query;
+mod reasoning;
 mod rollups;
 mod steps;
 mod store;

@@ -168,6 +168,12 @@ pub fn filter_step(id: Uuid, execution_id: Uuid) -> Step {
 pub struct Step(StepRow);
 
 impl Step {
+    /// With error text `error`.
+    pub fn error(mut self, error: &str) -> Self {
+        self.0.error = Some(error.into());
+        self
+    }
+
     /// With an explanation (`steps.reasoning`), as an import brings.
     pub fn reasoning(mut self, text: &str) -> Self {
         self.0.reasoning = Some(text.into());

@@ -65,7 +65,7 @@ impl Target {
         }
     }
 
-    fn query_i64(&self, sql_embedded: &str, sql_postgres: &str) -> Vec<i64> {
+    pub fn query_i64(&self, sql_embedded: &str, sql_postgres: &str) -> Vec<i64> {
         match self {
             Target::Embedded { path, .. } => {
                 if !path.exists() {

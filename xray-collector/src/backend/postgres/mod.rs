@@ -65,6 +65,7 @@ mod password;
 mod prune;
 mod query;
 mod read;
+mod reasoning;
 mod search_index;
 mod write;
 

@@ -61,6 +61,17 @@ const INDEX_STEPS: &str = concat!(
      ON CONFLICT (step_id, started_at) DO UPDATE SET search = EXCLUDED.search"
 );
 
+/// A reasoning job for each noted step that ended with decisions or a
+/// failure (the job's id is the step's: one job per step), queued by the
+/// indexer off the shipping path ([`crate::reasoning`]).
+const QUEUE_REASONING: &str =
+    "INSERT INTO xray.reasoning_jobs (id, execution_id, step_id, status, method)
+     SELECT s.id, s.execution_id, s.id, 'pending', 'rules' FROM xray.steps s
+     WHERE s.id = ANY ($1) AND s.status <> 'running'
+       AND (s.status <> 'ok' OR EXISTS (SELECT 1 FROM xray.decisions d WHERE d.step_id = s.id))
+     ORDER BY s.id
+     ON CONFLICT (step_id) DO NOTHING";
+
 impl SearchIndex for PostgresStore {
     async fn index_pending(&self, batch: usize) -> Result<u64, StoreError> {
         let batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
@@ -84,6 +95,7 @@ async fn index_batch(client: &mut Client, batch: i64) -> Result<u64, tokio_postg
     if !steps.is_empty() {
         tx.execute(MAKE_DAYS, &[&steps]).await?;
         tx.execute(INDEX_STEPS, &[&steps]).await?;
+        tx.execute(QUEUE_REASONING, &[&steps]).await?;
     }
     tx.commit().await?;
     Ok(steps.len() as u64)

@@ -52,6 +52,7 @@ mod private_file;
 mod prune;
 mod query;
 mod read;
+mod reasoning;
 mod search_index;
 mod write;
 

@@ -21,6 +21,17 @@ const INDEX_NOTED: &str = "INSERT INTO steps_fts (rowid, name, input, output, er
      WHERE fts_rowid IN (SELECT fts_rowid FROM search_pending WHERE rowid <= ?1)
      ORDER BY fts_rowid";
 
+/// A reasoning job for each noted step that ended with decisions or a
+/// failure (its id the step's: one job per step), queued off the shipping
+/// path ([`crate::reasoning`]).
+const QUEUE_REASONING: &str =
+    "INSERT INTO reasoning_jobs (id, execution_id, step_id, status, method, created_at_us)
+     SELECT s.id, s.execution_id, s.id, 'pending', 'rules', ?2 FROM steps s
+     WHERE s.fts_rowid IN (SELECT fts_rowid FROM search_pending WHERE rowid <= ?1)
+       AND s.status <> 'running'
+       AND (s.status <> 'ok' OR EXISTS (SELECT 1 FROM decisions d WHERE d.step_id = s.id))
+     ON CONFLICT (step_id) DO NOTHING";
+
 impl SearchIndex for SqliteStore {
     async fn index_pending(&self, batch: usize) -> Result<u64, StoreError> {
         let batch = i64::try_from(batch.max(1)).unwrap_or(i64::MAX);
@@ -55,6 +66,10 @@ fn index_batch(conn: &mut Connection, batch: i64) -> rusqlite::Result<u64> {
         }
     }
     tx.execute(INDEX_NOTED, [last])?;
+    tx.execute(
+        QUEUE_REASONING,
+        rusqlite::params![last, super::migrations::now_us()],
+    )?;
     tx.execute("DELETE FROM search_pending WHERE rowid <= ?1", [last])?;
     tx.commit()?;
     Ok(taken.max(0) as u64)
