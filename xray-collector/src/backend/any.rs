@@ -88,6 +88,14 @@ impl Reasoning for AnyStore {
     ) -> Result<u64, StoreError> {
         dispatch!(self.reason_pending(batch, method, explain))
     }
+
+    async fn requeue_reasoning(
+        &self,
+        execution: Option<Uuid>,
+        failed_only: bool,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.requeue_reasoning(execution, failed_only))
+    }
 }
 
 impl Migrations for AnyStore {

@@ -244,6 +244,16 @@ pub trait Reasoning: Send + Sync {
         method: &'static str,
         explain: Explain,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Makes jobs pending again, to be explained anew: those of
+    /// `execution` (all of them; with `failed_only`, its failed ones), or,
+    /// without an execution, the failed ones (`failed_only`) or none; how
+    /// many.
+    fn requeue_reasoning(
+        &self,
+        execution: Option<Uuid>,
+        failed_only: bool,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// The search index, kept behind the shipper: [`Store::write`] notes each

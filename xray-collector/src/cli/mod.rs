@@ -13,6 +13,7 @@ mod logging;
 mod migrate;
 mod prune;
 mod read;
+mod reason;
 mod run;
 mod serve;
 
@@ -79,6 +80,8 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Import the earlier X-Ray's JSON data.
     Import(import::ImportArgs),
+    /// Explain what is waiting, or an execution's steps again.
+    Reason(reason::ReasonArgs),
     /// Apply, revert or list schema migrations.
     Migrate {
         #[command(subcommand)]
@@ -210,6 +213,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::serve(args, &backend).await,
         Command::Prune(args) => prune::prune(args, &backend).await,
         Command::Import(args) => import::import(args, &backend).await,
+        Command::Reason(args) => reason::reason(args, &backend).await,
     }
 }
 

@@ -37,7 +37,24 @@ impl Reasoning for PostgresStore {
         self.with_background_client(move |c| Box::pin(reason_batch(c, batch, method, explain)))
             .await
     }
+
+    async fn requeue_reasoning(
+        &self,
+        execution: Option<Uuid>,
+        failed_only: bool,
+    ) -> Result<u64, StoreError> {
+        if execution.is_none() && !failed_only {
+            return Ok(0);
+        }
+        self.with_background_client(move |c| {
+            Box::pin(async move { c.execute(REQUEUE, &[&execution, &failed_only]).await })
+        })
+        .await
+    }
 }
+
+const REQUEUE: &str = "UPDATE xray.reasoning_jobs SET status = 'pending', completed_at = NULL
+     WHERE ($1::uuid IS NULL OR execution_id = $1) AND (NOT $2 OR status = 'failed')";
 
 async fn reason_batch(
     client: &mut Client,

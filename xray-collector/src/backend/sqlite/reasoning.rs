@@ -18,6 +18,26 @@ impl Reasoning for SqliteStore {
         self.read(move |conn| reason_batch(conn, batch, method, explain))
             .await
     }
+
+    async fn requeue_reasoning(
+        &self,
+        execution: Option<uuid::Uuid>,
+        failed_only: bool,
+    ) -> Result<u64, StoreError> {
+        if execution.is_none() && !failed_only {
+            return Ok(0);
+        }
+        let execution = execution.map(|e| e.to_string());
+        self.read(move |conn| {
+            conn.execute(
+                "UPDATE reasoning_jobs SET status = 'pending', completed_at_us = NULL
+                 WHERE (?1 IS NULL OR execution_id = ?1) AND (NOT ?2 OR status = 'failed')",
+                params![execution, failed_only],
+            )
+            .map(|n| n as u64)
+        })
+        .await
+    }
 }
 
 fn reason_batch(
