@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use xray_collector::backend::{AnyStore, Migrations, QueryStore};
+use xray_collector::backend::{AnyStore, Migrations, QueryStore, Store};
 use xray_collector::otlp::{OtlpConfig, OtlpSink};
 use xray_collector::render::{self, Style};
 use xray_collector::ship::{Metrics, ShipConfig, Shipper};
@@ -29,6 +29,9 @@ type Error = Box<dyn std::error::Error>;
 async fn ship(outboxes: Vec<PathBuf>) -> Result<Arc<AnyStore>, Error> {
     let store = Arc::new(AnyStore::sqlite(&store_path()).await?);
     store.migrate_up().await?;
+    store
+        .set_model_prices(&xray_collector::cost::from_env()?)
+        .await?;
     let otlp = OtlpConfig::resolve(None, |name| std::env::var(name).ok())?;
     let config = ShipConfig {
         outboxes: outboxes.clone(),

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod cost;
 pub mod http;
 pub mod import;
 pub mod indexing;

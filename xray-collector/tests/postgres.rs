@@ -363,9 +363,10 @@ async fn two_collectors_migrating_at_once_both_succeed_and_apply_each_version_on
             "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'xray'",
         )
         .await;
-        // Eleven tables (reasoning_jobs the last), the rollups' view, and
+        // Twelve tables (model_prices the last), the rollups' view, and
         // step_search's default partition.
-        assert_eq!(tables.len(), 13, "{tables:?}");
+        assert_eq!(tables.len(), 14, "{tables:?}");
+        assert!(tables.iter().any(|t| t == "model_prices"), "{tables:?}");
         assert!(tables.iter().any(|t| t == "reasoning_jobs"), "{tables:?}");
     }
 }

@@ -65,6 +65,10 @@ impl Store for AnyStore {
         dispatch!(self.dead_letter(letters))
     }
 
+    async fn set_model_prices(&self, prices: &[crate::cost::ModelPrice]) -> Result<(), StoreError> {
+        dispatch!(self.set_model_prices(prices))
+    }
+
     fn concurrent_writes(&self) -> usize {
         match self {
             AnyStore::Postgres(s) => s.concurrent_writes(),

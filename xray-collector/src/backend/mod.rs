@@ -144,6 +144,13 @@ pub trait Store: Send + Sync {
     fn concurrent_writes(&self) -> usize {
         1
     }
+
+    /// Replaces the prices LLM usage is priced from when it is written
+    /// ([`crate::cost`]), in one transaction.
+    fn set_model_prices(
+        &self,
+        prices: &[crate::cost::ModelPrice],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Which executions a prune deletes: those that started before

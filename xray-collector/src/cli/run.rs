@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::watch;
-use xray_collector::backend::{AnyStore, Migrations};
+use xray_collector::backend::{AnyStore, Migrations, Store};
 use xray_collector::migrate::MigrateError;
 use xray_collector::otlp::{OtlpConfig, OtlpSink};
 use xray_collector::query::parse_duration;
@@ -54,6 +54,7 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         std::env::var(name).ok()
     })
     .map_err(anyhow::Error::msg)?;
+    let prices = xray_collector::cost::from_env().map_err(anyhow::Error::msg)?;
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = args.listen {
         let bound = xray_collector::http::serve(addr, metrics.clone())
@@ -70,6 +71,11 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
     let Some(store) = open_for_run(backend, args.no_migrate, &metrics, &mut stop_rx).await? else {
         return Ok(ExitCode::SUCCESS);
     };
+    // What LLM usage shipped from now on is priced from.
+    store
+        .set_model_prices(&prices)
+        .await
+        .context("cannot write the model prices")?;
     let outboxes = if args.outboxes.is_empty() {
         vec![std::env::var_os("XRAY_OUTBOX")
             .map_or_else(|| PathBuf::from(".xray/outbox.db"), PathBuf::from)]

@@ -322,6 +322,17 @@ impl Backend {
             .clone()
     }
 
+    /// Every LLM usage row's `(model, cost_usd)`, by model.
+    pub async fn costs(&self) -> Vec<(String, Option<f64>)> {
+        let models: Vec<String> = self
+            .column("SELECT model FROM {xray}llm_usage ORDER BY model, step_id")
+            .await;
+        let costs: Vec<Option<f64>> = self
+            .column("SELECT cost_usd FROM {xray}llm_usage ORDER BY model, step_id")
+            .await;
+        models.into_iter().zip(costs).collect()
+    }
+
     /// Every reasoning job as `status method attempts`, by step id.
     pub async fn reasoning_jobs(&self) -> Vec<String> {
         self.column(

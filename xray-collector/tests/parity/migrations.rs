@@ -123,6 +123,7 @@ async fn migrations_go_up_down_and_up_again_twice_leaving_nothing_behind(db: Bac
         "decisions",
         "executions",
         "llm_usage",
+        "model_prices",
         "model_rollups",
         "reasoning_jobs",
         "schema_migrations",

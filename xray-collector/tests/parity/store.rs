@@ -25,6 +25,7 @@ on_both_backends!(
     values_postgresql_cannot_hold_are_stored_in_one_flagged_form_on_both_backends,
     trace_and_span_ids_are_stored_derived_or_as_the_trace_continued,
     a_steps_reasoning_is_kept_when_it_is_shipped_again_without_one,
+    llm_usage_is_priced_when_written_and_an_unknown_model_has_no_cost,
 );
 
 on_both_backends!(unmigrated: writing_before_migrating_is_a_schema_error_not_a_rejection);
@@ -652,4 +653,58 @@ async fn a_steps_reasoning_is_kept_when_it_is_shipped_again_without_one(db: Back
         .unwrap();
     let detail = db.store.execution(e).await.unwrap().unwrap();
     assert_eq!(detail.steps[0].reasoning.as_deref(), Some("updated"));
+}
+
+async fn llm_usage_is_priced_when_written_and_an_unknown_model_has_no_cost(db: Backend) {
+    use xray_collector::cost::{built_in, ModelPrice};
+    let mut prices = built_in();
+    prices.push(ModelPrice {
+        model: "gpt-x".into(),
+        prompt_per_million: 2.0,
+        completion_per_million: 10.0,
+        source: "test".into(),
+    });
+    db.store.set_model_prices(&prices).await.unwrap();
+    let e = new_id();
+    db.store
+        .write(&[
+            execution(e).record(),
+            // gpt-x: 120 prompt, 30 completion tokens.
+            filter_step(new_id(), e).record(),
+            filter_step(new_id(), e)
+                .usage(vec![usage("gpt-4o-mini", 1_000_000, 2_000_000)])
+                .record(),
+            filter_step(new_id(), e)
+                .usage(vec![usage("nobody-knows-v9", 500, 500)])
+                .record(),
+        ])
+        .await
+        .unwrap();
+    let costs = db.costs().await;
+    assert_eq!(costs.len(), 3, "{costs:?}");
+    let cost = |model: &str| costs.iter().find(|c| c.0 == model).unwrap().1;
+    // (120 × 2 + 30 × 10) / 1e6
+    assert!(
+        (cost("gpt-x").unwrap() - 0.00054).abs() < 1e-12,
+        "{costs:?}"
+    );
+    // 1 M × 0.15 + 2 M × 0.60
+    assert!(
+        (cost("gpt-4o-mini").unwrap() - 1.35).abs() < 1e-9,
+        "{costs:?}"
+    );
+    assert_eq!(cost("nobody-knows-v9"), None, "never a guessed cost");
+    // New prices apply to what is written from then on.
+    db.store.set_model_prices(&built_in()).await.unwrap();
+    db.store
+        .write(&[filter_step(new_id(), e).record()])
+        .await
+        .unwrap();
+    let unpriced = db
+        .costs()
+        .await
+        .iter()
+        .filter(|c| c.0 == "gpt-x" && c.1.is_none())
+        .count();
+    assert_eq!(unpriced, 1);
 }

@@ -321,6 +321,28 @@ fn backend(e: StoreError) -> MigrateError {
 }
 
 impl Store for PostgresStore {
+    async fn set_model_prices(&self, prices: &[crate::cost::ModelPrice]) -> Result<(), StoreError> {
+        let model: Vec<String> = prices.iter().map(|p| p.model.clone()).collect();
+        let prompt: Vec<f64> = prices.iter().map(|p| p.prompt_per_million).collect();
+        let completion: Vec<f64> = prices.iter().map(|p| p.completion_per_million).collect();
+        let source: Vec<String> = prices.iter().map(|p| p.source.clone()).collect();
+        self.with_background_client(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                tx.execute("DELETE FROM xray.model_prices", &[]).await?;
+                tx.execute(
+                    "INSERT INTO xray.model_prices
+                         (model, prompt_usd_per_million, completion_usd_per_million, source)
+                     SELECT * FROM UNNEST($1::text[], $2::float8[], $3::float8[], $4::text[])",
+                    &[&model, &prompt, &completion, &source],
+                )
+                .await?;
+                tx.commit().await
+            })
+        })
+        .await
+    }
+
     async fn write(&self, records: &[ShipRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());

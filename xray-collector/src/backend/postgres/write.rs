@@ -149,10 +149,13 @@ const INSERT_DECISIONS: &str = "INSERT INTO xray.decisions
 /// ([`storable`]); the cast would refuse (as `Rejected`) a count that does
 /// not fit rather than wrap it.
 const INSERT_LLM_USAGE: &str = "INSERT INTO xray.llm_usage
-        (execution_id, step_id, ordinal, model, prompt_tokens, completion_tokens)
-     SELECT t.execution_id, t.step_id, t.ordinal, t.model, t.prompt::int4, t.completion::int4
+        (execution_id, step_id, ordinal, model, prompt_tokens, completion_tokens, cost_usd)
+     SELECT t.execution_id, t.step_id, t.ordinal, t.model, t.prompt::int4, t.completion::int4,
+            (t.prompt * p.prompt_usd_per_million + t.completion * p.completion_usd_per_million)
+                / 1000000
      FROM UNNEST($1::uuid[], $2::uuid[], $3::int4[], $4::text[], $5::int8[], $6::int8[])
           AS t(execution_id, step_id, ordinal, model, prompt, completion)
+     LEFT JOIN xray.model_prices p ON p.model = t.model
      ON CONFLICT (step_id, ordinal) DO NOTHING";
 
 const INSERT_DEAD_LETTERS: &str =

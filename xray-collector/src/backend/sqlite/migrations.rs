@@ -90,6 +90,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0012_reasoning.up.sql"),
         down: include_str!("migrations/0012_reasoning.down.sql"),
     },
+    Migration {
+        version: 13,
+        name: "llm_cost",
+        up: include_str!("migrations/0013_llm_cost.up.sql"),
+        down: include_str!("migrations/0013_llm_cost.down.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -230,6 +230,31 @@ fn worker_failed(e: tokio::task::JoinError) -> StoreError {
 }
 
 impl Store for SqliteStore {
+    async fn set_model_prices(&self, prices: &[crate::cost::ModelPrice]) -> Result<(), StoreError> {
+        let prices = prices.to_vec();
+        self.read(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM model_prices", [])?;
+            {
+                let mut insert = tx.prepare(
+                    "INSERT INTO model_prices
+                         (model, prompt_usd_per_million, completion_usd_per_million, source)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for p in &prices {
+                    insert.execute(rusqlite::params![
+                        p.model,
+                        p.prompt_per_million,
+                        p.completion_per_million,
+                        p.source
+                    ])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
     async fn write(&self, records: &[ShipRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());

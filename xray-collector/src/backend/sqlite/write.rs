@@ -75,8 +75,10 @@ ON CONFLICT DO NOTHING";
 
 const INSERT_LLM_USAGE: &str = "
 INSERT INTO llm_usage
-    (step_id, ordinal, execution_id, model, prompt_tokens, completion_tokens)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+    (step_id, ordinal, execution_id, model, prompt_tokens, completion_tokens, cost_usd)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6,
+        (SELECT (?5 * prompt_usd_per_million + ?6 * completion_usd_per_million) / 1000000.0
+         FROM model_prices WHERE model = ?4))
 ON CONFLICT DO NOTHING";
 
 const INSERT_DEAD_LETTER: &str = "
