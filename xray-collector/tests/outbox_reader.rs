@@ -171,14 +171,22 @@ fn a_trace_id_that_is_not_lowercase_hex_makes_its_row_a_problem() {
     let rows = conn
         .execute(
             "UPDATE xray_outbox SET trace_id = '4BF92F3577B34DA6A3CE929D0E0E4736'
-             WHERE seq = (SELECT max(seq) FROM xray_outbox)",
+             WHERE seq = (SELECT max(seq) FROM xray_outbox WHERE record_type = 'step')",
             [],
         )
         .unwrap();
     assert_eq!(rows, 1);
     conn.execute(
         "UPDATE xray_outbox SET parent_span_id = '0000000000000000'
-         WHERE seq = (SELECT min(seq) FROM xray_outbox)",
+         WHERE seq = (SELECT min(seq) FROM xray_outbox WHERE record_type = 'execution')",
+        [],
+    )
+    .unwrap();
+    // A step's parent_span_id is not read (only an execution has a remote
+    // parent): set on a step row, it would change nothing.
+    conn.execute(
+        "UPDATE xray_outbox SET parent_span_id = 'not hex'
+         WHERE seq = (SELECT min(seq) FROM xray_outbox WHERE record_type = 'step')",
         [],
     )
     .unwrap();
