@@ -89,7 +89,7 @@ fn peer_spans(outbox: &std::path::Path) -> Vec<PeerSpan> {
         let exports: Vec<Export<'_>> = batch
             .records
             .iter()
-            .filter(|r| !is_running(r))
+            .filter(|r| !r.is_running())
             .map(|record| Export {
                 record,
                 unfinished: false,
@@ -127,13 +127,6 @@ fn peer_spans(outbox: &std::path::Path) -> Vec<PeerSpan> {
                 status,
             });
         }
-    }
-}
-
-fn is_running(r: &xray_collector::model::ShipRecord) -> bool {
-    match r {
-        xray_collector::model::ShipRecord::Step(s) => s.is_running(),
-        xray_collector::model::ShipRecord::Execution(e) => e.is_running(),
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::backend::{retrying, SearchIndex, StoreError};
+use crate::backend::{drain, SearchIndex, StoreError};
 use crate::ship::{Backoff, Metrics};
 
 /// Noted steps indexed per transaction.
@@ -38,31 +38,7 @@ pub const MAX_LAG: Duration = Duration::from_secs(5);
 /// busy store, a deadlock with a prune, a lost connection) is tried again
 /// a few times; a failed batch changed nothing.
 pub async fn catch_up(store: &impl SearchIndex) -> Result<u64, StoreError> {
-    let mut total = 0;
-    loop {
-        let taken = batch_with_retries(store).await?;
-        if taken == 0 {
-            return Ok(total);
-        }
-        total += taken;
-        tokio::task::yield_now().await;
-    }
-}
-
-const BATCH_RETRIES: u32 = 6;
-
-async fn batch_with_retries(store: &impl SearchIndex) -> Result<u64, StoreError> {
-    let backoff = Backoff {
-        base: Duration::from_millis(50),
-        max: Duration::from_secs(2),
-    };
-    retrying(
-        "an indexing batch",
-        BATCH_RETRIES,
-        |attempt| backoff.delay(attempt),
-        || store.index_pending(INDEX_BATCH),
-    )
-    .await
+    drain("an indexing batch", || store.index_pending(INDEX_BATCH)).await
 }
 
 /// Keeps the index current until `stop` turns true: catches up, waits

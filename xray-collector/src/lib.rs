@@ -16,6 +16,7 @@
 
 pub mod backend;
 pub mod cost;
+mod error_text;
 pub mod http;
 pub mod import;
 pub mod indexing;

@@ -31,6 +31,22 @@ impl ShipRecord {
         }
     }
 
+    /// Whether the record is a start (its end is still to come).
+    pub fn is_running(&self) -> bool {
+        match self {
+            ShipRecord::Step(s) => s.is_running(),
+            ShipRecord::Execution(e) => e.is_running(),
+        }
+    }
+
+    /// When the step or execution started, µs since the Unix epoch.
+    pub fn started_at_us(&self) -> i64 {
+        match self {
+            ShipRecord::Step(s) => s.started_at_us,
+            ShipRecord::Execution(e) => e.started_at_us,
+        }
+    }
+
     /// The id of the step or execution.
     pub fn id(&self) -> Uuid {
         match self {
@@ -192,7 +208,7 @@ pub fn merge_by_id(records: &[ShipRecord]) -> Vec<&ShipRecord> {
     for (i, r) in records.iter().enumerate() {
         let key = (matches!(r, ShipRecord::Step(_)), r.id());
         match chosen.get(&key) {
-            Some(&prev) if !is_running(r) || is_running(&records[prev]) => {
+            Some(&prev) if !r.is_running() || records[prev].is_running() => {
                 chosen.insert(key, i);
             }
             Some(_) => {}
@@ -204,11 +220,4 @@ pub fn merge_by_id(records: &[ShipRecord]) -> Vec<&ShipRecord> {
     let mut keep: Vec<usize> = chosen.into_values().collect();
     keep.sort_unstable();
     keep.into_iter().map(|i| &records[i]).collect()
-}
-
-fn is_running(r: &ShipRecord) -> bool {
-    match r {
-        ShipRecord::Step(s) => s.is_running(),
-        ShipRecord::Execution(e) => e.is_running(),
-    }
 }

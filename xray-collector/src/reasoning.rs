@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::backend::{retrying, Reasoning, StoreError};
+use crate::backend::{drain, Reasoning, StoreError};
 use crate::reason::rules;
 use crate::ship::Backoff;
 
@@ -24,28 +24,13 @@ pub const IDLE: Duration = Duration::from_millis(250);
 /// The method name jobs record.
 pub const RULES: &str = "rules";
 
-/// Explains every pending job until none is; how many it took. A batch
-/// that failed in a way that may pass is tried again a few times.
+/// Explains every pending job until none is; how many it took
+/// ([`drain`]: a batch that failed in a way that may pass is tried again).
 pub async fn catch_up(store: &impl Reasoning) -> Result<u64, StoreError> {
-    let backoff = Backoff {
-        base: Duration::from_millis(50),
-        max: Duration::from_secs(2),
-    };
-    let mut total = 0;
-    loop {
-        let taken = retrying(
-            "a reasoning batch",
-            6,
-            |attempt| backoff.delay(attempt),
-            || store.reason_pending(REASON_BATCH, RULES, rules::explain),
-        )
-        .await?;
-        if taken == 0 {
-            return Ok(total);
-        }
-        total += taken;
-        tokio::task::yield_now().await;
-    }
+    drain("a reasoning batch", || {
+        store.reason_pending(REASON_BATCH, RULES, rules::explain)
+    })
+    .await
 }
 
 /// Keeps the jobs explained until `stop` turns true; a failure is logged

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::otlp::{Nginx, Phoenix};
-use support::outbox::{outbox_rows, write_steps};
+use support::outbox::{metric, outbox_rows, write_steps};
 use support::target::Target;
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -308,12 +308,6 @@ fn daemon(target: &Target, outbox: &Path, endpoint: &str, listen: &str) -> Child
     .arg(outbox);
     target.configure(&mut cmd);
     cmd.stderr(Stdio::null()).spawn().unwrap()
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
 }
 
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {

@@ -10,7 +10,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::outbox::{
-    outbox_rows, spawn_writer_child, write_steps, writer_child_main, StoreCounts, WRITER_ROLE,
+    metric, outbox_rows, spawn_writer_child, write_steps, writer_child_main, StoreCounts,
+    WRITER_ROLE,
 };
 use support::target::Target;
 
@@ -432,13 +433,6 @@ on_both_backends!(
     healthz_and_metrics_report_the_daemon_state,
     healthz_and_metrics
 );
-/// The value of a metric without labels in an OpenMetrics text.
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
-}
-
 fn healthz_and_metrics(store: Target) {
     let (_dir, outbox) = dirs();
     write_steps(&outbox, 0, 25);

@@ -109,6 +109,30 @@ where
     }
 }
 
+/// Runs the batch `op` (one transaction that takes up to a batch of work
+/// and says how much it took) until it takes nothing; how much it took in
+/// all. A batch that failed in a way that may pass (a busy store, a
+/// deadlock with a prune, a lost connection) is tried again a few times
+/// ([`retrying`]); a failed batch changed nothing. `what` names it.
+pub async fn drain<Fut>(what: &str, mut op: impl FnMut() -> Fut) -> Result<u64, StoreError>
+where
+    Fut: Future<Output = Result<u64, StoreError>>,
+{
+    let backoff = crate::ship::Backoff {
+        base: Duration::from_millis(50),
+        max: Duration::from_secs(2),
+    };
+    let mut total = 0;
+    loop {
+        let taken = retrying(what, 6, |attempt| backoff.delay(attempt), &mut op).await?;
+        if taken == 0 {
+            return Ok(total);
+        }
+        total += taken;
+        tokio::task::yield_now().await;
+    }
+}
+
 /// A record the backend refused, as kept in the dead-letter table.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {

@@ -114,7 +114,7 @@ impl Client {
             Err(e) => {
                 return Sent::Retry {
                     after: None,
-                    reason: describe(&e),
+                    reason: crate::error_text::with_causes(&e),
                 }
             }
         };
@@ -232,19 +232,6 @@ fn excerpt(body: &[u8]) -> String {
     } else {
         text.trim().to_owned()
     }
-}
-
-/// A transport error, with its causes (reqwest's top-level text is only
-/// "error sending request").
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -33,10 +33,10 @@ use uuid::Uuid;
 use super::client::{Client, Sent};
 use super::config::OtlpConfig;
 use super::mapping::{self, Export};
-use crate::backend::{DeadLetter, Store};
+use crate::backend::Store;
 use crate::model::ShipRecord;
 use crate::outbox::{OutboxError, OutboxReader};
-use crate::ship::{Backoff, Metrics};
+use crate::ship::{Backoff, Metrics, Source};
 
 /// This sink's name in the outbox's progress table.
 pub const SINK: &str = "otlp";
@@ -181,7 +181,7 @@ impl<S: Store> OtlpSink<S> {
         let mut ready: Vec<(ShipRecord, bool)> = Vec::new();
         for record in batch.records {
             let key = (matches!(record, ShipRecord::Step(_)), record.id());
-            if running(&record) {
+            if record.is_running() {
                 outbox.held.insert(key, (record.seq(), record));
             } else {
                 outbox.held.remove(&key);
@@ -191,7 +191,7 @@ impl<S: Store> OtlpSink<S> {
         let stale: Vec<(bool, Uuid)> = outbox
             .held
             .iter()
-            .filter(|(_, (_, r))| started_us(r) < bound)
+            .filter(|(_, (_, r))| r.started_at_us() < bound)
             .map(|(k, _)| *k)
             .collect();
         for key in stale {
@@ -212,9 +212,12 @@ impl<S: Store> OtlpSink<S> {
                 unfinished: *unfinished,
             })
             .collect();
-        let source = reader.lock().map(|r| r.id()).unwrap_or_default();
+        let source = Source {
+            id: reader.lock().map(|r| r.id()).unwrap_or_default(),
+            label: outbox.path.display().to_string(),
+        };
         let exported = self
-            .export(&exports, now, &outbox.path, source, shutdown)
+            .export(&exports, now, &reader, &source, shutdown)
             .await?;
         // Delivered: everything read, but the starts still held.
         let delivered = outbox
@@ -242,8 +245,8 @@ impl<S: Store> OtlpSink<S> {
         &self,
         exports: &[Export<'_>],
         now: i64,
-        path: &std::path::Path,
-        source: Uuid,
+        reader: &Arc<Mutex<OutboxReader>>,
+        source: &Source,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<u64, Stopped> {
         let mut accepted = 0;
@@ -259,12 +262,12 @@ impl<S: Store> OtlpSink<S> {
             loop {
                 match self.client.send(&request).await {
                     Sent::Accepted { rejected, message } => {
-                        let n = chunk.len() as u64;
-                        accepted += n.saturating_sub(rejected.max(0) as u64);
-                        self.metrics
-                            .otlp_exported(n.saturating_sub(rejected.max(0) as u64));
+                        let rejected = rejected.max(0) as u64;
+                        let taken = (chunk.len() as u64).saturating_sub(rejected);
+                        accepted += taken;
+                        self.metrics.otlp_exported(taken);
                         if rejected > 0 {
-                            self.metrics.otlp_rejected(rejected as u64);
+                            self.metrics.otlp_rejected(rejected);
                             tracing::warn!(rejected, %message, "OTLP receiver accepted the request but rejected some spans");
                         }
                         break;
@@ -280,7 +283,6 @@ impl<S: Store> OtlpSink<S> {
                         self.dead_letter(
                             chunk[0],
                             source,
-                            path,
                             "the OTLP receiver answered 413: this one span is too large for it"
                                 .to_owned(),
                         )
@@ -291,7 +293,6 @@ impl<S: Store> OtlpSink<S> {
                         self.dead_letter(
                             chunk[0],
                             source,
-                            path,
                             format!("the OTLP receiver refused the span: {reason}"),
                         )
                         .await;
@@ -299,7 +300,7 @@ impl<S: Store> OtlpSink<S> {
                     }
                     Sent::Retry { after, reason } => {
                         self.metrics.otlp_retry();
-                        if self.behind_too_far(path).await {
+                        if self.behind_too_far(reader).await {
                             self.metrics.otlp_dropped(chunk.len() as u64);
                             tracing::error!(spans = chunk.len(), %reason, max_backlog_rows = self.config.max_backlog_rows,
                                 "OTLP receiver unavailable and the outbox holds more than the sink may keep waiting: giving up these spans (the database has them)");
@@ -323,47 +324,24 @@ impl<S: Store> OtlpSink<S> {
 
     /// Whether the outbox at `path` holds more rows than the sink may keep
     /// waiting for.
-    async fn behind_too_far(&self, path: &std::path::Path) -> bool {
-        let path = path.to_path_buf();
+    async fn behind_too_far(&self, reader: &Arc<Mutex<OutboxReader>>) -> bool {
         let max = self.config.max_backlog_rows;
-        blocking(move || OutboxReader::open(&path)?.backlog())
+        on(reader, |r| r.backlog())
             .await
             .is_ok_and(|(rows, _)| rows > max)
     }
 
-    async fn dead_letter(
-        &self,
-        export: Export<'_>,
-        source: Uuid,
-        path: &std::path::Path,
-        reason: String,
-    ) {
+    async fn dead_letter(&self, export: Export<'_>, source: &Source, reason: String) {
         tracing::warn!(seq = export.record.seq(), %reason, "OTLP: span dead-lettered");
         self.metrics.otlp_dead_lettered(1);
-        let letter = DeadLetter {
-            outbox_id: source,
-            outbox: path.display().to_string(),
-            seq: export.record.seq(),
-            record: export.record.to_json(),
-            reason: format!("otlp: {reason}"),
-        };
+        let letter = source.letter(
+            export.record.seq(),
+            export.record.to_json(),
+            format!("otlp: {reason}"),
+        );
         if let Err(e) = self.store.dead_letter(&[letter]).await {
             tracing::error!(error = %e, "cannot store the OTLP dead letter (logged above)");
         }
-    }
-}
-
-fn running(record: &ShipRecord) -> bool {
-    match record {
-        ShipRecord::Step(s) => s.is_running(),
-        ShipRecord::Execution(e) => e.is_running(),
-    }
-}
-
-fn started_us(record: &ShipRecord) -> i64 {
-    match record {
-        ShipRecord::Step(s) => s.started_at_us,
-        ShipRecord::Execution(e) => e.started_at_us,
     }
 }
 

@@ -164,13 +164,13 @@ struct OutboxState {
 /// An outbox as its dead letters name it: its durable identity (known
 /// once the file is open) and its path.
 #[derive(Debug, Clone)]
-struct Source {
-    id: Uuid,
-    label: String,
+pub(crate) struct Source {
+    pub(crate) id: Uuid,
+    pub(crate) label: String,
 }
 
 impl Source {
-    fn letter(&self, seq: i64, record: serde_json::Value, reason: String) -> DeadLetter {
+    pub(crate) fn letter(&self, seq: i64, record: serde_json::Value, reason: String) -> DeadLetter {
         DeadLetter {
             outbox_id: self.id,
             outbox: self.label.clone(),

@@ -193,6 +193,13 @@ pub fn dead_letter_reasons(store: &Path) -> Vec<String> {
 }
 
 /// A plain HTTP/1.1 GET; returns the whole response.
+/// The value of metric `name` in an OpenMetrics text; panics when absent.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} missing:\n{text}"))
+}
+
 pub fn http_get(addr: &str, path: &str) -> String {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     write!(

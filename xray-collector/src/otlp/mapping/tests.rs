@@ -76,6 +76,17 @@ fn step(id: Uuid, execution_id: Uuid) -> StepRow {
     }
 }
 
+/// `records` to export, each finished.
+fn finished(records: &[ShipRecord]) -> Vec<Export<'_>> {
+    records
+        .iter()
+        .map(|record| Export {
+            record,
+            unfinished: false,
+        })
+        .collect()
+}
+
 /// The request as a receiver gets it: encoded, then decoded.
 fn over_the_wire(exports: &[Export<'_>], now_us: i64) -> ExportTraceServiceRequest {
     let bytes = request(exports, now_us).encode_to_vec();
@@ -119,13 +130,7 @@ fn a_step_maps_to_a_span_with_every_contract_attribute() {
         ShipRecord::Execution(execution(e)),
         ShipRecord::Step(step(s, e)),
     ];
-    let exports: Vec<Export<'_>> = records
-        .iter()
-        .map(|record| Export {
-            record,
-            unfinished: false,
-        })
-        .collect();
+    let exports = finished(&records);
     let got = over_the_wire(&exports, T0 + 10_000);
     assert_eq!(got.resource_spans.len(), 1);
     let resource = got.resource_spans[0].resource.as_ref().unwrap();
@@ -220,13 +225,7 @@ fn failures_are_errors_with_their_text_and_nesting_follows_the_parent_step() {
         failed.status = status;
         failed.error = Some(error.into());
         let record = ShipRecord::Step(failed.clone());
-        let got = over_the_wire(
-            &[Export {
-                record: &record,
-                unfinished: false,
-            }],
-            T0,
-        );
+        let got = over_the_wire(&finished(std::slice::from_ref(&record)), T0);
         let span = spans(&got)[0];
         assert_eq!(span.parent_span_id, outer.as_bytes()[8..].to_vec());
         let s = span.status.as_ref().unwrap();
@@ -253,13 +252,7 @@ fn a_continued_trace_keeps_the_remote_trace_and_parent() {
     let mut child = step(s, e);
     child.trace_id = Some(trace);
     let records = [ShipRecord::Execution(root), ShipRecord::Step(child)];
-    let exports: Vec<_> = records
-        .iter()
-        .map(|record| Export {
-            record,
-            unfinished: false,
-        })
-        .collect();
+    let exports = finished(&records);
     let got = over_the_wire(&exports, T0);
     let [root, span] = spans(&got)[..] else {
         panic!("two spans");
@@ -302,13 +295,7 @@ fn projects_are_resources_of_their_own() {
         ShipRecord::Execution(execution(uuid(12))),
         ShipRecord::Execution(other),
     ];
-    let exports: Vec<_> = records
-        .iter()
-        .map(|record| Export {
-            record,
-            unfinished: false,
-        })
-        .collect();
+    let exports = finished(&records);
     let got = over_the_wire(&exports, T0);
     let names: Vec<String> = got
         .resource_spans
