@@ -23,6 +23,7 @@ pub mod indexing;
 pub mod migrate;
 pub mod model;
 pub mod otlp;
+mod outbound;
 pub mod outbox;
 pub mod query;
 pub mod reason;

@@ -12,7 +12,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
-use reqwest::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use super::config::OtlpConfig;
@@ -58,23 +58,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `config`'s endpoint (TLS by rustls with the Mozilla
-    /// roots, the `ring` provider chosen explicitly).
+    /// A client for `config`'s endpoint ([`crate::outbound::client`]).
     pub fn new(config: OtlpConfig) -> Result<Client, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("cannot set up TLS: {e}"))?
-            .with_root_certificates(rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            })
-            .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .timeout(config.timeout)
-            .user_agent(concat!("xray-collector/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot set up the OTLP client: {e}"))?;
+        let http = crate::outbound::client(config.timeout, "OTLP")?;
         Ok(Client {
             http,
             config: Arc::new(config),
@@ -119,7 +105,10 @@ impl Client {
             }
         };
         let status = response.status();
-        let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(crate::outbound::retry_after);
         let is_protobuf = response
             .headers()
             .get(CONTENT_TYPE)
@@ -166,7 +155,11 @@ fn classify(
             },
         };
     }
-    let reason = format!("HTTP {}: {}", status.as_u16(), excerpt(body));
+    let reason = format!(
+        "HTTP {}: {}",
+        status.as_u16(),
+        crate::outbound::excerpt(body)
+    );
     match status {
         StatusCode::TOO_MANY_REQUESTS
         | StatusCode::BAD_GATEWAY
@@ -211,27 +204,6 @@ fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
     );
     encoder.write_all(body)?;
     encoder.finish()
-}
-
-/// `Retry-After` in seconds (the HTTP-date form is rare from receivers and
-/// is left to the backoff).
-fn retry_after(value: &HeaderValue) -> Option<Duration> {
-    let seconds: u64 = value.to_str().ok()?.trim().parse().ok()?;
-    Some(Duration::from_secs(seconds.min(3600)))
-}
-
-/// The start of an answer's body as text (receivers explain refusals
-/// there, as text, JSON or a protobuf `Status` whose message is readable).
-fn excerpt(body: &[u8]) -> String {
-    let text: String = String::from_utf8_lossy(&body[..body.len().min(300)])
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    if text.trim().is_empty() {
-        "(no body)".to_owned()
-    } else {
-        text.trim().to_owned()
-    }
 }
 
 #[cfg(test)]
@@ -308,17 +280,5 @@ mod tests {
             answer(415, b""),
             Sent::Refused { status: 415, .. }
         ));
-    }
-
-    #[test]
-    fn retry_after_is_read_in_seconds() {
-        assert_eq!(
-            retry_after(&HeaderValue::from_static("12")),
-            Some(Duration::from_secs(12))
-        );
-        assert_eq!(
-            retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")),
-            None
-        );
     }
 }
