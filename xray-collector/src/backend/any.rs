@@ -8,8 +8,8 @@ use super::sqlite::SqliteStore;
 use uuid::Uuid;
 
 use super::{
-    DeadLetter, Explain, Migrations, PruneFilter, Pruned, QueryStore, Reasoning, Retention,
-    SearchIndex, Store, StoreError,
+    AfterRules, DeadLetter, Explain, Migrations, PruneFilter, Pruned, QueryStore, Reasoning,
+    Retention, SearchIndex, Store, StoreError,
 };
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
@@ -17,6 +17,7 @@ use crate::query::{
     CandidateEntry, ExecutionDetail, ExecutionFilter, ExecutionHead, ExecutionPage, SearchHit,
     Stats, StepDetail, StepFilter, StepPage, WhyEntry,
 };
+use crate::reason::job::{LlmBacklog, LlmJob, LlmOutcome};
 
 /// PostgreSQL or the embedded store: the rest of the collector does not
 /// need to know which.
@@ -87,10 +88,22 @@ impl Reasoning for AnyStore {
     async fn reason_pending(
         &self,
         batch: usize,
-        method: &'static str,
         explain: Explain,
+        then: AfterRules,
     ) -> Result<u64, StoreError> {
-        dispatch!(self.reason_pending(batch, method, explain))
+        dispatch!(self.reason_pending(batch, explain, then))
+    }
+
+    async fn take_llm_jobs(&self, limit: usize, hold: Duration) -> Result<Vec<LlmJob>, StoreError> {
+        dispatch!(self.take_llm_jobs(limit, hold))
+    }
+
+    async fn finish_llm_job(&self, id: Uuid, outcome: &LlmOutcome) -> Result<(), StoreError> {
+        dispatch!(self.finish_llm_job(id, outcome))
+    }
+
+    async fn llm_backlog(&self) -> Result<LlmBacklog, StoreError> {
+        dispatch!(self.llm_backlog())
     }
 
     async fn requeue_reasoning(

@@ -39,6 +39,7 @@ use crate::query::{
     CandidateEntry, ExecutionDetail, ExecutionFilter, ExecutionHead, ExecutionPage, SearchHit,
     Stats, StepDetail, StepFilter, StepPage, WhyEntry,
 };
+use crate::reason::job::{LlmBacklog, LlmJob, LlmOutcome};
 
 /// Errors from a backend.
 #[derive(Debug, thiserror::Error)]
@@ -260,26 +261,70 @@ pub trait Retention: Send + Sync {
 pub type Explain =
     fn(crate::model::StepStatus, Option<&str>, &[crate::model::Decision]) -> Option<String>;
 
+/// What the rules pass does with a job once its text is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterRules {
+    /// Completes it (`XRAY_REASONER=rules`).
+    Complete,
+    /// Leaves it pending, due for the LLM now (`XRAY_REASONER=llm`).
+    AwaitLlm,
+}
+
 /// Reasoning jobs (DESIGN.md, "Reasoning"): the search indexer queues one
 /// for each step it indexes that ended with decisions or a failure;
-/// [`reason_pending`](Reasoning::reason_pending) explains them a batch at
-/// a time (see [`crate::reasoning`], which drives it).
+/// [`reason_pending`](Reasoning::reason_pending) writes the rules text a
+/// batch at a time, and with the LLM reasoner the jobs then go through
+/// [`take_llm_jobs`](Reasoning::take_llm_jobs) and
+/// [`finish_llm_job`](Reasoning::finish_llm_job) (see [`crate::reasoning`],
+/// which drives them).
+///
+/// A job's life: `pending` (rules text to write) → `completed` by the
+/// rules; or, with the LLM, `pending` due for its call → `processing`
+/// while a collector holds it (until its claim runs out) → `completed`
+/// with the LLM's text, back to `pending` (due later) after a failure that
+/// may pass, or `failed` — the rules text staying.
 pub trait Reasoning: Send + Sync {
-    /// Takes up to `batch` pending jobs, oldest first, explains each step
-    /// with `explain` (as `method`), writes the text into the step's
-    /// `reasoning` and completes the job, in one transaction; how many
-    /// jobs it took — 0 when none is pending.
+    /// Takes up to `batch` jobs whose rules text is to be written, oldest
+    /// first, explains each step with `explain`, writes the text into the
+    /// step's `reasoning` and completes the job or leaves it due for the
+    /// LLM (`then`), in one transaction; how many jobs it took — 0 when
+    /// none is waiting. Completing also takes jobs waiting for the LLM or
+    /// held by a collector whose claim ran out (the reasoner was switched
+    /// back to rules).
     fn reason_pending(
         &self,
         batch: usize,
-        method: &'static str,
         explain: Explain,
+        then: AfterRules,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
-    /// Makes jobs pending again, to be explained anew: those of
-    /// `execution` (all of them; with `failed_only`, its failed ones), or,
-    /// without an execution, the failed ones (`failed_only`) or none; how
-    /// many.
+    /// Takes up to `limit` jobs due for their LLM call (or held by a
+    /// collector whose claim ran out), oldest due first, and holds them
+    /// for `hold` (status `processing`): the steps as the prompt needs
+    /// them. Several collectors never take the same job.
+    fn take_llm_jobs(
+        &self,
+        limit: usize,
+        hold: Duration,
+    ) -> impl Future<Output = Result<Vec<LlmJob>, StoreError>> + Send;
+
+    /// Ends a held job's call with `outcome` (one more attempt): the LLM's
+    /// text into the step, with the tokens and what they cost at the
+    /// model's price; due again later; or failed. A job no longer held (it
+    /// was queued anew meanwhile) is left as it is.
+    fn finish_llm_job(
+        &self,
+        id: Uuid,
+        outcome: &LlmOutcome,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The LLM jobs not done yet.
+    fn llm_backlog(&self) -> impl Future<Output = Result<LlmBacklog, StoreError>> + Send;
+
+    /// Makes jobs pending again, to be explained anew from the rules on
+    /// (their attempts counted from zero): those of `execution` (all of
+    /// them; with `failed_only`, its failed ones), or, without an
+    /// execution, the failed ones (`failed_only`) or none; how many.
     fn requeue_reasoning(
         &self,
         execution: Option<Uuid>,

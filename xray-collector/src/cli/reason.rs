@@ -7,9 +7,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use uuid::Uuid;
 use xray_collector::backend::Reasoning;
-use xray_collector::{indexing, reasoning};
+use xray_collector::indexing;
+use xray_collector::reasoning::Reasoners;
 
 use super::read::open_for_query;
+use super::run::{log_explained, reasoners_from_env};
 use super::Backend;
 
 #[derive(clap::Args, Debug)]
@@ -23,6 +25,11 @@ pub(super) struct ReasonArgs {
 }
 
 pub(super) async fn reason(args: ReasonArgs, backend: &Backend) -> anyhow::Result<ExitCode> {
+    let reasoners = reasoners_from_env()?;
+    if let Reasoners::Off = reasoners {
+        eprintln!("XRAY_REASONER is off: nothing would explain the steps (set it to rules or llm)");
+        return Ok(ExitCode::from(2));
+    }
     let store = open_for_query(backend).await?;
     // Steps shipped but not indexed yet have no job yet: the indexer
     // queues them.
@@ -32,9 +39,21 @@ pub(super) async fn reason(args: ReasonArgs, backend: &Backend) -> anyhow::Resul
     let requeued = store
         .requeue_reasoning(args.execution, args.retry_failed)
         .await?;
-    let explained = reasoning::catch_up(&store)
+    let explained = reasoners
+        .catch_up(&store)
         .await
         .context("cannot explain the steps")?;
-    println!("explained {explained} steps ({requeued} of them again)");
+    log_explained(&explained);
+    println!(
+        "explained {} steps ({requeued} of them again)",
+        explained.by_rules
+    );
+    if let Reasoners::Llm(_) = reasoners {
+        let llm = explained.llm;
+        println!(
+            "the LLM explained {} of them ({} failed; {} prompt + {} completion tokens)",
+            llm.explained, llm.failed, llm.prompt_tokens, llm.completion_tokens
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -12,8 +12,10 @@ use xray_collector::backend::{AnyStore, Migrations, Store};
 use xray_collector::migrate::MigrateError;
 use xray_collector::otlp::{OtlpConfig, OtlpSink};
 use xray_collector::query::parse_duration;
+use xray_collector::reason::config::Reasoner;
+use xray_collector::reasoning::{Explained, Reasoners};
 use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
-use xray_collector::{indexing, reasoning, retention};
+use xray_collector::{indexing, retention};
 
 use super::{describe_backend, open_store, Backend, Missing};
 
@@ -55,6 +57,7 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
     })
     .map_err(anyhow::Error::msg)?;
     let prices = xray_collector::cost::from_env().map_err(anyhow::Error::msg)?;
+    let reasoners = Arc::new(reasoners_from_env()?);
     let metrics = Arc::new(Metrics::default());
     if let Some(addr) = args.listen {
         let bound = xray_collector::http::serve(addr, metrics.clone())
@@ -109,11 +112,11 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         None
     } else {
         let (store, stop, metrics) = (store.clone(), stop_rx.clone(), metrics.clone());
-        let reasoner = (store.clone(), stop_rx.clone());
+        let reasoner = (store.clone(), stop_rx.clone(), reasoners.clone());
         Some(tokio::spawn(async move {
             tokio::join!(
                 indexing::keep(&*store, &metrics, stop),
-                reasoning::keep(&*reasoner.0, reasoner.1)
+                reasoner.2.keep(&*reasoner.0, reasoner.1)
             );
         }))
     };
@@ -157,11 +160,12 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
             .context("cannot index the shipped steps for search")?;
         tracing::info!(notes = indexed, "search index current");
         // The indexer queued the steps to explain: explained when --once
-        // returns.
-        let explained = reasoning::catch_up(&*store)
+        // returns (by the LLM too, when it is the reasoner).
+        let explained = reasoners
+            .catch_up(&*store)
             .await
             .context("cannot explain the shipped steps")?;
-        tracing::info!(jobs = explained, "reasoning current");
+        log_explained(&explained);
     }
     if let Some(keeping) = keeping {
         // It stops at the same signal (between batches).
@@ -176,6 +180,35 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The reasoner `XRAY_REASONER` (and, for `llm`, the `XRAY_LLM_*`
+/// variables) ask for, ready to run; a malformed value is a usage error.
+pub(super) fn reasoners_from_env() -> anyhow::Result<Reasoners> {
+    let reasoner =
+        Reasoner::resolve(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?;
+    if let Reasoner::Llm(config) = &reasoner {
+        tracing::info!(
+            endpoint = %config.endpoint_shown(),
+            model = %config.model,
+            "steps are explained by the rules, then by the LLM"
+        );
+    }
+    Reasoners::new(reasoner).map_err(anyhow::Error::msg)
+}
+
+/// Logs what a reasoning catch-up did.
+pub(super) fn log_explained(explained: &Explained) {
+    let llm = &explained.llm;
+    tracing::info!(
+        jobs = explained.by_rules,
+        llm_explained = llm.explained,
+        llm_failed = llm.failed,
+        llm_retries = llm.retried,
+        llm_prompt_tokens = llm.prompt_tokens,
+        llm_completion_tokens = llm.completion_tokens,
+        "reasoning current"
+    );
 }
 
 /// Opens the backend and migrates it, waiting out a backend that is down

@@ -189,7 +189,7 @@ impl Backend {
     }
 
     /// The SQL for this backend, where the two differ.
-    fn either<'a>(&self, embedded: &'a str, postgres: &'a str) -> &'a str {
+    pub fn either<'a>(&self, embedded: &'a str, postgres: &'a str) -> &'a str {
         match self.raw {
             Raw::Embedded { .. } => embedded,
             Raw::Postgres { .. } => postgres,
@@ -340,6 +340,24 @@ impl Backend {
              ORDER BY step_id",
         )
         .await
+    }
+
+    /// Every reasoning job as `status method attempts model prompt
+    /// completion error` (`-` for none), by step id.
+    pub async fn llm_jobs(&self) -> Vec<String> {
+        self.column(
+            "SELECT status || ' ' || method || ' ' || attempts || ' ' || coalesce(model, '-') \
+                 || ' ' || coalesce(prompt_tokens, -1) || ' ' || coalesce(completion_tokens, -1) \
+                 || ' ' || coalesce(error, '-') \
+             FROM {xray}reasoning_jobs ORDER BY step_id",
+        )
+        .await
+    }
+
+    /// Every reasoning job's `cost_usd`, by step id.
+    pub async fn llm_job_costs(&self) -> Vec<Option<f64>> {
+        self.column("SELECT cost_usd FROM {xray}reasoning_jobs ORDER BY step_id")
+            .await
     }
 
     /// Whether execution `id` is a placeholder.

@@ -63,6 +63,7 @@ mod support;
 
 mod api;
 mod backend;
+mod llm_reasoning;
 mod migrations;
 mod prune;
 mod query;

@@ -25,6 +25,7 @@ macro_rules! on_both_backends {
 }
 
 pub mod big;
+pub mod chat;
 pub mod otlp;
 pub mod outbox;
 pub mod pg;

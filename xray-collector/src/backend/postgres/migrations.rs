@@ -95,6 +95,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0013_llm_cost.up.sql"),
         down: include_str!("migrations/0013_llm_cost.down.sql"),
     },
+    Migration {
+        version: 14,
+        name: "reasoning_llm",
+        up: include_str!("migrations/0014_reasoning_llm.up.sql"),
+        down: include_str!("migrations/0014_reasoning_llm.down.sql"),
+    },
 ];
 
 /// The advisory-lock key every collector migrates under: the bytes of

@@ -96,6 +96,12 @@ pub const MIGRATIONS: &[Migration] = &[
         up: include_str!("migrations/0013_llm_cost.up.sql"),
         down: include_str!("migrations/0013_llm_cost.down.sql"),
     },
+    Migration {
+        version: 14,
+        name: "reasoning_llm",
+        up: include_str!("migrations/0014_reasoning_llm.up.sql"),
+        down: include_str!("migrations/0014_reasoning_llm.down.sql"),
+    },
 ];
 
 const CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

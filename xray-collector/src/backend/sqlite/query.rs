@@ -663,7 +663,7 @@ fn parse_uuid(at: usize, text: &str) -> rusqlite::Result<Uuid> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(at, Type::Text, e.into()))
 }
 
-fn json_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<Value>> {
+pub(super) fn json_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Option<Value>> {
     r.get::<_, Option<String>>(at)?
         .map(|text| {
             serde_json::from_str(&text)
