@@ -108,6 +108,18 @@ try {
     await page.waitForURL(new RegExp('/executions/' + cfg.small.execution_id), { timeout: T });
     await waitRows(page, 'waterfall-row');
     assert.ok((await rows(page, 'waterfall-row').count()) > 0);
+  });
+  await check('the execution page shows what its LLM calls cost, in total and per model', async () => {
+    const cost = (await page.textContent('[data-testid="execution-cost"]')).trim();
+    assert.ok(cost.startsWith(cfg.small.cost), `LLM cost ${JSON.stringify(cost)}, expected ${cfg.small.cost}`);
+    assert.match(cost, /2 calls$/);
+    await page.click('[data-testid="execution-llm"] > summary');
+    const models = await rows(page, 'execution-llm-row').evaluateAll((els) => els.map((e) => e.firstChild.textContent));
+    assert.deepEqual(models, ['gpt-4o', 'gpt-4o-mini']);
+    // A tiny cost keeps its digits rather than reading as free.
+    assert.equal(await rows(page, 'execution-llm-row').nth(1).locator('td').last().textContent(), '$0.000046');
+    const total = await rows(page, 'execution-llm-row-total').locator('td').allTextContents();
+    assert.equal(total[total.length - 1], cfg.small.cost, JSON.stringify(total));
     await shot(page, 'execution');
   });
 
@@ -123,6 +135,16 @@ try {
     }
     assert.ok((await rows(page, 'decision-row').count()) > 0, 'no decision rows');
     assert.ok((await rows(page, 'funnel-row').count()) > 0, 'no funnel rows');
+  });
+  await check('the step panel says why first, with its reasoning job', async () => {
+    const sections = await page.locator('[data-testid="step-panel"] .panel-sec').evaluateAll((els) => els.map((e) => e.getAttribute('data-testid')));
+    assert.equal(sections[0], 'step-why', 'sections in order: ' + JSON.stringify(sections));
+    assert.ok(sections.indexOf('step-input') > 0, JSON.stringify(sections));
+    assert.equal((await page.textContent('[data-testid="step-panel"] [data-testid="why-text"]')).trim(), cfg.small.why);
+    const job = page.locator('[data-testid="step-panel"] [data-testid="why-job"]');
+    assert.equal(await job.getAttribute('data-status'), 'completed');
+    assert.match(await job.textContent(), /completed rules · 1 attempt · /);
+    await page.locator('[data-testid="step-panel"]').screenshot({ path: join(shots, String(++n).padStart(2, '0') + '-step-why.png') });
   });
   await check('the Rejected filter leaves only rejected decisions', async () => {
     await page.click('[data-testid="decision-filter-rejected"]');
@@ -185,6 +207,9 @@ try {
     assert.deepEqual(dialogs, [], 'a dialog fired');
     const text = await page.textContent('[data-testid="step-panel"]');
     assert.ok(text.includes('<script>'), 'the literal <script> text is not shown');
+    const job = page.locator('[data-testid="step-panel"] [data-testid="why-job"]');
+    assert.equal(await job.getAttribute('data-status'), 'failed');
+    assert.match(await job.textContent(), /failed llm · 3 attempts · HTTP 500: <script>/);
     assert.equal(await page.locator('img[src="x"]').count(), 0, 'an <img src=x> made it into the DOM');
     assert.equal(await page.locator('[data-testid="step-panel"] script').count(), 0);
     await shot(page, 'xss');

@@ -23,7 +23,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::json;
 use uuid::Uuid;
-use xray_collector::backend::{AnyStore, Migrations, Store};
+use xray_collector::backend::{AnyStore, Migrations, QueryStore, Store};
 use xray_collector::model::{Decision, ShipRecord};
 
 use support::big;
@@ -94,6 +94,7 @@ fn a_person_reads_executions_in_a_real_browser() {
         "login",
         "list",
         "execution",
+        "step-why",
         "decisions",
         "why",
         "search-hit",
@@ -183,6 +184,11 @@ fn serve(store: &Path) -> (Server, String) {
 async fn seed(path: &Path, measure: bool) -> serde_json::Value {
     let store = AnyStore::sqlite(path).await.unwrap();
     store.migrate_up().await.unwrap();
+    // As `run` does: the LLM calls are priced when written.
+    store
+        .set_model_prices(&xray_collector::cost::built_in())
+        .await
+        .unwrap();
 
     let small = id(0x5111);
     store.write(&competitor_selection(small)).await.unwrap();
@@ -243,8 +249,29 @@ async fn seed(path: &Path, measure: bool) -> serde_json::Value {
         }
         measure_list.push(json!({"label": "100000", "execution_id": big_id, "steps": BIG_STEPS}));
     }
-    // As `run --once` does: what was written is found by search.
+    // As `run --once` does: what was written is found by search, and the
+    // steps with decisions or a failure are explained.
     xray_collector::indexing::catch_up(&store).await.unwrap();
+    xray_collector::reasoning::catch_up(&store).await.unwrap();
+    let why = store
+        .step_details(small, &[id(0x5123)])
+        .await
+        .unwrap()
+        .pop()
+        .and_then(|s| s.reasoning)
+        .expect("the filter step is explained");
+    assert!(why.starts_with("5 candidates: 3 kept"), "{why}");
+    // An LLM reasoner that gave up on the hostile step, with a hostile
+    // error: the job's line shows it as text.
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let failed_jobs = conn
+        .execute(
+            "UPDATE reasoning_jobs SET status = 'failed', method = 'llm', attempts = 3, error = ?1
+             WHERE step_id = ?2",
+            rusqlite::params![format!("HTTP 500: {hostile}"), xss_step.to_string()],
+        )
+        .unwrap();
+    assert_eq!(failed_jobs, 1);
     json!({
         "small": {
             "execution_id": small,
@@ -254,6 +281,10 @@ async fn seed(path: &Path, measure: bool) -> serde_json::Value {
             "candidate": "B07XJ8C8F5",
             "search_word": "bottle",
             "stats_name": "filter_candidates",
+            "why": why,
+            // gpt-4o-mini (212 × 0.15 + 24 × 0.60) / 1e6 = 0.0000462, gpt-4o
+            // (1 204 × 2.50 + 96 × 10.00) / 1e6 = 0.00397: together $0.0040.
+            "cost": "$0.0040",
         },
         "xss": {"execution_id": xss, "step_id": xss_step},
         "big": {"execution_id": big_id, "steps": BIG_STEPS},

@@ -14,8 +14,8 @@ use super::{
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
 use crate::query::{
-    CandidateEntry, ExecutionDetail, ExecutionFilter, ExecutionHead, ExecutionPage, SearchHit,
-    Stats, StepDetail, StepFilter, StepPage, WhyEntry,
+    CandidateEntry, ExecutionDetail, ExecutionFilter, ExecutionHead, ExecutionPage, LlmTotals,
+    SearchHit, Stats, StepDetail, StepFilter, StepPage, WhyEntry,
 };
 use crate::reason::job::{LlmBacklog, LlmJob, LlmOutcome};
 
@@ -144,6 +144,10 @@ impl QueryStore for AnyStore {
 
     async fn execution_head(&self, id: Uuid) -> Result<Option<ExecutionHead>, StoreError> {
         dispatch!(self.execution_head(id))
+    }
+
+    async fn execution_llm(&self, id: Uuid) -> Result<LlmTotals, StoreError> {
+        dispatch!(self.execution_llm(id))
     }
 
     async fn steps(&self, filter: &StepFilter) -> Result<StepPage, StoreError> {

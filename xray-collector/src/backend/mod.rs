@@ -36,8 +36,8 @@ use uuid::Uuid;
 use crate::migrate::{MigrateError, MigrationStatus};
 use crate::model::ShipRecord;
 use crate::query::{
-    CandidateEntry, ExecutionDetail, ExecutionFilter, ExecutionHead, ExecutionPage, SearchHit,
-    Stats, StepDetail, StepFilter, StepPage, WhyEntry,
+    CandidateEntry, ExecutionDetail, ExecutionFilter, ExecutionHead, ExecutionPage, LlmTotals,
+    SearchHit, Stats, StepDetail, StepFilter, StepPage, WhyEntry,
 };
 use crate::reason::job::{LlmBacklog, LlmJob, LlmOutcome};
 
@@ -386,6 +386,13 @@ pub trait QueryStore: Send + Sync {
         &self,
         id: Uuid,
     ) -> impl Future<Output = Result<Option<ExecutionHead>, StoreError>> + Send;
+    /// An execution's LLM calls summed per model, with their cost (see
+    /// [`LlmTotals`](crate::query::LlmTotals)), in one aggregate query
+    /// however many steps it has; no calls for an unknown execution.
+    /// Kept apart from [`execution_head`](QueryStore::execution_head),
+    /// which answers "does it exist" for every page of steps.
+    fn execution_llm(&self, id: Uuid)
+        -> impl Future<Output = Result<LlmTotals, StoreError>> + Send;
     /// A page of an execution's steps without their values, in start order
     /// (empty for an unknown execution or step).
     fn steps(

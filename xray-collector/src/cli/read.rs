@@ -193,6 +193,8 @@ async fn show_tree(
     let execution = head.summary.id;
     let style = style();
     out.write_all(render::execution_header(head, full, style).as_bytes())?;
+    let llm = store.execution_llm(execution).await?;
+    out.write_all(render::llm_lines(&llm, style).as_bytes())?;
     let tree = step_tree(store, execution).await?;
     let mut lines = TreeLines::new(full, style);
     let mut text = String::new();
@@ -233,7 +235,8 @@ async fn show_json(
     out: impl Write,
 ) -> anyhow::Result<()> {
     let execution = head.summary.id;
-    let mut json = ExecutionJson::begin(out, head)?;
+    let llm = store.execution_llm(execution).await?;
+    let mut json = ExecutionJson::begin(out, head, &llm)?;
     if cut.is_none() {
         // No tree needed: each page of outlines, in start order, is read
         // whole a batch at a time.

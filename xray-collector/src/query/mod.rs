@@ -124,8 +124,35 @@ fn cursor_text<S: serde::Serializer>(c: &Option<Cursor>, s: S) -> Result<S::Ok, 
 
 /// A decision, as stored (the shipped form is the stored form).
 pub use crate::model::Decision as DecisionRow;
-/// LLM usage, as stored.
-pub use crate::model::LlmUsage as UsageRow;
+/// One LLM call of a step, as stored: its tokens and what they cost.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageRow {
+    /// Model.
+    pub model: String,
+    /// Prompt tokens.
+    pub prompt_tokens: i64,
+    /// Completion tokens.
+    pub completion_tokens: i64,
+    /// US dollars, priced when the row was written (`llm_usage.cost_usd`);
+    /// `None` when the model had no price then.
+    pub cost_usd: Option<f64>,
+}
+
+/// A step's reasoning job (`reasoning_jobs`, one per step): where its
+/// explanation stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReasoningJob {
+    /// `pending | processing | completed | failed`.
+    pub status: String,
+    /// The reasoner that took it last (`rules`, `llm`).
+    pub method: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last attempt's error, when it failed.
+    pub error: Option<String>,
+    /// When it completed (µs).
+    pub completed_at_us: Option<i64>,
+}
 
 /// One step of an execution, whole.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -158,6 +185,10 @@ pub struct StepDetail {
     pub llm_usage: Vec<UsageRow>,
     /// Its explanation (`steps.reasoning`), once written.
     pub reasoning: Option<String>,
+    /// Its reasoning job, when it has one (a step with decisions or a
+    /// failure): the explanation may still be coming, or have failed while
+    /// an earlier text stays in `reasoning`.
+    pub reasoning_job: Option<ReasoningJob>,
 }
 
 /// An execution with all its steps (in start order). As JSON (`show
@@ -177,6 +208,8 @@ pub struct ExecutionDetail {
     /// Its W3C trace.
     #[serde(flatten)]
     pub trace: TraceContext,
+    /// Its LLM calls, per model, and what they cost.
+    pub llm: LlmTotals,
     /// Its steps, ordered by start time.
     pub steps: Vec<StepDetail>,
 }
@@ -239,14 +272,16 @@ pub struct ExecutionHead {
 }
 
 impl ExecutionHead {
-    /// The execution whole, with these steps (in start order).
-    pub fn with_steps(self, steps: Vec<StepDetail>) -> ExecutionDetail {
+    /// The execution whole, with its LLM totals and these steps (in start
+    /// order).
+    pub fn with_steps(self, llm: LlmTotals, steps: Vec<StepDetail>) -> ExecutionDetail {
         ExecutionDetail {
             summary: self.summary,
             metadata: self.metadata,
             outcome: self.outcome,
             error: self.error,
             trace: self.trace,
+            llm,
             steps,
         }
     }
@@ -419,7 +454,17 @@ pub struct StepStats {
     pub max_us: i64,
 }
 
-/// Tokens per model (`stats`).
+/// LLM calls, tokens and cost of one model: over a window (`stats`) or
+/// in one execution ([`LlmTotals`]).
+///
+/// What `cost_usd` is depends on where it comes from. In `stats`, whose
+/// figures come from rollups that keep tokens and not cost, it is the
+/// summed tokens priced at the **current** prices (`model_prices`, as the
+/// collector last wrote them), not what the calls cost when they were
+/// made; `None` when the model has no price now. In an execution, it is
+/// the sum of its calls' own costs (priced when written); `None` when
+/// any of those calls has none — a model without a price has no cost,
+/// never a partial one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ModelTokens {
     /// Model.
@@ -430,6 +475,37 @@ pub struct ModelTokens {
     pub prompt_tokens: i64,
     /// Completion tokens.
     pub completion_tokens: i64,
+    /// US dollars (see above); `None`: no price.
+    pub cost_usd: Option<f64>,
+}
+
+/// An execution's LLM calls: per model, by model, and in total.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LlmTotals {
+    /// Per model, by model name.
+    pub models: Vec<ModelTokens>,
+    /// Calls, all models.
+    pub calls: i64,
+    /// Prompt tokens, all models.
+    pub prompt_tokens: i64,
+    /// Completion tokens, all models.
+    pub completion_tokens: i64,
+    /// US dollars, all models; `None` when a model has no cost (never the
+    /// sum of the priced ones only), `Some(0.0)` with no call at all.
+    pub cost_usd: Option<f64>,
+}
+
+impl LlmTotals {
+    /// The totals of these per-model rows.
+    pub fn of(models: Vec<ModelTokens>) -> LlmTotals {
+        LlmTotals {
+            calls: models.iter().map(|m| m.calls).sum(),
+            prompt_tokens: models.iter().map(|m| m.prompt_tokens).sum(),
+            completion_tokens: models.iter().map(|m| m.completion_tokens).sum(),
+            cost_usd: models.iter().map(|m| m.cost_usd).sum(),
+            models,
+        }
+    }
 }
 
 /// What `stats` reports.
@@ -485,6 +561,34 @@ mod tests {
             let err = Cursor::decode(bad).unwrap_err();
             assert!(err.starts_with("invalid cursor"), "{bad}: {err}");
         }
+    }
+
+    fn model(name: &str, cost_usd: Option<f64>) -> ModelTokens {
+        ModelTokens {
+            model: name.into(),
+            calls: 2,
+            prompt_tokens: 100,
+            completion_tokens: 10,
+            cost_usd,
+        }
+    }
+
+    #[test]
+    fn an_executions_total_cost_is_unknown_when_a_model_has_none() {
+        let priced = LlmTotals::of(vec![model("a", Some(0.25)), model("b", Some(0.5))]);
+        assert_eq!(
+            (priced.calls, priced.prompt_tokens, priced.completion_tokens),
+            (4, 200, 20)
+        );
+        assert_eq!(priced.cost_usd, Some(0.75));
+        let partly = LlmTotals::of(vec![model("a", Some(0.25)), model("b", None)]);
+        assert_eq!(partly.cost_usd, None, "never the priced part alone");
+        assert_eq!(partly.calls, 4);
+        assert_eq!(
+            LlmTotals::of(vec![]).cost_usd,
+            Some(0.0),
+            "no call costs nothing"
+        );
     }
 
     proptest! {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::ser::{Formatter, PrettyFormatter};
 
 use super::escape::acts_on_terminal;
-use crate::query::{ExecutionHead, StepDetail};
+use crate::query::{ExecutionHead, LlmTotals, StepDetail};
 
 /// `value` as pretty-printed JSON holding no character a terminal acts on.
 pub fn to_json(value: &impl Serialize) -> serde_json::Result<String> {
@@ -30,7 +30,7 @@ fn to_json_bytes(value: &impl Serialize) -> serde_json::Result<Vec<u8>> {
 /// The `show --json` document written as its steps are read: the bytes
 /// [`to_json`] (and a newline) would write for the
 /// [`ExecutionDetail`](crate::query::ExecutionDetail)
-/// of `head` and those steps, without holding them all.
+/// of `head`, its LLM totals and those steps, without holding them all.
 ///
 /// A step is serialized alone, then indented to its place in the array:
 /// a pretty-printed document's line breaks are all between tokens (JSON
@@ -43,11 +43,15 @@ pub struct ExecutionJson<W: io::Write> {
 }
 
 impl<W: io::Write> ExecutionJson<W> {
-    /// Writes the execution's fields and opens its `steps`.
-    pub fn begin(mut out: W, head: &ExecutionHead) -> io::Result<ExecutionJson<W>> {
+    /// Writes the execution's fields and LLM totals and opens its `steps`.
+    pub fn begin(
+        mut out: W,
+        head: &ExecutionHead,
+        llm: &LlmTotals,
+    ) -> io::Result<ExecutionJson<W>> {
         // The whole document with no steps, cut before its empty array:
         // the fields as `ExecutionDetail` writes them (`step_count`).
-        let empty = to_json_bytes(&head.clone().with_steps(Vec::new()))?;
+        let empty = to_json_bytes(&head.clone().with_steps(llm.clone(), Vec::new()))?;
         let fields = empty.strip_suffix(b" []\n}").ok_or_else(|| {
             io::Error::other("an execution with no steps did not end with its empty array")
         })?;
@@ -170,14 +174,26 @@ mod tests {
                 reason: None,
                 score: Some(0.5),
             }],
-            llm_usage: vec![],
-            reasoning: None,
+            llm_usage: vec![crate::query::UsageRow {
+                model: "gpt-4o-mini".into(),
+                prompt_tokens: 10,
+                completion_tokens: 2,
+                cost_usd: None,
+            }],
+            reasoning: Some("1 candidate: 0 kept".into()),
+            reasoning_job: Some(crate::query::ReasoningJob {
+                status: "failed".into(),
+                method: "llm".into(),
+                attempts: 3,
+                error: Some("429\ntoo many".into()),
+                completed_at_us: None,
+            }),
         }
     }
 
     #[test]
     fn the_streamed_show_document_is_the_whole_one_byte_for_byte() {
-        use crate::query::{ExecutionDetail, ExecutionSummary};
+        use crate::query::{ExecutionDetail, ExecutionSummary, LlmTotals, ModelTokens};
         let summary = ExecutionSummary {
             id: uuid::Uuid::from_u128(9),
             project: "shop\u{202e}".into(),
@@ -197,6 +213,13 @@ mod tests {
                 parent_span_id: Some("00f067aa0ba902b7".into()),
             },
         };
+        let llm = LlmTotals::of(vec![ModelTokens {
+            model: "gpt-4o-mini".into(),
+            calls: 3,
+            prompt_tokens: 30,
+            completion_tokens: 6,
+            cost_usd: Some(0.0000081),
+        }]);
         for steps in [
             vec![],
             vec![step(1, None)],
@@ -208,9 +231,10 @@ mod tests {
                 outcome: head.outcome.clone(),
                 error: head.error.clone(),
                 trace: head.trace.clone(),
+                llm: llm.clone(),
                 steps: steps.clone(),
             };
-            let mut json = ExecutionJson::begin(Vec::new(), &head).unwrap();
+            let mut json = ExecutionJson::begin(Vec::new(), &head, &llm).unwrap();
             for s in &steps {
                 json.step(s).unwrap();
             }
@@ -219,6 +243,9 @@ mod tests {
             // One `steps` (the array), the count beside it under its own name.
             assert_eq!(streamed.matches("\"steps\"").count(), 1, "{streamed}");
             assert!(streamed.contains("\"step_count\": 3"), "{streamed}");
+            let back: serde_json::Value = serde_json::from_str(&streamed).unwrap();
+            assert_eq!(back["llm"]["models"][0]["calls"], 3, "{streamed}");
+            assert_eq!(back["llm"]["cost_usd"], 0.0000081, "{streamed}");
             assert!(
                 streamed.contains("\"trace_id\": \"4bf92f3577b34da6a3ce929d0e0e4736\"")
                     && streamed.contains("\"parent_span_id\": \"00f067aa0ba902b7\""),

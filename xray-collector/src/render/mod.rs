@@ -32,7 +32,7 @@ use uuid::Uuid;
 use crate::backend::{PruneFilter, Pruned};
 use crate::query::{
     format_time, DecisionRow, ExecutionDetail, ExecutionHead, ExecutionPage, ExecutionSummary,
-    SearchHit, Stats, StepDetail, TraceContext, WhyEntry,
+    LlmTotals, ReasoningJob, SearchHit, Stats, StepDetail, TraceContext, WhyEntry,
 };
 
 /// Whether to colour the output.
@@ -195,6 +195,7 @@ pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
         full,
         style,
     );
+    out.push_str(&llm_lines(&e.llm, style));
     let tree = StepTree::new(e.steps.iter().map(|st| (st.id, st.parent_id)));
     let mut lines = TreeLines::new(full, style);
     for visit in tree.walk() {
@@ -209,7 +210,7 @@ pub fn execution_tree(e: &ExecutionDetail, full: bool, style: Style) -> String {
 }
 
 /// The first lines of `show`: name, id, status, duration, start, project,
-/// then the metadata and the error if any.
+/// then the metadata and the error if any. ([`llm_lines`] follow them.)
 pub fn execution_header(head: &ExecutionHead, full: bool, style: Style) -> String {
     let mut out = String::new();
     write_header(
@@ -270,6 +271,95 @@ fn write_header(
             indent(err, "")
         );
     }
+}
+
+/// The lines of `show` under the header about the execution's LLM calls:
+/// one per model, then the total when there is more than one model
+/// (nothing without a call):
+///
+/// ```text
+///   llm: gpt-4o-mini 3 calls, 2 400 prompt + 120 completion tokens, $0.0004
+///   llm: house-model 1 call, 900 prompt + 40 completion tokens, no price
+///   llm total: 4 calls, 3 300 prompt + 160 completion tokens, cost unknown (a model has no price)
+/// ```
+pub fn llm_lines(llm: &LlmTotals, style: Style) -> String {
+    let mut out = String::new();
+    for m in &llm.models {
+        let _ = writeln!(
+            out,
+            "  {} {} {}, {}, {}",
+            style.dim("llm:"),
+            escape(&m.model),
+            calls(m.calls),
+            tokens(m.prompt_tokens, m.completion_tokens),
+            cost(m.cost_usd)
+        );
+    }
+    if llm.models.len() > 1 {
+        let _ = writeln!(
+            out,
+            "  {} {}, {}, {}",
+            style.dim("llm total:"),
+            calls(llm.calls),
+            tokens(llm.prompt_tokens, llm.completion_tokens),
+            match llm.cost_usd {
+                Some(usd) => dollars(usd),
+                None => "cost unknown (a model has no price)".to_owned(),
+            }
+        );
+    }
+    out
+}
+
+fn calls(n: i64) -> String {
+    format!(
+        "{} {}",
+        group_digits(n),
+        if n == 1 { "call" } else { "calls" }
+    )
+}
+
+/// `2 400 prompt + 120 completion tokens`.
+fn tokens(prompt: i64, completion: i64) -> String {
+    format!(
+        "{} prompt + {} completion tokens",
+        group_digits(prompt),
+        group_digits(completion)
+    )
+}
+
+/// `$0.0004`, or `no price` for a cost that is not known.
+fn cost(usd: Option<f64>) -> String {
+    usd.map(dollars).unwrap_or_else(|| "no price".to_owned())
+}
+
+/// US dollars to four decimals (a hundredth of a cent), or to two
+/// significant digits below that — a small model's call costs millionths
+/// (`$0.000046`), never a `$0.0000` that reads as free. As the web UI
+/// shows them.
+fn dollars(usd: f64) -> String {
+    if usd > 0.0 && usd < 1e-4 {
+        let decimals = (-usd.log10()).ceil() as usize + 1;
+        format!("${usd:.decimals$}", decimals = decimals.min(20))
+    } else {
+        format!("${usd:.4}")
+    }
+}
+
+/// `1234567` as `1 234 567`: token counts run into millions.
+fn group_digits(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The last line of `show`: that there are no steps, or how many steps
@@ -403,6 +493,14 @@ impl TreeLines {
                 indent(why, inner)
             );
         }
+        if let Some(job) = step.reasoning_job.as_ref().and_then(job_line) {
+            let _ = writeln!(
+                out,
+                "{inner}   {} {}",
+                style.dim("why:"),
+                indent(&job, inner)
+            );
+        }
         if full {
             for d in &step.decisions {
                 let _ = writeln!(
@@ -424,13 +522,38 @@ impl TreeLines {
         for u in &step.llm_usage {
             let _ = writeln!(
                 out,
-                "{inner}   {} {} {} prompt + {} completion tokens",
+                "{inner}   {} {} {}, {}",
                 style.dim("llm:"),
                 escape(&u.model),
-                u.prompt_tokens,
-                u.completion_tokens
+                tokens(u.prompt_tokens, u.completion_tokens),
+                cost(u.cost_usd)
             );
         }
+    }
+}
+
+/// What `show` says of a reasoning job that is not completed (a completed
+/// one has said it in the text): `pending`, `processing`, or `failed after
+/// 3 attempts: <error>`. Unescaped: the caller indents it, which escapes.
+fn job_line(job: &ReasoningJob) -> Option<String> {
+    match job.status.as_str() {
+        "completed" => None,
+        "failed" => {
+            let attempts = format!(
+                "failed after {} {}",
+                job.attempts,
+                if job.attempts == 1 {
+                    "attempt"
+                } else {
+                    "attempts"
+                }
+            );
+            Some(match &job.error {
+                Some(error) => format!("{attempts}: {error}"),
+                None => attempts,
+            })
+        }
+        other => Some(other.to_owned()),
     }
 }
 
@@ -589,20 +712,26 @@ pub fn stats(stats: &Stats, style: Style) -> String {
             out,
             "\n{}",
             style.bold(&format!(
-                "{:<24}  {:>7}  {:>12}  {:>12}",
-                "model", "calls", "prompt", "completion"
+                "{:<24}  {:>7}  {:>12}  {:>12}  {:>10}",
+                "model", "calls", "prompt", "completion", "cost"
             ))
         );
         for m in &stats.models {
             let _ = writeln!(
                 out,
-                "{:<24}  {:>7}  {:>12}  {:>12}",
+                "{:<24}  {:>7}  {:>12}  {:>12}  {:>10}",
                 escape(&m.model),
                 m.calls,
                 m.prompt_tokens,
-                m.completion_tokens
+                m.completion_tokens,
+                cost(m.cost_usd)
             );
         }
+        let _ = writeln!(
+            out,
+            "{}",
+            style.dim("cost: these tokens at the current prices, not what they cost when made")
+        );
     }
     out
 }
@@ -631,6 +760,7 @@ pub fn pruned(pruned: &Pruned, filter: &PruneFilter, dry_run: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::ModelTokens;
 
     #[test]
     fn durations_read_like_a_person_would_say_them() {
@@ -647,6 +777,27 @@ mod tests {
         let p = preview(&long, 20);
         assert_eq!(p.chars().count(), 20);
         assert!(p.ends_with('…'));
+    }
+
+    /// A step named `filter` that took 1 µs, with nothing else.
+    fn finished_step() -> StepDetail {
+        StepDetail {
+            id: Uuid::from_u128(1),
+            parent_id: None,
+            name: "filter".into(),
+            kind: None,
+            status: "ok".into(),
+            input: None,
+            output: None,
+            error: None,
+            attributes: None,
+            started_at_us: 0,
+            duration_us: Some(1),
+            decisions: vec![],
+            llm_usage: vec![],
+            reasoning: None,
+            reasoning_job: None,
+        }
     }
 
     fn decision(c: &str, accepted: Option<bool>, filter: &str) -> DecisionRow {
@@ -667,25 +818,183 @@ mod tests {
         decisions.extend((0..5).map(|i| decision(&format!("p{i}"), Some(false), "price")));
         decisions.push(decision("r0", Some(false), "rating"));
         let step = StepDetail {
-            id: Uuid::nil(),
-            parent_id: None,
-            name: "filter".into(),
-            kind: None,
-            status: "ok".into(),
-            input: None,
-            output: None,
-            error: None,
-            attributes: None,
-            started_at_us: 0,
-            duration_us: Some(1),
             decisions,
-            llm_usage: vec![],
-            reasoning: None,
+            ..finished_step()
         };
         assert_eq!(
             decision_summary(&step).unwrap(),
             "10 candidates: 4 accepted, 6 rejected (5 by price, 1 by rating)"
         );
+    }
+
+    fn model(
+        name: &str,
+        calls: i64,
+        prompt: i64,
+        completion: i64,
+        usd: Option<f64>,
+    ) -> ModelTokens {
+        ModelTokens {
+            model: name.into(),
+            calls,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cost_usd: usd,
+        }
+    }
+
+    const PLAIN: Style = Style { colour: false };
+
+    #[test]
+    fn show_prints_each_models_calls_tokens_and_cost_then_the_total() {
+        let priced = LlmTotals::of(vec![
+            model("gpt-4o", 1, 1_204, 96, Some(0.00397)),
+            model("gpt-4o-mini", 3, 2_400, 120, Some(0.000432)),
+        ]);
+        assert_eq!(
+            llm_lines(&priced, PLAIN),
+            "  llm: gpt-4o 1 call, 1 204 prompt + 96 completion tokens, $0.0040\n\
+             \x20 llm: gpt-4o-mini 3 calls, 2 400 prompt + 120 completion tokens, $0.0004\n\
+             \x20 llm total: 4 calls, 3 604 prompt + 216 completion tokens, $0.0044\n"
+        );
+        let one_unknown = LlmTotals::of(vec![
+            model("gpt-4o-mini", 2, 1_000_000, 0, Some(0.15)),
+            model("house\u{1b}[2J", 1, 5, 5, None),
+        ]);
+        assert_eq!(
+            llm_lines(&one_unknown, PLAIN),
+            "  llm: gpt-4o-mini 2 calls, 1 000 000 prompt + 0 completion tokens, $0.1500\n\
+             \x20 llm: house\\x1b[2J 1 call, 5 prompt + 5 completion tokens, no price\n\
+             \x20 llm total: 3 calls, 1 000 005 prompt + 5 completion tokens, \
+             cost unknown (a model has no price)\n"
+        );
+        // One model: its line is the total.
+        let single = LlmTotals::of(vec![model("gpt-4o", 1, 10, 1, Some(0.1))]);
+        assert_eq!(llm_lines(&single, PLAIN).lines().count(), 1);
+        assert_eq!(llm_lines(&LlmTotals::of(vec![]), PLAIN), "");
+    }
+
+    fn step_with(reasoning: Option<&str>, job: Option<(&str, i64, Option<&str>)>) -> StepDetail {
+        StepDetail {
+            llm_usage: vec![
+                crate::query::UsageRow {
+                    model: "gpt-4o-mini".into(),
+                    prompt_tokens: 2_400,
+                    completion_tokens: 120,
+                    cost_usd: Some(0.000432),
+                },
+                crate::query::UsageRow {
+                    model: "house-model".into(),
+                    prompt_tokens: 7,
+                    completion_tokens: 1,
+                    cost_usd: None,
+                },
+            ],
+            reasoning: reasoning.map(str::to_owned),
+            reasoning_job: job.map(|(status, attempts, error)| ReasoningJob {
+                status: status.into(),
+                method: "llm".into(),
+                attempts,
+                error: error.map(str::to_owned),
+                completed_at_us: None,
+            }),
+            ..finished_step()
+        }
+    }
+
+    /// The lines `show` draws under a step's own line.
+    fn step_lines(step: &StepDetail) -> Vec<String> {
+        let mut out = String::new();
+        let tree = StepTree::new([(step.id, None)]);
+        let mut lines = TreeLines::new(false, PLAIN);
+        for visit in tree.walk() {
+            lines.write(&mut out, visit, step);
+        }
+        out.lines().skip(1).map(|l| l.trim().to_owned()).collect()
+    }
+
+    #[test]
+    fn show_prints_the_reasoning_and_a_job_that_is_not_completed() {
+        let usage = [
+            "llm: gpt-4o-mini 2 400 prompt + 120 completion tokens, $0.0004",
+            "llm: house-model 7 prompt + 1 completion tokens, no price",
+        ];
+        let completed = step_with(Some("3 candidates: 1 kept"), Some(("completed", 1, None)));
+        let mut expected = vec!["why: 3 candidates: 1 kept"];
+        expected.extend(usage);
+        assert_eq!(step_lines(&completed), expected);
+
+        let pending = step_with(None, Some(("pending", 0, None)));
+        let mut expected = vec!["why: pending"];
+        expected.extend(usage);
+        assert_eq!(step_lines(&pending), expected);
+
+        // The rules text stays shown beside the failure of the LLM's.
+        let failed = step_with(
+            Some("3 candidates: 1 kept"),
+            Some(("failed", 3, Some("429 Too Many Requests\u{1b}[2J"))),
+        );
+        let mut expected = vec![
+            "why: 3 candidates: 1 kept",
+            "why: failed after 3 attempts: 429 Too Many Requests\\x1b[2J",
+        ];
+        expected.extend(usage);
+        assert_eq!(step_lines(&failed), expected);
+
+        let once = step_with(None, Some(("failed", 1, None)));
+        assert_eq!(step_lines(&once)[0], "why: failed after 1 attempt");
+        assert_eq!(step_lines(&step_with(None, None)), usage);
+    }
+
+    #[test]
+    fn stats_print_the_cost_column_and_say_it_is_at_current_prices() {
+        let table = Stats {
+            steps: vec![],
+            models: vec![
+                model("gpt-4o-mini", 3, 2_400, 120, Some(0.000432)),
+                model("nobody-knows", 1, 5, 5, None),
+            ],
+        };
+        let text = stats(&table, PLAIN);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2..],
+            [
+                "model                       calls        prompt    completion        cost",
+                "gpt-4o-mini                     3          2400           120     $0.0004",
+                "nobody-knows                    1             5             5    no price",
+                "cost: these tokens at the current prices, not what they cost when made",
+            ],
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn small_costs_keep_two_significant_digits() {
+        for (usd, text) in [
+            (0.0, "$0.0000"),
+            (0.00397, "$0.0040"),
+            (1.35, "$1.3500"),
+            (0.0001, "$0.0001"),
+            (0.0000462, "$0.000046"),
+            (0.00000099, "$0.00000099"),
+        ] {
+            assert_eq!(dollars(usd), text, "{usd}");
+        }
+    }
+
+    #[test]
+    fn digits_are_grouped_by_three() {
+        for (n, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1 000"),
+            (1_234_567, "1 234 567"),
+            (-12_345, "-12 345"),
+            (i64::MIN, "-9 223 372 036 854 775 808"),
+        ] {
+            assert_eq!(group_digits(n), text);
+        }
     }
 
     #[test]

@@ -147,8 +147,11 @@ async fn execution(
             after: None,
         })
         .await?;
+    let llm = app.store.execution_llm(id).await?;
     let mut answer = step_page(id, None, limit, &page);
     answer["execution"] = serde_json::to_value(&head).map_err(|_| ApiError::internal())?;
+    // As in `show --json`: the execution's LLM calls and cost, per model.
+    answer["execution"]["llm"] = serde_json::to_value(&llm).map_err(|_| ApiError::internal())?;
     ok(&answer)
 }
 

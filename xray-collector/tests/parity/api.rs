@@ -85,8 +85,18 @@ async fn get(app: &axum::Router, uri: &str) -> Answer {
 }
 
 /// Execution 1: `pipeline` with three children (one a filter with
-/// decisions), 30 more top-level steps; execution 2 decides on `c1` too.
+/// decisions and an LLM call of `gpt-x`, priced at 2 $ / 10 $ per million
+/// tokens), 30 more top-level steps; execution 2 decides on `c1` too. Its
+/// filter and failed steps are explained by the rules reasoner.
 async fn data(db: &Backend) {
+    let mut prices = xray_collector::cost::built_in();
+    prices.push(xray_collector::cost::ModelPrice {
+        model: "gpt-x".into(),
+        prompt_per_million: 2.0,
+        completion_per_million: 10.0,
+        source: "test".into(),
+    });
+    db.store.set_model_prices(&prices).await.unwrap();
     let exec = id(1);
     let mut records = vec![
         execution(exec).name("pick").record(),
@@ -125,6 +135,9 @@ async fn data(db: &Backend) {
     }
     db.store.write(&records).await.unwrap();
     xray_collector::indexing::catch_up(&db.store).await.unwrap();
+    xray_collector::reasoning::catch_up(&db.store)
+        .await
+        .unwrap();
 }
 
 async fn every_route_answers_json_and_pages_large_executions(db: Backend) {
@@ -157,6 +170,18 @@ async fn every_route_answers_json_and_pages_large_executions(db: Backend) {
     assert_eq!(one["execution"]["name"], "pick");
     assert_eq!(one["execution"]["steps"], 34);
     assert_eq!(one["execution"]["metadata"], json!({"sku": "A-1"}));
+    // Its LLM calls per model and their cost: (120 × 2 + 30 × 10) / 1e6.
+    let gpt_x = json!({
+        "model": "gpt-x", "calls": 1, "prompt_tokens": 120, "completion_tokens": 30,
+        "cost_usd": 0.00054,
+    });
+    assert_eq!(
+        one["execution"]["llm"],
+        json!({
+            "models": [gpt_x], "calls": 1, "prompt_tokens": 120, "completion_tokens": 30,
+            "cost_usd": 0.00054,
+        })
+    );
     assert_eq!(one["steps"].as_array().unwrap().len(), 10);
     assert_eq!(one["steps"][0]["name"], "pipeline");
     assert_eq!(one["steps"][0]["children"], 3);
@@ -210,6 +235,25 @@ async fn every_route_answers_json_and_pages_large_executions(db: Backend) {
     );
     assert_eq!(detail["decisions"][0]["candidate_id"], "c1");
     assert_eq!(detail["llm_usage"][0]["model"], "gpt-x");
+    assert_eq!(detail["llm_usage"][0]["cost_usd"], 0.00054);
+    assert!(
+        detail["reasoning"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("2 candidates: 1 kept")),
+        "{detail}"
+    );
+    assert_eq!(detail["reasoning_job"]["status"], "completed", "{detail}");
+    assert_eq!(detail["reasoning_job"]["method"], "rules");
+    assert_eq!(detail["reasoning_job"]["attempts"], 1);
+    assert!(detail["reasoning_job"]["completed_at_us"].is_i64());
+    let plain = get(&app, &format!("/api/v1/executions/{e1}/steps/{}", id(12)))
+        .await
+        .json();
+    assert_eq!(plain["name"], "rank");
+    assert!(
+        plain["reasoning"].is_null() && plain["reasoning_job"].is_null(),
+        "a step with nothing to explain has neither: {plain}"
+    );
 
     let why = get(&app, &format!("/api/v1/executions/{e1}/why/c1"))
         .await
@@ -237,6 +281,7 @@ async fn every_route_answers_json_and_pages_large_executions(db: Backend) {
     assert_eq!(stats["steps"][0]["name"], "price_filter");
     assert_eq!(stats["steps"][0]["count"], 2);
     assert_eq!(stats["models"][0]["model"], "gpt-x");
+    assert_eq!(stats["models"][0]["cost_usd"], 0.00054);
 }
 
 async fn bad_input_is_a_400_and_unknown_ids_a_404(db: Backend) {

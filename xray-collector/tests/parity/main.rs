@@ -14,7 +14,9 @@
 //! - `migrations`: up, down, status, a newer or an edited schema;
 //! - `query`: pages and filters, one execution whole, `why`, search, stats;
 //! - `rollups`: the stats rollups against the raw steps through writes and deletes;
-//! - `reasoning`: jobs queued by the indexer, explained by the rules reasoner.
+//! - `reasoning`: jobs queued by the indexer, explained by the rules reasoner;
+//! - `reasoning_read`: a step's reasoning and its job, read back with it;
+//! - `cost`: what LLM calls cost, per usage row, per execution, in `stats`.
 
 /// Makes each scenario — `async fn scenario(db: Backend)` — two tests,
 /// `scenario::embedded` and `scenario::postgres`, each given a new store:
@@ -63,11 +65,13 @@ mod support;
 
 mod api;
 mod backend;
+mod cost;
 mod llm_reasoning;
 mod migrations;
 mod prune;
 mod query;
 mod reasoning;
+mod reasoning_read;
 mod rollups;
 mod steps;
 mod store;

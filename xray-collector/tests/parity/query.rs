@@ -5,7 +5,9 @@ use serde_json::json;
 use uuid::Uuid;
 use xray_collector::backend::{AnyStore, Migrations, QueryStore, Store, StoreError};
 use xray_collector::model::{Decision, ShipRecord};
-use xray_collector::query::{Cursor, ExecutionFilter, ExecutionSummary, SearchHit, Stats};
+use xray_collector::query::{
+    Cursor, ExecutionFilter, ExecutionSummary, ModelTokens, SearchHit, Stats,
+};
 
 use crate::backend::Backend;
 use crate::support::records::{
@@ -146,9 +148,8 @@ fn per_step(stats: &Stats) -> Vec<(&str, i64, i64, i64, i64, i64)> {
 }
 
 /// `(model, calls, prompt, completion)` per model.
-fn per_model(stats: &Stats) -> Vec<(&str, i64, i64, i64)> {
-    stats
-        .models
+pub(crate) fn per_model(models: &[ModelTokens]) -> Vec<(&str, i64, i64, i64)> {
+    models
         .iter()
         .map(|m| {
             (
@@ -1094,7 +1095,10 @@ async fn stats_report_discrete_percentiles_errors_and_tokens_per_model(db: Backe
             ("rank", 100, 10, 50 * MS, 95 * MS, 100 * MS),
         ]
     );
-    assert_eq!(per_model(&all), [("gpt-a", 3, 301, 4), ("gpt-b", 1, 5, 6)]);
+    assert_eq!(
+        per_model(&all.models),
+        [("gpt-a", 3, 301, 4), ("gpt-b", 1, 5, 6)]
+    );
 
     // Since T0: the old llm step and its usage drop out.
     let recent = db.store.stats(Some(T0), None).await.unwrap();
@@ -1105,12 +1109,12 @@ async fn stats_report_discrete_percentiles_errors_and_tokens_per_model(db: Backe
             ("rank", 100, 10, 50 * MS, 95 * MS, 100 * MS),
         ]
     );
-    assert_eq!(per_model(&recent), [("gpt-a", 2, 300, 3)]);
+    assert_eq!(per_model(&recent.models), [("gpt-a", 2, 300, 3)]);
 
     // One name, with its own tokens only.
     let llm_only = db.store.stats(None, Some("llm")).await.unwrap();
     assert_eq!(per_step(&llm_only), per_step(&all)[..1]);
-    assert_eq!(per_model(&llm_only), per_model(&all));
+    assert_eq!(per_model(&llm_only.models), per_model(&all.models));
     let rank_only = db.store.stats(None, Some("rank")).await.unwrap();
     assert_eq!(per_step(&rank_only), per_step(&all)[1..]);
     assert!(rank_only.models.is_empty());

@@ -22,9 +22,9 @@ use crate::backend::{QueryStore, StoreError};
 use crate::query::rollup::{self, Bucket};
 use crate::query::{
     cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
-    ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
-    StepOutline, StepPage, StepScope, TraceContext, UsageRow, WhyEntry, MAX_CANDIDATE_ENTRIES,
-    MAX_STEP_PAGE, SEARCH_NEWEST,
+    ExecutionPage, ExecutionSummary, LlmTotals, ModelTokens, ReasoningJob, SearchHit, Stats,
+    StepDetail, StepFilter, StepOutline, StepPage, StepScope, TraceContext, UsageRow, WhyEntry,
+    MAX_CANDIDATE_ENTRIES, MAX_STEP_PAGE, SEARCH_NEWEST,
 };
 
 /// A `timestamptz` column as exact µs since the epoch (`NULL` stays
@@ -209,38 +209,74 @@ const EXECUTION: &str = concat!(
      FROM xray.executions e WHERE e.id = $1"
 );
 
-/// The columns [`step_detail`] reads.
+/// The columns [`step_detail`] reads: the step (`s`) and its reasoning
+/// job (`j`, one per step, when it has one).
 macro_rules! step_columns {
     () => {
         concat!(
-            "SELECT id, parent_id, name, kind, status, input, output, error, attributes, ",
-            us!("started_at"),
-            ", duration_us, reasoning FROM xray.steps "
+            "SELECT s.id, s.parent_id, s.name, s.kind, s.status, s.input, s.output, s.error, \
+                    s.attributes, ",
+            us!("s.started_at"),
+            ", s.duration_us, s.reasoning, j.status, j.method, j.attempts, j.error, ",
+            us!("j.completed_at"),
+            " FROM xray.steps s LEFT JOIN xray.reasoning_jobs j ON j.step_id = s.id "
         )
     };
 }
 
 const STEPS: &str = concat!(
     step_columns!(),
-    "WHERE execution_id = $1 ORDER BY started_at, id"
+    "WHERE s.execution_id = $1 ORDER BY s.started_at, s.id"
 );
 
 const DECISIONS: &str = "SELECT step_id, candidate_id, accepted, filter, reason, score \
      FROM xray.decisions WHERE execution_id = $1 ORDER BY step_id, ordinal";
 
-const USAGE: &str = "SELECT step_id, model, prompt_tokens, completion_tokens \
-     FROM xray.llm_usage WHERE execution_id = $1 ORDER BY step_id, ordinal";
+/// Through the steps: `llm_usage` has no index on `execution_id`.
+const USAGE: &str = "SELECT u.step_id, u.model, u.prompt_tokens, u.completion_tokens, u.cost_usd \
+     FROM xray.steps s JOIN xray.llm_usage u ON u.step_id = s.id \
+     WHERE s.execution_id = $1 ORDER BY u.step_id, u.ordinal";
 
 const SOME_STEPS: &str = concat!(
     step_columns!(),
-    "WHERE execution_id = $1 AND id = ANY($2) ORDER BY started_at, id"
+    "WHERE s.execution_id = $1 AND s.id = ANY($2) ORDER BY s.started_at, s.id"
 );
 
 const SOME_DECISIONS: &str = "SELECT step_id, candidate_id, accepted, filter, reason, score \
      FROM xray.decisions WHERE step_id = ANY($1) ORDER BY step_id, ordinal";
 
-const SOME_USAGE: &str = "SELECT step_id, model, prompt_tokens, completion_tokens \
+const SOME_USAGE: &str = "SELECT step_id, model, prompt_tokens, completion_tokens, cost_usd \
      FROM xray.llm_usage WHERE step_id = ANY($1) ORDER BY step_id, ordinal";
+
+/// An execution's LLM calls per model (the [`ModelTokens`] columns): one
+/// aggregate, reached through the steps' `(execution_id, …)` index and
+/// `llm_usage`'s primary key (`llm_usage` has no index on
+/// `execution_id`). A model's cost is the sum of its calls' costs only
+/// when every call has one.
+const EXECUTION_LLM: &str = "SELECT u.model, count(*), sum(u.prompt_tokens)::int8, \
+            sum(u.completion_tokens)::int8, \
+            CASE WHEN count(u.cost_usd) = count(*) THEN sum(u.cost_usd) END \
+     FROM xray.steps s JOIN xray.llm_usage u ON u.step_id = s.id \
+     WHERE s.execution_id = $1 \
+     GROUP BY u.model ORDER BY u.model COLLATE \"C\"";
+
+fn model_tokens(r: &Row) -> ModelTokens {
+    ModelTokens {
+        model: r.get(0),
+        calls: r.get(1),
+        prompt_tokens: r.get(2),
+        completion_tokens: r.get(3),
+        cost_usd: r.get(4),
+    }
+}
+
+async fn execution_llm(
+    client: &impl tokio_postgres::GenericClient,
+    id: Uuid,
+) -> Result<LlmTotals, tokio_postgres::Error> {
+    let rows = client.query(EXECUTION_LLM, &[&id]).await?;
+    Ok(LlmTotals::of(rows.iter().map(model_tokens).collect()))
+}
 
 fn head(row: &Row) -> ExecutionHead {
     ExecutionHead {
@@ -277,6 +313,13 @@ fn step_detail(
         decisions: decisions.remove(&id).unwrap_or_default(),
         llm_usage: usage.remove(&id).unwrap_or_default(),
         reasoning: r.get(11),
+        reasoning_job: r.get::<_, Option<String>>(12).map(|status| ReasoningJob {
+            status,
+            method: r.get(13),
+            attempts: i64::from(r.get::<_, i32>(14)),
+            error: r.get(15),
+            completed_at_us: r.get(16),
+        }),
     }
 }
 
@@ -299,6 +342,7 @@ fn by_step(
             model: r.get(1),
             prompt_tokens: i64::from(r.get::<_, i32>(2)),
             completion_tokens: i64::from(r.get::<_, i32>(3)),
+            cost_usd: r.get(4),
         });
     }
     (decisions, usage)
@@ -317,13 +361,14 @@ async fn execution(
         &tx.query(DECISIONS, &[&id]).await?,
         &tx.query(USAGE, &[&id]).await?,
     );
+    let llm = execution_llm(&tx, id).await?;
     tx.commit().await?;
     let steps = steps
         .iter()
         .map(|r| step_detail(r, &mut decisions, &mut usage))
         .collect();
     let head = head(&row);
-    Ok(Some(head.with_steps(steps)))
+    Ok(Some(head.with_steps(llm, steps)))
 }
 
 async fn step_details(
@@ -665,11 +710,17 @@ const STEP_STATS: &str = concat!(
      GROUP BY 1, 2"
 );
 
-/// LLM calls and tokens per model over the same window.
+/// LLM calls and tokens per model over the same window, and those tokens
+/// priced at the current prices (`model_prices`; the rollups keep tokens,
+/// not cost): NULL for a model without a price.
 const MODEL_STATS: &str = concat!(
     "WITH names AS (SELECT ARRAY(SELECT DISTINCT name FROM xray.model_rollups \
                                  WHERE width = 'day' AND ($4::text IS NULL OR name = $4)) AS a) \
-     SELECT model, sum(calls)::int8, sum(prompt_tokens)::int8, sum(completion_tokens)::int8 FROM ( \
+     SELECT t.model, t.calls, t.prompt_tokens, t.completion_tokens, \
+            (t.prompt_tokens * p.prompt_usd_per_million \
+             + t.completion_tokens * p.completion_usd_per_million) / 1000000 FROM ( \
+     SELECT model, sum(calls)::int8 AS calls, sum(prompt_tokens)::int8 AS prompt_tokens, \
+            sum(completion_tokens)::int8 AS completion_tokens FROM ( \
          SELECT model, calls, prompt_tokens, completion_tokens FROM xray.model_rollups \
          WHERE width = 'day' AND ($1::int8 IS NULL OR start >= ",
     ts!("$1"),
@@ -689,8 +740,9 @@ const MODEL_STATS: &str = concat!(
     " AND s.started_at < ",
     ts!("$2"),
     ") m \
-     GROUP BY model HAVING sum(calls) > 0 \
-     ORDER BY model COLLATE \"C\""
+     GROUP BY model HAVING sum(calls) > 0) t \
+     LEFT JOIN xray.model_prices p ON p.model = t.model \
+     ORDER BY t.model COLLATE \"C\""
 );
 
 async fn stats(
@@ -718,12 +770,7 @@ async fn stats(
         .query(MODEL_STATS, &params)
         .await?
         .iter()
-        .map(|r| ModelTokens {
-            model: r.get(0),
-            calls: r.get(1),
-            prompt_tokens: r.get(2),
-            completion_tokens: r.get(3),
-        })
+        .map(model_tokens)
         .collect();
     tx.commit().await?;
     Ok(Stats { steps, models })
@@ -751,6 +798,11 @@ impl QueryStore for PostgresStore {
             Box::pin(async move { Ok(c.query_opt(EXECUTION, &[&id]).await?.map(|r| head(&r))) })
         })
         .await
+    }
+
+    async fn execution_llm(&self, id: Uuid) -> Result<LlmTotals, StoreError> {
+        self.with_client(move |c| Box::pin(async move { execution_llm(&*c, id).await }))
+            .await
     }
 
     async fn steps(&self, filter: &StepFilter) -> Result<StepPage, StoreError> {

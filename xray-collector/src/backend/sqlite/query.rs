@@ -21,9 +21,9 @@ use crate::backend::{QueryStore, StoreError};
 use crate::query::rollup::{self, Bucket};
 use crate::query::{
     cut_page, CandidateEntry, DecisionRow, ExecutionDetail, ExecutionFilter, ExecutionHead,
-    ExecutionPage, ExecutionSummary, ModelTokens, SearchHit, Stats, StepDetail, StepFilter,
-    StepOutline, StepPage, StepScope, StepStats, TraceContext, UsageRow, WhyEntry,
-    MAX_CANDIDATE_ENTRIES, MAX_STEP_PAGE, SEARCH_NEWEST,
+    ExecutionPage, ExecutionSummary, LlmTotals, ModelTokens, ReasoningJob, SearchHit, Stats,
+    StepDetail, StepFilter, StepOutline, StepPage, StepScope, StepStats, TraceContext, UsageRow,
+    WhyEntry, MAX_CANDIDATE_ENTRIES, MAX_STEP_PAGE, SEARCH_NEWEST,
 };
 
 /// The largest page `executions` returns, whatever the filter asks.
@@ -56,6 +56,10 @@ impl QueryStore for SqliteStore {
 
     async fn execution_head(&self, id: Uuid) -> Result<Option<ExecutionHead>, StoreError> {
         self.read(move |conn| head(conn, id)).await
+    }
+
+    async fn execution_llm(&self, id: Uuid) -> Result<LlmTotals, StoreError> {
+        self.read(move |conn| execution_llm(conn, id)).await
     }
 
     async fn steps(&self, filter: &StepFilter) -> Result<StepPage, StoreError> {
@@ -255,9 +259,14 @@ fn head(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionHead>> 
         .transpose()
 }
 
-/// The columns [`step_at`] reads.
-const STEP_COLUMNS: &str = "id, parent_id, name, kind, status, input, output, error, attributes,
-                            started_at_us, duration_us, reasoning";
+/// The columns [`step_at`] reads, of `steps` and of [`WITH_JOB`]'s `j`.
+const STEP_COLUMNS: &str = "steps.id, steps.parent_id, steps.name, steps.kind, steps.status,
+                            steps.input, steps.output, steps.error, steps.attributes,
+                            steps.started_at_us, steps.duration_us, steps.reasoning,
+                            j.status, j.method, j.attempts, j.error, j.completed_at_us";
+
+/// The step's reasoning job, when it has one (one per step).
+const WITH_JOB: &str = "LEFT JOIN reasoning_jobs j ON j.step_id = steps.id";
 
 fn step_at(r: &Row<'_>) -> rusqlite::Result<StepDetail> {
     Ok(StepDetail {
@@ -275,6 +284,16 @@ fn step_at(r: &Row<'_>) -> rusqlite::Result<StepDetail> {
         decisions: Vec::new(),
         llm_usage: Vec::new(),
         reasoning: r.get(11)?,
+        reasoning_job: match r.get::<_, Option<String>>(12)? {
+            Some(status) => Some(ReasoningJob {
+                status,
+                method: r.get(13)?,
+                attempts: r.get(14)?,
+                error: r.get(15)?,
+                completed_at_us: r.get(16)?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -304,6 +323,7 @@ fn attach_decisions_and_usage(
                 model: r.get(1)?,
                 prompt_tokens: r.get(2)?,
                 completion_tokens: r.get(3)?,
+                cost_usd: r.get(4)?,
             });
         }
     }
@@ -320,8 +340,8 @@ fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<Executi
     let id_text = id.to_string();
     let mut steps: Vec<StepDetail> = {
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {STEP_COLUMNS} FROM steps WHERE execution_id = ?1
-             ORDER BY started_at_us, id"
+            "SELECT {STEP_COLUMNS} FROM steps {WITH_JOB} WHERE steps.execution_id = ?1
+             ORDER BY steps.started_at_us, steps.id"
         ))?;
         let rows = stmt.query_map(params![id_text], step_at)?;
         rows.collect::<rusqlite::Result<_>>()?
@@ -333,14 +353,34 @@ fn execution(conn: &mut Connection, id: Uuid) -> rusqlite::Result<Option<Executi
          FROM decisions d JOIN steps s ON s.id = d.step_id
          WHERE s.execution_id = ?1
          ORDER BY d.step_id, d.ordinal",
-        "SELECT u.step_id, u.model, u.prompt_tokens, u.completion_tokens
+        "SELECT u.step_id, u.model, u.prompt_tokens, u.completion_tokens, u.cost_usd
          FROM llm_usage u JOIN steps s ON s.id = u.step_id
          WHERE s.execution_id = ?1
          ORDER BY u.step_id, u.ordinal",
         &id_text,
     )?;
+    let llm = execution_llm(&tx, id)?;
     tx.commit()?;
-    Ok(Some(head.with_steps(steps)))
+    Ok(Some(head.with_steps(llm, steps)))
+}
+
+/// An execution's LLM calls per model, by model, in one aggregate reached
+/// through the steps' `(execution_id, …)` index and `llm_usage`'s primary
+/// key (`llm_usage` has no index on `execution_id`). A model's cost is the
+/// sum of its calls' costs only when every call has one.
+fn execution_llm(conn: &Connection, id: Uuid) -> rusqlite::Result<LlmTotals> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.model, count(*), sum(u.prompt_tokens), sum(u.completion_tokens),
+                CASE WHEN count(u.cost_usd) = count(*) THEN sum(u.cost_usd) END
+         FROM steps s JOIN llm_usage u ON u.step_id = s.id
+         WHERE s.execution_id = ?1
+         GROUP BY u.model
+         ORDER BY u.model",
+    )?;
+    let models = stmt
+        .query_map(params![id.to_string()], model_tokens_at)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(LlmTotals::of(models))
 }
 
 /// The progress handler's period, in virtual machine instructions: a
@@ -401,8 +441,9 @@ fn step_details(
             "SELECT {STEP_COLUMNS}
              FROM (SELECT DISTINCT value FROM json_each(?2)) AS wanted
              CROSS JOIN steps ON steps.id = wanted.value
+             {WITH_JOB}
              WHERE steps.execution_id = ?1
-             ORDER BY started_at_us, id"
+             ORDER BY steps.started_at_us, steps.id"
         ))?;
         let rows = stmt.query_map(params![execution.to_string(), ids_json], step_at)?;
         rows.collect::<rusqlite::Result<_>>()?
@@ -416,7 +457,7 @@ fn step_details(
         "SELECT step_id, candidate_id, accepted, filter, reason, score
          FROM decisions WHERE step_id IN (SELECT value FROM json_each(?1))
          ORDER BY step_id, ordinal",
-        "SELECT step_id, model, prompt_tokens, completion_tokens
+        "SELECT step_id, model, prompt_tokens, completion_tokens, cost_usd
          FROM llm_usage WHERE step_id IN (SELECT value FROM json_each(?1))
          ORDER BY step_id, ordinal",
         &found_json,
@@ -570,7 +611,9 @@ fn step_stats(
     ))
 }
 
-/// LLM calls and tokens per model, over the window `step_stats` reads.
+/// LLM calls and tokens per model, over the window `step_stats` reads,
+/// and those tokens priced at the current prices (`model_prices`; the
+/// rollups keep tokens, not cost): NULL for a model without a price.
 fn model_tokens(
     conn: &Connection,
     since_us: Option<i64>,
@@ -580,7 +623,12 @@ fn model_tokens(
     let mut stmt = conn.prepare_cached(
         "WITH names AS (SELECT DISTINCT name FROM model_rollups
                         WHERE width = 'day' AND (?4 IS NULL OR name = ?4))
-         SELECT model, sum(calls), sum(prompt_tokens), sum(completion_tokens) FROM (
+         SELECT t.model, t.calls, t.prompt_tokens, t.completion_tokens,
+                (t.prompt_tokens * p.prompt_usd_per_million
+                 + t.completion_tokens * p.completion_usd_per_million) / 1000000.0
+         FROM (
+         SELECT model, sum(calls) AS calls, sum(prompt_tokens) AS prompt_tokens,
+                sum(completion_tokens) AS completion_tokens FROM (
              SELECT model, calls, prompt_tokens, completion_tokens FROM model_rollups
              WHERE width = 'day' AND (?1 IS NULL OR start_us >= ?1) AND (?4 IS NULL OR name = ?4)
              UNION ALL
@@ -593,21 +641,26 @@ fn model_tokens(
              WHERE ?3 IS NOT NULL AND s.name IN names
                AND s.started_at_us >= ?3 AND s.started_at_us < ?2)
          GROUP BY model
-         HAVING sum(calls) > 0
-         ORDER BY model",
+         HAVING sum(calls) > 0) t
+         LEFT JOIN model_prices p ON p.model = t.model
+         ORDER BY t.model",
     )?;
     let rows = stmt.query_map(
         params![w.whole_days_us, w.whole_hours_us, w.since_us, name],
-        |r| {
-            Ok(ModelTokens {
-                model: r.get(0)?,
-                calls: r.get(1)?,
-                prompt_tokens: r.get(2)?,
-                completion_tokens: r.get(3)?,
-            })
-        },
+        model_tokens_at,
     )?;
     rows.collect()
+}
+
+/// Columns 0..=4: model, calls, prompt and completion tokens, cost.
+fn model_tokens_at(r: &Row<'_>) -> rusqlite::Result<ModelTokens> {
+    Ok(ModelTokens {
+        model: r.get(0)?,
+        calls: r.get(1)?,
+        prompt_tokens: r.get(2)?,
+        completion_tokens: r.get(3)?,
+        cost_usd: r.get(4)?,
+    })
 }
 
 /// `text` as an FTS5 query: every whitespace-separated word quoted (so no

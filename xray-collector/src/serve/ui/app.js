@@ -95,10 +95,18 @@
     return KNOWN_STATUSES.has(s) ? s : 'neutral';
   }
 
-  function badge(status) {
-    const cls = statusClass(status);
+  /** A status pill; `look` is the step status whose colours it takes (by default its own). */
+  function badge(status, look) {
+    const cls = look || statusClass(status);
     return h('span', { class: 'badge status-' + cls, 'data-status': String(status) },
       h('span', { class: 'dot', 'aria-hidden': 'true' }), String(status));
+  }
+
+  // A reasoning job's status, in the colours of the step status it reads like.
+  const JOB_LOOK = { completed: 'ok', failed: 'error', pending: 'running', processing: 'running' };
+
+  function jobBadge(status) {
+    return badge(status, Object.prototype.hasOwnProperty.call(JOB_LOOK, status) ? JOB_LOOK[status] : 'neutral');
   }
 
   function verdictOf(accepted) {
@@ -157,8 +165,16 @@
     return typeof n === 'number' ? n.toLocaleString() : n == null ? '—' : String(n);
   }
 
+  /**
+   * US dollars to a hundredth of a cent, or to two significant digits below that (a
+   * small model's call costs millionths: `$0.000046`, never a `$0.0000` that reads as
+   * free); "—" when there is no cost (no price). As the CLI prints it.
+   */
   function fmtCost(row) {
-    return typeof row.cost_usd === 'number' ? '$' + row.cost_usd.toFixed(4) : '—';
+    const x = row.cost_usd;
+    if (typeof x !== 'number' || !isFinite(x)) return '—';
+    const small = x > 0 && x < 1e-4;
+    return '$' + x.toFixed(small ? Math.min(20, Math.ceil(-Math.log10(x)) + 1) : 4);
   }
 
   function nowUs() {
@@ -615,8 +631,19 @@
         metaItem('Duration', dur === null ? h('span', { class: 'running-text' }, 'running…') : dur),
         metaItem('Steps', fmtInt(exec.steps))),
     ];
+    const llm = exec.llm && Array.isArray(exec.llm.models) && exec.llm.calls > 0 ? exec.llm : null;
+    if (llm) {
+      out[out.length - 1].appendChild(metaItem('LLM cost', h('span', {
+        'data-testid': 'execution-cost',
+        title: typeof llm.cost_usd === 'number' ? null : 'Unknown: a model has no price (see LLM usage)',
+      }, fmtCost(llm), h('span', { class: 'muted' }, ' · ' + fmtInt(llm.calls) + (llm.calls === 1 ? ' call' : ' calls')))));
+    }
     if (exec.error) out.push(h('pre', { class: 'error-text', 'data-testid': 'execution-error' }, exec.error));
     const extras = [];
+    if (llm) {
+      extras.push(h('details', { class: 'json-box', 'data-testid': 'execution-llm' }, h('summary', null, 'LLM usage'),
+        modelsTable(llm.models, 'execution-llm-row', { total: llm, compact: true })));
+    }
     if (exec.metadata != null) extras.push(collapsibleJson('Metadata', exec.metadata));
     if (exec.outcome != null) extras.push(collapsibleJson('Outcome', exec.outcome));
     if (extras.length) out.push(h('div', { class: 'exec-extras' }, extras));
@@ -625,6 +652,22 @@
 
   function metaItem(label, value) {
     return h('div', { class: 'meta-item' }, h('dt', null, label), h('dd', null, value));
+  }
+
+  /**
+   * Calls, tokens and cost per model (stats, an execution), a row each (`rowTestid`),
+   * with a total row when `opts.total` is given. A cost that is not a number is
+   * shown as "—": the model has no price.
+   */
+  function modelsTable(models, rowTestid, opts) {
+    const o = opts || {};
+    const cells = (m) => [h('td', { class: 'num' }, fmtInt(m.calls)), h('td', { class: 'num' }, fmtInt(m.prompt_tokens)),
+      h('td', { class: 'num' }, fmtInt(m.completion_tokens)), h('td', { class: 'num' }, fmtCost(m))];
+    return h('table', { class: o.compact ? 'table compact' : 'table', 'data-testid': o.testid || null },
+      h('thead', null, h('tr', null, h('th', null, 'Model'), h('th', { class: 'num' }, 'Calls'), h('th', { class: 'num' }, 'Prompt tokens'),
+        h('th', { class: 'num' }, 'Completion tokens'), h('th', { class: 'num' }, 'Cost'))),
+      h('tbody', null, models.map((m) => h('tr', { 'data-testid': rowTestid }, h('td', null, m.model), cells(m)))),
+      o.total ? h('tfoot', null, h('tr', { 'data-testid': rowTestid + '-total' }, h('td', null, 'Total'), cells(o.total))) : null);
   }
 
   function collapsibleJson(title, value) {
@@ -1075,6 +1118,8 @@
       metaItem('Duration', d.duration_us != null ? fmtDur(d.duration_us) : d.status === 'running' ? h('span', { class: 'running-text' }, 'running…') : '—'),
       metaItem('Step', h('span', { class: 'mono' }, d.id)),
       d.parent_id ? metaItem('Parent', link(path('executions', exec.id, 'steps', d.parent_id), { class: 'mono' }, d.parent_id)) : null));
+    const why = whySection(d);
+    if (why) out.push(why);
     if (d.error) out.push(section('Error', 'step-error', h('pre', { class: 'error-text' }, d.error)));
     out.push(section('Input', 'step-input', d.input == null ? h('span', { class: 'muted' }, 'none') : jsonTree(d.input)));
     out.push(section('Output', 'step-output', d.output == null ? h('span', { class: 'muted' }, d.status === 'running' ? 'not yet' : 'none') : jsonTree(d.output)));
@@ -1105,6 +1150,25 @@
       out.push(section('Attributes', 'attributes', jsonTree(attrs)));
     }
     return out;
+  }
+
+  /**
+   * "Why": the step's explanation, then its reasoning job (status, method, attempts,
+   * error) on a small line. Nothing when it has neither (no decisions, no failure).
+   */
+  function whySection(d) {
+    const job = d.reasoning_job && typeof d.reasoning_job === 'object' ? d.reasoning_job : null;
+    if (d.reasoning == null && !job) return null;
+    const text = d.reasoning != null
+      ? h('p', { class: 'why-text', 'data-testid': 'why-text' }, String(d.reasoning))
+      : h('p', { class: 'why-text muted', 'data-testid': 'why-text' },
+        job.status === 'failed' ? 'No explanation: the reasoner failed.' : 'Not explained yet.');
+    const line = job ? h('p', { class: 'why-job muted', 'data-testid': 'why-job', 'data-status': String(job.status) },
+      jobBadge(job.status), ' ', String(job.method), ' · ',
+      fmtInt(job.attempts) + (job.attempts === 1 ? ' attempt' : ' attempts'),
+      job.status === 'completed' && job.completed_at_us != null ? [' · ', timeEl(job.completed_at_us)] : null,
+      job.error != null ? [' · ', h('span', { class: 'rejected-text', 'data-testid': 'why-error' }, String(job.error))] : null) : null;
+    return section('Why', 'step-why', text, line);
   }
 
   function eventItem(ev, exec) {
@@ -1402,12 +1466,8 @@
     }
     parts.push(h('h2', null, 'Models'));
     parts.push(models.length === 0 ? emptyEl('No LLM calls in this window.')
-      : h('div', { class: 'table-wrap' }, h('table', { class: 'table', 'data-testid': 'models-table' },
-        h('thead', null, h('tr', null, h('th', null, 'Model'), h('th', { class: 'num' }, 'Calls'), h('th', { class: 'num' }, 'Prompt tokens'),
-          h('th', { class: 'num' }, 'Completion tokens'), h('th', { class: 'num' }, 'Cost'))),
-        h('tbody', null, models.map((m) => h('tr', { 'data-testid': 'model-row' },
-          h('td', null, m.model), h('td', { class: 'num' }, fmtInt(m.calls)), h('td', { class: 'num' }, fmtInt(m.prompt_tokens)),
-          h('td', { class: 'num' }, fmtInt(m.completion_tokens)), h('td', { class: 'num' }, fmtCost(m))))))));
+      : h('div', { class: 'table-wrap' }, modelsTable(models, 'model-row', { testid: 'models-table' })));
+    if (models.length) parts.push(h('p', { class: 'muted', 'data-testid': 'models-note' }, 'Cost: these tokens at the current prices, not what they cost when made; “—” when the model has no price.'));
     body.replaceChildren(...parts);
   }
 
