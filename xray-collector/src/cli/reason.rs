@@ -1,6 +1,8 @@
 //! `reason [--execution ID] [--retry-failed]`: explain what is waiting, or
 //! explain an execution's steps (or the failed jobs) anew
-//! ([`xray_collector::reasoning`]).
+//! ([`xray_collector::reasoning`]), with the reasoner `XRAY_REASONER`
+//! names. Exits 1 when the LLM gave up on a job (its rules text stays),
+//! 2 when the reasoner is `off` or its settings are malformed.
 
 use std::process::ExitCode;
 
@@ -54,6 +56,10 @@ pub(super) async fn reason(args: ReasonArgs, backend: &Backend) -> anyhow::Resul
             "the LLM explained {} of them ({} failed; {} prompt + {} completion tokens)",
             llm.explained, llm.failed, llm.prompt_tokens, llm.completion_tokens
         );
+        if llm.failed > 0 {
+            // Their rules text stays; `reason --retry-failed` tries again.
+            return Ok(ExitCode::FAILURE);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

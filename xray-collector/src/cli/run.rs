@@ -17,7 +17,7 @@ use xray_collector::reasoning::{Explained, Reasoners};
 use xray_collector::ship::{Backoff, Metrics, ShipConfig, Shipper};
 use xray_collector::{indexing, retention};
 
-use super::{describe_backend, open_store, Backend, Missing};
+use super::{describe_backend, open_store, Backend, Missing, UsageError};
 
 #[derive(clap::Args, Debug)]
 pub(super) struct RunArgs {
@@ -185,8 +185,8 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
 /// The reasoner `XRAY_REASONER` (and, for `llm`, the `XRAY_LLM_*`
 /// variables) ask for, ready to run; a malformed value is a usage error.
 pub(super) fn reasoners_from_env() -> anyhow::Result<Reasoners> {
-    let reasoner =
-        Reasoner::resolve(|name| std::env::var(name).ok()).map_err(anyhow::Error::msg)?;
+    let reasoner = Reasoner::resolve(|name| std::env::var(name).ok())
+        .map_err(|e| anyhow::Error::new(UsageError(e)))?;
     if let Reasoner::Llm(config) = &reasoner {
         tracing::info!(
             endpoint = %config.endpoint_shown(),
@@ -194,7 +194,7 @@ pub(super) fn reasoners_from_env() -> anyhow::Result<Reasoners> {
             "steps are explained by the rules, then by the LLM"
         );
     }
-    Reasoners::new(reasoner).map_err(anyhow::Error::msg)
+    Reasoners::new(reasoner).map_err(|e| anyhow::Error::new(UsageError(e)))
 }
 
 /// Logs what a reasoning catch-up did.
