@@ -2,13 +2,16 @@
 //! collector's library (in-process), then read the execution back and print
 //! it — what `xray-collector run --once` and `xray-collector show` do.
 //! With `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) set, the
-//! trace is also exported over OTLP, as `run --otlp-endpoint` does.
+//! trace is also exported over OTLP, as `run --otlp-endpoint` does; with
+//! `XRAY_REASONER=llm` (and `XRAY_LLM_*`), steps are explained by a model.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use xray_collector::backend::{AnyStore, Migrations, QueryStore, Store};
 use xray_collector::otlp::{OtlpConfig, OtlpSink};
+use xray_collector::reason::config::Reasoner;
+use xray_collector::reasoning::Reasoners;
 use xray_collector::render::{self, Style};
 use xray_collector::ship::{Metrics, ShipConfig, Shipper};
 
@@ -55,9 +58,11 @@ async fn ship(outboxes: Vec<PathBuf>) -> Result<Arc<AnyStore>, Error> {
         None => None,
     };
     let summary = Shipper::ship_once(store.clone(), config).await;
-    // As `run --once`: the search index, and the explanations it queues.
+    // As `run --once`: the search index, and the explanations it queues
+    // (by the reasoner XRAY_REASONER names: the rules, or an LLM too).
     xray_collector::indexing::catch_up(&*store).await?;
-    xray_collector::reasoning::catch_up(&*store).await?;
+    let reasoner = Reasoner::resolve(|name| std::env::var(name).ok())?;
+    Reasoners::new(reasoner)?.catch_up(&*store).await?;
     if let Some((endpoint, exporting)) = exporting {
         println!(
             "exported {} spans over OTLP to {endpoint}",
