@@ -172,3 +172,47 @@ fn clean_and_garbage(store: Target) {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.json"));
 }
+
+#[test]
+fn a_large_file_is_imported_as_a_stream_with_a_progress_line_every_10000_entries() {
+    let store = Target::embedded();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("large.json");
+    // 20 000 executions of two steps each, one refused in the middle.
+    let mut text = String::from("[");
+    for i in 0..20_000 {
+        if i > 0 {
+            text.push(',');
+        }
+        if i == 12_345 {
+            text.push_str(r#"{"executionId": "broken", "steps": []}"#);
+            continue;
+        }
+        let entry = serde_json::json!({
+            "executionId": format!("exec-{i}"),
+            "startedAt": format!("2025-01-02T10:{:02}:{:02}Z", (i / 60) % 60, i % 60),
+            "steps": [
+                {"name": "generate_keywords", "input": {"q": "a heist movie"}, "output": ["heist"],
+                 "durationMs": 120, "reasoning": "picked from the query"},
+                {"name": "search", "error": "timeout", "durationMs": 2000}
+            ]
+        });
+        text.push_str(&entry.to_string());
+    }
+    text.push(']');
+    std::fs::write(&file, text).unwrap();
+
+    let out = import(&store, &file, &["--project", "bulk"]);
+    assert_eq!(out.status.code(), Some(1), "one entry was refused");
+    assert_eq!(
+        stdout(&out),
+        "entry 12345 refused: missing field `startedAt`\n\
+         imported 19999 executions (39998 steps); 0 already present; 1 refused (of 20000 entries)\n"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in ["10000 entries read", "20000 entries read"] {
+        assert!(stderr.contains(line), "{line:?} in {stderr}");
+    }
+    let counts = store.counts();
+    assert_eq!((counts.executions, counts.steps), (19_999, 39_998));
+}
