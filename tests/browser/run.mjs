@@ -165,7 +165,28 @@ try {
     assert.ok(others.length > 0, 'the candidate appears in other executions, but none is listed');
     assert.equal(new Set(others).size, others.length, 'an execution is listed twice: ' + JSON.stringify(others));
     assert.ok(!others.includes(cfg.small.execution_id), 'this execution is listed under Elsewhere');
+    // The step that decided on it says why, as its panel does.
+    const why = page.locator('[data-testid="why-step"]');
+    assert.equal(await why.count(), 1, 'one step decided on the candidate');
+    assert.equal(await why.getAttribute('data-step-id'), cfg.small.decision_step_id);
+    assert.equal((await why.locator('[data-testid="why-text"]').textContent()).trim(), cfg.small.why);
+    const job = why.locator('[data-testid="why-job"]');
+    assert.equal(await job.getAttribute('data-status'), 'completed');
+    assert.match(await job.textContent(), /completed rules · 1 attempt · /);
     await shot(page, 'why');
+  });
+  await check('the why page shows a failed reasoning job and hostile text as text', async () => {
+    await page.goto(url(path('executions', cfg.xss.execution_id, 'why', cfg.xss.candidate)));
+    await waitRows(page, 'why-step');
+    assert.equal((await page.textContent('[data-testid="candidate"]')).trim(), cfg.xss.candidate);
+    const job = page.locator('[data-testid="why-step"] [data-testid="why-job"]');
+    assert.equal(await job.getAttribute('data-status'), 'failed');
+    assert.match(await job.textContent(), /failed llm · 3 attempts · HTTP 500: <script>/);
+    assert.ok((await page.textContent('[data-testid="why-step"] [data-testid="why-text"]')).trim().length > 0);
+    assert.equal(await page.evaluate(() => typeof window.__xss), 'undefined', 'window.__xss was set');
+    assert.deepEqual(dialogs, [], 'a dialog fired');
+    assert.equal(await page.locator('img[src="x"]').count(), 0, 'an <img src=x> made it into the DOM');
+    await shot(page, 'why-xss');
   });
 
   // f. search

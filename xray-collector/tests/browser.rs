@@ -97,6 +97,7 @@ fn a_person_reads_executions_in_a_real_browser() {
         "step-why",
         "decisions",
         "why",
+        "why-xss",
         "search-hit",
         "stats",
         "xss",
@@ -286,7 +287,7 @@ async fn seed(path: &Path, measure: bool) -> serde_json::Value {
             // (1 204 × 2.50 + 96 × 10.00) / 1e6 = 0.00397: together $0.0040.
             "cost": "$0.0040",
         },
-        "xss": {"execution_id": xss, "step_id": xss_step},
+        "xss": {"execution_id": xss, "step_id": xss_step, "candidate": hostile},
         "big": {"execution_id": big_id, "steps": BIG_STEPS},
         "measure": measure_list,
     })

@@ -111,6 +111,21 @@ fn every_command_answers_json_and_refuses_bad_input(target: Target) {
         why_text.contains("pick rejected by price: too dear"),
         "{why_text}"
     );
+    // `run --once` explained the step: `why` carries and prints its
+    // reasoning as `show` does.
+    let reasoning = latest["steps"][0]["reasoning"]
+        .as_str()
+        .expect("run --once explains a step with decisions");
+    assert_eq!(why["decisions"][0]["reasoning"], reasoning, "{why}");
+    assert_eq!(why["decisions"][0]["reasoning_job"]["status"], "completed");
+    assert_eq!(why["decisions"][0]["reasoning_job"]["method"], "rules");
+    assert!(
+        why_text.contains(&format!(
+            "too dear\n     why: {}\n",
+            reasoning.lines().next().unwrap()
+        )),
+        "{why_text}"
+    );
 
     let found = json(&run(&target, &["search", "pick", "--json"]));
     assert_eq!(found["hits"].as_array().unwrap().len(), 3);

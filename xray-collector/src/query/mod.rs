@@ -416,6 +416,12 @@ pub struct WhyEntry {
     /// The decision.
     #[serde(flatten)]
     pub decision: DecisionRow,
+    /// The step's explanation (`steps.reasoning`), once written: the same
+    /// on every entry of one step.
+    pub reasoning: Option<String>,
+    /// The step's reasoning job, when it has one, as in
+    /// [`StepDetail::reasoning_job`].
+    pub reasoning_job: Option<ReasoningJob>,
 }
 
 /// A full-text match (`search`).

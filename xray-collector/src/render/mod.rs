@@ -485,22 +485,13 @@ impl TreeLines {
         if let Some(summary) = decision_summary(step) {
             let _ = writeln!(out, "{inner}   {} {summary}", style.dim("decisions:"));
         }
-        if let Some(why) = &step.reasoning {
-            let _ = writeln!(
-                out,
-                "{inner}   {} {}",
-                style.dim("why:"),
-                indent(why, inner)
-            );
-        }
-        if let Some(job) = step.reasoning_job.as_ref().and_then(job_line) {
-            let _ = writeln!(
-                out,
-                "{inner}   {} {}",
-                style.dim("why:"),
-                indent(&job, inner)
-            );
-        }
+        why_lines(
+            out,
+            inner,
+            step.reasoning.as_deref(),
+            step.reasoning_job.as_ref(),
+            style,
+        );
         if full {
             for d in &step.decisions {
                 let _ = writeln!(
@@ -529,6 +520,32 @@ impl TreeLines {
                 cost(u.cost_usd)
             );
         }
+    }
+}
+
+/// A step's `why:` lines, under it at `prefix` (the indentation of its
+/// other lines less three): its reasoning, then its job when that is not
+/// completed. `show` and `why` both print them.
+fn why_lines(
+    out: &mut String,
+    prefix: &str,
+    reasoning: Option<&str>,
+    job: Option<&ReasoningJob>,
+    style: Style,
+) {
+    for line in [
+        reasoning.map(Cow::Borrowed),
+        job.and_then(job_line).map(Cow::Owned),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let _ = writeln!(
+            out,
+            "{prefix}   {} {}",
+            style.dim("why:"),
+            indent(&line, prefix)
+        );
     }
 }
 
@@ -626,13 +643,24 @@ pub fn why(execution: &Uuid, candidate: &str, entries: &[WhyEntry], style: Style
         style.bold(candidate),
         short(execution)
     );
-    for w in entries {
+    for (i, w) in entries.iter().enumerate() {
         let _ = writeln!(
             out,
             "  {} {}",
             style.bold(&w.step_name),
             decision_line(&w.decision, style)
         );
+        // A step's reasoning once, under the last of its decisions (they
+        // come together, in order).
+        if entries.get(i + 1).map(|next| next.step_id) != Some(w.step_id) {
+            why_lines(
+                &mut out,
+                "  ",
+                w.reasoning.as_deref(),
+                w.reasoning_job.as_ref(),
+                style,
+            );
+        }
     }
     let last_verdict = entries.iter().rev().find_map(|w| w.decision.accepted);
     let _ = writeln!(
@@ -944,6 +972,64 @@ mod tests {
         let once = step_with(None, Some(("failed", 1, None)));
         assert_eq!(step_lines(&once)[0], "why: failed after 1 attempt");
         assert_eq!(step_lines(&step_with(None, None)), usage);
+    }
+
+    fn why_entry(
+        step: u128,
+        name: &str,
+        decision: DecisionRow,
+        explained: &StepDetail,
+    ) -> WhyEntry {
+        WhyEntry {
+            step_id: Uuid::from_u128(step),
+            step_name: name.into(),
+            started_at_us: 0,
+            decision,
+            reasoning: explained.reasoning.clone(),
+            reasoning_job: explained.reasoning_job.clone(),
+        }
+    }
+
+    #[test]
+    fn why_prints_each_steps_reasoning_once_under_its_decisions_as_show_does() {
+        let price = step_with(
+            Some("3 candidates: 1 kept;\nrejected 2 by price"),
+            Some(("completed", 1, None)),
+        );
+        let rank = step_with(
+            Some("scored 1"),
+            Some(("failed", 3, Some("HTTP 500: \u{1b}[2J<b>"))),
+        );
+        let pending = step_with(None, Some(("pending", 0, None)));
+        let unexplained = step_with(None, None);
+        let entries = [
+            why_entry(1, "price", decision("c1", Some(true), "price"), &price),
+            why_entry(1, "price", decision("c1", None, "score"), &price),
+            why_entry(2, "rank", decision("c1", Some(true), "rank"), &rank),
+            why_entry(3, "llm_check", decision("c1", Some(true), "llm"), &pending),
+            why_entry(4, "late", decision("c1", Some(false), "late"), &unexplained),
+        ];
+        let text = why(&Uuid::from_u128(9), "c1", &entries, PLAIN);
+        let lines: Vec<&str> = text.lines().skip(1).collect();
+        assert_eq!(
+            lines,
+            [
+                "  price accepted by price",
+                "  price scored by score",
+                "     why: 3 candidates: 1 kept;",
+                "          rejected 2 by price",
+                "  rank accepted by rank",
+                "     why: scored 1",
+                "     why: failed after 3 attempts: HTTP 500: \\x1b[2J<b>",
+                "  llm_check accepted by llm",
+                "     why: pending",
+                "  late rejected by late",
+                "  → dropped",
+            ],
+            "{text}"
+        );
+        // The same lines as `show` prints under the step.
+        assert_eq!(step_lines(&rank)[..2], [&lines[5][5..], &lines[6][5..]]);
     }
 
     #[test]

@@ -260,6 +260,14 @@ async fn every_route_answers_json_and_pages_large_executions(db: Backend) {
         .json();
     assert_eq!(why["entries"][0]["reason"], "too expensive");
     assert_eq!(why["entries"][0]["accepted"], false);
+    // The step's reasoning and its job, as its own answer has them.
+    assert_eq!(why["entries"][0]["step_id"], json!(id(11).to_string()));
+    assert_eq!(why["entries"][0]["reasoning"], detail["reasoning"], "{why}");
+    assert_eq!(
+        why["entries"][0]["reasoning_job"], detail["reasoning_job"],
+        "{why}"
+    );
+    assert_eq!(why["entries"][0]["reasoning_job"]["status"], "completed");
     assert_eq!(
         why["elsewhere"][0]["execution_id"],
         json!(id(2).to_string())

@@ -433,6 +433,18 @@ impl Backend {
         .await
     }
 
+    /// Marks `step`'s reasoning job failed as an LLM reasoner that gave up
+    /// leaves it: method `llm`, 3 attempts, `error`, not completed.
+    pub async fn fail_reasoning_job(&self, step: Uuid, error: &str) {
+        self.execute(&format!(
+            "UPDATE {{xray}}reasoning_jobs SET status = 'failed', method = 'llm', attempts = 3, \
+             error = '{}', {} = NULL WHERE step_id = '{step}'",
+            error.replace('\'', "''"),
+            self.either("completed_at_us", "completed_at"),
+        ))
+        .await
+    }
+
     /// Steps the search index of schema version 5 (indexed as steps were
     /// written) finds for `word`, a plain lowercase word.
     pub async fn found_by_version_5_index(&self, word: &str) -> i64 {

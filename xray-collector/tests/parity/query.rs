@@ -11,7 +11,7 @@ use xray_collector::query::{
 
 use crate::backend::Backend;
 use crate::support::records::{
-    decision, execution, id, new_id, step, usage, EXECUTION_TOOK_US, MS, T0,
+    decision, execution, filter_step, id, new_id, step, usage, EXECUTION_TOOK_US, MS, T0,
 };
 
 on_both_backends!(
@@ -23,6 +23,7 @@ on_both_backends!(
     latest_execution_is_the_newest_overall_or_of_a_project,
     an_execution_comes_back_whole_with_exact_times,
     why_follows_a_candidate_across_steps_in_order,
+    why_carries_each_steps_reasoning_and_its_job,
     search_finds_a_word_in_any_column_of_a_step,
     search_ranks_the_better_match_first,
     search_needs_every_word_and_takes_query_syntax_as_text,
@@ -662,6 +663,126 @@ async fn why_follows_a_candidate_across_steps_in_order(db: Backend) {
     assert!(db.store.why(exec, "c3").await.unwrap().is_empty());
     assert!(db.store.why(id(404), "c1").await.unwrap().is_empty());
     assert!(db.store.why(exec, "' OR 1=1 --").await.unwrap().is_empty());
+}
+
+/// Each step on a candidate's path carries its reasoning and its job, as
+/// the step itself reads back: explained by the rules (job completed), an
+/// LLM reasoner that gave up (job failed, its error, the rules text kept),
+/// and steps the reasoner has not met (no job), with and without a text.
+async fn why_carries_each_steps_reasoning_and_its_job(db: Backend) {
+    let e = new_id();
+    let (filter, llm, imported, late) = (new_id(), new_id(), new_id(), new_id());
+    let c1 = |reason| vec![decision("c1", Some(true), reason)];
+    db.store
+        .write(&[
+            execution(e).record(),
+            filter_step(filter, e)
+                .name("price_filter")
+                .at(T0 + 1)
+                .record(),
+            step(llm, e)
+                .name("llm_check")
+                .at(T0 + 2)
+                .decisions(c1("relevant"))
+                .record(),
+        ])
+        .await
+        .unwrap();
+    xray_collector::indexing::catch_up(&db.store).await.unwrap();
+    xray_collector::reasoning::catch_up(&db.store)
+        .await
+        .unwrap();
+    db.fail_reasoning_job(llm, "429 Too Many Requests <b>'")
+        .await;
+    // Shipped after the reasoner ran: no job yet.
+    db.store
+        .write(&[
+            step(imported, e)
+                .name("imported")
+                .at(T0 + 3)
+                .reasoning("kept by hand")
+                .decisions(c1("by hand"))
+                .record(),
+            step(late, e)
+                .name("late")
+                .at(T0 + 4)
+                .decisions(c1("late"))
+                .record(),
+        ])
+        .await
+        .unwrap();
+
+    let path = db.store.why(e, "c1").await.unwrap();
+    let seen: Vec<_> = path
+        .iter()
+        .map(|w| {
+            let job = w.reasoning_job.as_ref();
+            (
+                w.step_name.as_str(),
+                job.map(|j| (j.status.as_str(), j.method.as_str(), j.attempts)),
+                job.and_then(|j| j.error.as_deref()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("price_filter", Some(("completed", "rules", 1)), None),
+            (
+                "llm_check",
+                Some(("failed", "llm", 3)),
+                Some("429 Too Many Requests <b>'")
+            ),
+            ("imported", None, None),
+            ("late", None, None),
+        ]
+    );
+    assert!(
+        path[0]
+            .reasoning
+            .as_deref()
+            .is_some_and(|r| r.starts_with("2 candidates: 1 kept")),
+        "{:?}",
+        path[0].reasoning
+    );
+    assert!(path[0]
+        .reasoning_job
+        .as_ref()
+        .unwrap()
+        .completed_at_us
+        .is_some());
+    assert!(
+        path[1].reasoning.is_some(),
+        "the rules text stays beside the failed job"
+    );
+    assert_eq!(
+        path[1].reasoning_job.as_ref().unwrap().completed_at_us,
+        None
+    );
+    assert_eq!(path[2].reasoning.as_deref(), Some("kept by hand"));
+    assert_eq!(path[3].reasoning, None);
+
+    // Read as the step itself reads.
+    let steps = db
+        .store
+        .step_details(e, &[filter, llm, imported, late])
+        .await
+        .unwrap();
+    for (w, s) in path.iter().zip(&steps) {
+        assert_eq!(w.step_id, s.id);
+        assert_eq!(
+            (&w.reasoning, &w.reasoning_job),
+            (&s.reasoning, &s.reasoning_job),
+            "{}",
+            s.name
+        );
+    }
+    assert_eq!(path.len(), steps.len());
+
+    let json = serde_json::to_value(&path).unwrap();
+    assert_eq!(json[1]["reasoning_job"]["status"], "failed", "{json}");
+    assert_eq!(json[1]["reasoning_job"]["attempts"], 3, "{json}");
+    assert!(json[3]["reasoning"].is_null() && json[3]["reasoning_job"].is_null());
 }
 
 async fn search_finds_a_word_in_any_column_of_a_step(db: Backend) {

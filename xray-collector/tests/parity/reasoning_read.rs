@@ -2,7 +2,7 @@
 //! (`StepDetail::reasoning_job`): pending before the reasoner ran,
 //! completed after, failed with its error (while an earlier text stays).
 
-use xray_collector::backend::{AnyStore, QueryStore, Store};
+use xray_collector::backend::{QueryStore, Store};
 use xray_collector::query::StepDetail;
 use xray_collector::{indexing, reasoning};
 
@@ -81,16 +81,8 @@ async fn each_step_reads_back_with_its_reasoning_job(db: Backend) {
 
     // An LLM reasoner that kept failing: the job says so, the rules text
     // stays.
-    db.execute(&format!(
-        "UPDATE {{xray}}reasoning_jobs SET status = 'failed', method = 'llm', attempts = 3, \
-         error = '429 Too Many Requests <b>', completed_at{} = NULL WHERE step_id = '{filter}'",
-        if matches!(db.store, AnyStore::Postgres(_)) {
-            ""
-        } else {
-            "_us"
-        }
-    ))
-    .await;
+    db.fail_reasoning_job(filter, "429 Too Many Requests <b>")
+        .await;
     let steps = read(&db, e, &ids).await;
     let job = steps[0].reasoning_job.as_ref().expect("a job");
     assert_eq!(

@@ -209,6 +209,24 @@ const EXECUTION: &str = concat!(
      FROM xray.executions e WHERE e.id = $1"
 );
 
+/// The step's (`s`) reasoning and its reasoning job's (`j`) columns, in
+/// [`reasoning`]'s order.
+macro_rules! reasoning_columns {
+    () => {
+        concat!(
+            "s.reasoning, j.status, j.method, j.attempts, j.error, ",
+            us!("j.completed_at")
+        )
+    };
+}
+
+/// The step's (`s`) reasoning job as `j`: one per step, when it has one.
+macro_rules! with_job {
+    () => {
+        " LEFT JOIN xray.reasoning_jobs j ON j.step_id = s.id "
+    };
+}
+
 /// The columns [`step_detail`] reads: the step (`s`) and its reasoning
 /// job (`j`, one per step, when it has one).
 macro_rules! step_columns {
@@ -217,9 +235,10 @@ macro_rules! step_columns {
             "SELECT s.id, s.parent_id, s.name, s.kind, s.status, s.input, s.output, s.error, \
                     s.attributes, ",
             us!("s.started_at"),
-            ", s.duration_us, s.reasoning, j.status, j.method, j.attempts, j.error, ",
-            us!("j.completed_at"),
-            " FROM xray.steps s LEFT JOIN xray.reasoning_jobs j ON j.step_id = s.id "
+            ", s.duration_us, ",
+            reasoning_columns!(),
+            " FROM xray.steps s",
+            with_job!()
         )
     };
 }
@@ -298,6 +317,7 @@ fn step_detail(
     usage: &mut HashMap<Uuid, Vec<UsageRow>>,
 ) -> StepDetail {
     let id: Uuid = r.get(0);
+    let (reasoning, reasoning_job) = reasoning(r, 11);
     StepDetail {
         id,
         parent_id: r.get(1),
@@ -312,15 +332,24 @@ fn step_detail(
         duration_us: r.get(10),
         decisions: decisions.remove(&id).unwrap_or_default(),
         llm_usage: usage.remove(&id).unwrap_or_default(),
-        reasoning: r.get(11),
-        reasoning_job: r.get::<_, Option<String>>(12).map(|status| ReasoningJob {
-            status,
-            method: r.get(13),
-            attempts: i64::from(r.get::<_, i32>(14)),
-            error: r.get(15),
-            completed_at_us: r.get(16),
-        }),
+        reasoning,
+        reasoning_job,
     }
+}
+
+/// The [`reasoning_columns!`] of a row, from column `first`: the step's
+/// reasoning, and its job when it has one.
+fn reasoning(r: &Row, first: usize) -> (Option<String>, Option<ReasoningJob>) {
+    let job = r
+        .get::<_, Option<String>>(first + 1)
+        .map(|status| ReasoningJob {
+            status,
+            method: r.get(first + 2),
+            attempts: i64::from(r.get::<_, i32>(first + 3)),
+            error: r.get(first + 4),
+            completed_at_us: r.get(first + 5),
+        });
+    (r.get(first), job)
 }
 
 /// Rows of a decisions query and a usage query, by step.
@@ -485,9 +514,11 @@ async fn candidate(
 const WHY: &str = concat!(
     "SELECT d.step_id, s.name, ",
     us!("s.started_at"),
-    ", d.candidate_id, d.accepted, d.filter, d.reason, d.score \
-     FROM xray.decisions d JOIN xray.steps s ON s.id = d.step_id \
-     WHERE d.execution_id = $1 AND d.candidate_id = $2 \
+    ", d.candidate_id, d.accepted, d.filter, d.reason, d.score, ",
+    reasoning_columns!(),
+    " FROM xray.decisions d JOIN xray.steps s ON s.id = d.step_id",
+    with_job!(),
+    "WHERE d.execution_id = $1 AND d.candidate_id = $2 \
      ORDER BY s.started_at, s.id, d.ordinal"
 );
 
@@ -499,11 +530,16 @@ async fn why(
     let rows = client.query(WHY, &[&execution, &candidate]).await?;
     Ok(rows
         .iter()
-        .map(|r| WhyEntry {
-            step_id: r.get(0),
-            step_name: r.get(1),
-            started_at_us: r.get(2),
-            decision: decision(r, 3),
+        .map(|r| {
+            let (reasoning, reasoning_job) = reasoning(r, 8);
+            WhyEntry {
+                step_id: r.get(0),
+                step_name: r.get(1),
+                started_at_us: r.get(2),
+                decision: decision(r, 3),
+                reasoning,
+                reasoning_job,
+            }
         })
         .collect())
 }

@@ -29,6 +29,21 @@ use crate::query::{
 /// The largest page `executions` returns, whatever the filter asks.
 const MAX_PAGE: usize = 1000;
 
+/// The step's reasoning and its [`WITH_JOB`] job's columns, in
+/// [`reasoning_at`]'s order.
+macro_rules! reasoning_columns {
+    () => {
+        "steps.reasoning, j.status, j.method, j.attempts, j.error, j.completed_at_us"
+    };
+}
+
+/// [`WITH_JOB`], for SQL put together with `concat!`.
+macro_rules! with_job {
+    () => {
+        "LEFT JOIN reasoning_jobs j ON j.step_id = steps.id"
+    };
+}
+
 impl QueryStore for SqliteStore {
     async fn executions(&self, filter: &ExecutionFilter) -> Result<ExecutionPage, StoreError> {
         let filter = filter.clone();
@@ -94,19 +109,24 @@ impl QueryStore for SqliteStore {
     async fn why(&self, execution: Uuid, candidate: &str) -> Result<Vec<WhyEntry>, StoreError> {
         let candidate = candidate.to_owned();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT s.id, s.name, s.started_at_us,
-                        d.candidate_id, d.accepted, d.filter, d.reason, d.score
-                 FROM decisions d JOIN steps s ON s.id = d.step_id
-                 WHERE d.execution_id = ?1 AND s.execution_id = ?1 AND d.candidate_id = ?2
-                 ORDER BY s.started_at_us, s.id, d.ordinal",
-            )?;
+            let mut stmt = conn.prepare_cached(concat!(
+                "SELECT steps.id, steps.name, steps.started_at_us,
+                        d.candidate_id, d.accepted, d.filter, d.reason, d.score, ",
+                reasoning_columns!(),
+                " FROM decisions d JOIN steps ON steps.id = d.step_id ",
+                with_job!(),
+                " WHERE d.execution_id = ?1 AND steps.execution_id = ?1 AND d.candidate_id = ?2
+                 ORDER BY steps.started_at_us, steps.id, d.ordinal"
+            ))?;
             let rows = stmt.query_map(params![execution.to_string(), candidate], |r| {
+                let (reasoning, reasoning_job) = reasoning_at(r, 8)?;
                 Ok(WhyEntry {
                     step_id: uuid_at(r, 0)?,
                     step_name: r.get(1)?,
                     started_at_us: r.get(2)?,
                     decision: decision_at(r, 3)?,
+                    reasoning,
+                    reasoning_job,
                 })
             })?;
             rows.collect()
@@ -260,15 +280,18 @@ fn head(conn: &Connection, id: Uuid) -> rusqlite::Result<Option<ExecutionHead>> 
 }
 
 /// The columns [`step_at`] reads, of `steps` and of [`WITH_JOB`]'s `j`.
-const STEP_COLUMNS: &str = "steps.id, steps.parent_id, steps.name, steps.kind, steps.status,
-                            steps.input, steps.output, steps.error, steps.attributes,
-                            steps.started_at_us, steps.duration_us, steps.reasoning,
-                            j.status, j.method, j.attempts, j.error, j.completed_at_us";
+const STEP_COLUMNS: &str = concat!(
+    "steps.id, steps.parent_id, steps.name, steps.kind, steps.status,
+     steps.input, steps.output, steps.error, steps.attributes,
+     steps.started_at_us, steps.duration_us, ",
+    reasoning_columns!()
+);
 
 /// The step's reasoning job, when it has one (one per step).
-const WITH_JOB: &str = "LEFT JOIN reasoning_jobs j ON j.step_id = steps.id";
+const WITH_JOB: &str = with_job!();
 
 fn step_at(r: &Row<'_>) -> rusqlite::Result<StepDetail> {
+    let (reasoning, reasoning_job) = reasoning_at(r, 11)?;
     Ok(StepDetail {
         id: uuid_at(r, 0)?,
         parent_id: optional_uuid_at(r, 1)?,
@@ -283,18 +306,28 @@ fn step_at(r: &Row<'_>) -> rusqlite::Result<StepDetail> {
         duration_us: r.get(10)?,
         decisions: Vec::new(),
         llm_usage: Vec::new(),
-        reasoning: r.get(11)?,
-        reasoning_job: match r.get::<_, Option<String>>(12)? {
-            Some(status) => Some(ReasoningJob {
-                status,
-                method: r.get(13)?,
-                attempts: r.get(14)?,
-                error: r.get(15)?,
-                completed_at_us: r.get(16)?,
-            }),
-            None => None,
-        },
+        reasoning,
+        reasoning_job,
     })
+}
+
+/// The [`reasoning_columns!`] of a row, from column `at`: the step's
+/// reasoning, and its job when it has one.
+fn reasoning_at(
+    r: &Row<'_>,
+    at: usize,
+) -> rusqlite::Result<(Option<String>, Option<ReasoningJob>)> {
+    let job = match r.get::<_, Option<String>>(at + 1)? {
+        Some(status) => Some(ReasoningJob {
+            status,
+            method: r.get(at + 2)?,
+            attempts: r.get(at + 3)?,
+            error: r.get(at + 4)?,
+            completed_at_us: r.get(at + 5)?,
+        }),
+        None => None,
+    };
+    Ok((r.get(at)?, job))
 }
 
 /// Fills in the decisions and usage of `steps` from two queries over one

@@ -1152,11 +1152,18 @@
     return out;
   }
 
-  /**
-   * "Why": the step's explanation, then its reasoning job (status, method, attempts,
-   * error) on a small line. Nothing when it has neither (no decisions, no failure).
-   */
+  /** The step panel's "Why" section (see `whyContent`). */
   function whySection(d) {
+    const content = whyContent(d);
+    return content && section('Why', 'step-why', ...content);
+  }
+
+  /**
+   * Why a step did what it did: its explanation (`reasoning`), then its reasoning job
+   * (status, method, attempts, error) on a small line. Null when it has neither (no
+   * decisions, no failure). `d` is a step, or an entry of a candidate's path.
+   */
+  function whyContent(d) {
     const job = d.reasoning_job && typeof d.reasoning_job === 'object' ? d.reasoning_job : null;
     if (d.reasoning == null && !job) return null;
     const text = d.reasoning != null
@@ -1168,7 +1175,7 @@
       fmtInt(job.attempts) + (job.attempts === 1 ? ' attempt' : ' attempts'),
       job.status === 'completed' && job.completed_at_us != null ? [' · ', timeEl(job.completed_at_us)] : null,
       job.error != null ? [' · ', h('span', { class: 'rejected-text', 'data-testid': 'why-error' }, String(job.error))] : null) : null;
-    return section('Why', 'step-why', text, line);
+    return [text, line];
   }
 
   function eventItem(ev, exec) {
@@ -1360,13 +1367,20 @@
         : h('div', { class: 'table-wrap' }, h('table', { class: 'table' },
           h('thead', null, h('tr', null, h('th', null, 'Time'), h('th', null, 'Step'), h('th', null, 'Verdict'),
             h('th', null, 'Filter'), h('th', null, 'Reason'), h('th', { class: 'num' }, 'Score'))),
-          h('tbody', null, entries.map((e) => h('tr', { 'data-testid': 'why-entry', 'data-verdict': verdictOf(e.accepted) },
-            h('td', { class: 'mono' }, t0 != null ? '+' + fmtDur(e.started_at_us - t0) : timeEl(e.started_at_us)),
-            h('td', null, link(path('executions', execId, 'steps', e.step_id), null, e.step_name)),
-            h('td', null, verdictBadge(e.accepted)),
-            h('td', null, e.filter == null ? '—' : e.filter),
-            h('td', { class: 'reason' }, e.reason == null ? '—' : e.reason),
-            h('td', { class: 'num' }, fmtScore(e.score))))))),
+          h('tbody', null, entries.map((e, i) => {
+            // The step's reasoning once, under the last of its decisions (they come together).
+            const next = entries[i + 1];
+            const why = next && next.step_id === e.step_id ? null : whyContent(e);
+            return [h('tr', { 'data-testid': 'why-entry', 'data-verdict': verdictOf(e.accepted), class: why ? 'has-why' : null },
+              h('td', { class: 'mono why-time' }, t0 != null ? '+' + fmtDur(e.started_at_us - t0) : timeEl(e.started_at_us)),
+              h('td', null, link(path('executions', execId, 'steps', e.step_id), null, e.step_name)),
+              h('td', null, verdictBadge(e.accepted)),
+              h('td', null, e.filter == null ? '—' : e.filter),
+              h('td', { class: 'reason' }, e.reason == null ? '—' : e.reason),
+              h('td', { class: 'num' }, fmtScore(e.score))),
+            why && h('tr', { class: 'why-step', 'data-testid': 'why-step', 'data-step-id': String(e.step_id) },
+              h('td', null), h('td', { colspan: '5' }, why))];
+          })))),
       h('h2', null, 'Elsewhere'),
       elsewhere.length === 0 ? emptyEl('Not seen in other executions.') : elsewhereByExecution(elsewhere, d.candidate || cand));
   }
