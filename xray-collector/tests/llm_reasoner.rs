@@ -15,7 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::chat::{ChatServer, Reply};
-use support::outbox::write_steps;
+use support::outbox::{metric, write_steps};
 use support::target::Target;
 
 const KEY: &str = "sk-cli-test-9f8e7d6c5b4a";
@@ -91,8 +91,15 @@ fn daemon_with_the_model(store: Target) {
     let dir = tempfile::tempdir().unwrap();
     let outbox = dir.path().join("outbox.db");
     let server = ChatServer::start(Reply::Explain("Model"));
+    // The first call is told to come back in a moment: counted as a retry.
+    server.then([Reply::Status(429, Some("0"))]);
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
     let mut child: Child = collector(&store, &server, &[])
-        .args(["run", "--outbox"])
+        .args(["run", "--listen", &addr, "--outbox"])
         .arg(&outbox)
         .stderr(Stdio::null())
         .spawn()
@@ -113,13 +120,41 @@ fn daemon_with_the_model(store: Target) {
         "40 steps explained by the model {:?} after they were written",
         written.elapsed()
     );
+    // What the reasoners did, on /metrics (counted once a pass ends).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let text = support::outbox::http_get(&addr, "/metrics");
+        if metric(&text, "xray_collector_reasoning_llm_explained_total") == 40.0
+            || Instant::now() > deadline
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for (name, value) in [
+        ("xray_collector_reasoning_rules_jobs_total", 40.0),
+        ("xray_collector_reasoning_llm_explained_total", 40.0),
+        ("xray_collector_reasoning_llm_retries_total", 1.0),
+        ("xray_collector_reasoning_llm_failed_total", 0.0),
+        ("xray_collector_reasoning_llm_prompt_tokens_total", 4000.0),
+        (
+            "xray_collector_reasoning_llm_completion_tokens_total",
+            800.0,
+        ),
+    ] {
+        assert_eq!(metric(&metrics, name), value, "{name} in\n{metrics}");
+    }
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     assert!(child.wait().unwrap().success());
-    assert_eq!(server.seen().len(), 40, "each step asked about once");
+    assert_eq!(
+        server.seen().len(),
+        41,
+        "each step asked about once, one twice"
+    );
 }
 
 fn reason(store: &Target, server: &ChatServer, words: &[&str]) -> Output {

@@ -116,7 +116,7 @@ pub(super) async fn run(args: RunArgs, backend: &Backend) -> anyhow::Result<Exit
         Some(tokio::spawn(async move {
             tokio::join!(
                 indexing::keep(&*store, &metrics, stop),
-                reasoner.2.keep(&*reasoner.0, reasoner.1)
+                reasoner.2.keep(&*reasoner.0, &metrics, reasoner.1)
             );
         }))
     };

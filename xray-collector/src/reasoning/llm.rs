@@ -25,7 +25,7 @@ use crate::reason::chat::{ChatClient, ChatError};
 use crate::reason::config::LlmConfig;
 use crate::reason::job::{LlmJob, LlmOutcome};
 use crate::reason::prompt;
-use crate::ship::Backoff;
+use crate::ship::{Backoff, Metrics};
 
 /// Delays between a job's calls when the server does not say.
 const RETRY: Backoff = Backoff {
@@ -247,8 +247,19 @@ impl LlmReasoner {
     /// true; a store failure is logged and tried again later. Calls in
     /// flight at the stop are dropped: their jobs are taken again when
     /// their claim runs out.
-    pub async fn keep(&self, store: &impl Reasoning, stop: watch::Receiver<bool>) {
+    pub async fn keep(
+        &self,
+        store: &impl Reasoning,
+        metrics: &Metrics,
+        stop: watch::Receiver<bool>,
+    ) {
         let log = |summary: LlmSummary| {
+            metrics.reasoned_by_llm(
+                summary.explained,
+                summary.retried,
+                summary.failed,
+                (summary.prompt_tokens, summary.completion_tokens),
+            );
             if summary != LlmSummary::default() {
                 tracing::info!(
                     explained = summary.explained,

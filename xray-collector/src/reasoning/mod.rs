@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use crate::backend::{drain, AfterRules, Reasoning, StoreError};
 use crate::reason::config::Reasoner;
 use crate::reason::rules;
-use crate::ship::Backoff;
+use crate::ship::{Backoff, Metrics};
 pub use llm::{LlmReasoner, LlmSummary};
 
 /// Jobs explained per transaction.
@@ -104,16 +104,22 @@ impl Reasoners {
     /// Keeps the jobs explained until `stop` turns true; a failure is
     /// logged and tried again later (up to a minute apart), never stopping
     /// shipping.
-    pub async fn keep(&self, store: &impl Reasoning, mut stop: watch::Receiver<bool>) {
+    /// What they did is counted in `metrics`.
+    pub async fn keep(
+        &self,
+        store: &impl Reasoning,
+        metrics: &Metrics,
+        mut stop: watch::Receiver<bool>,
+    ) {
         match self {
             Reasoners::Off => {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             }
-            Reasoners::Rules => keep_rules(store, AfterRules::Complete, stop).await,
+            Reasoners::Rules => keep_rules(store, AfterRules::Complete, metrics, stop).await,
             Reasoners::Llm(llm) => {
                 tokio::join!(
-                    keep_rules(store, AfterRules::AwaitLlm, stop.clone()),
-                    llm.keep(store, stop)
+                    keep_rules(store, AfterRules::AwaitLlm, metrics, stop.clone()),
+                    llm.keep(store, metrics, stop)
                 );
             }
         }
@@ -121,8 +127,14 @@ impl Reasoners {
 }
 
 /// The daemon's rules pass: as jobs come.
-async fn keep_rules(store: &impl Reasoning, then: AfterRules, stop: watch::Receiver<bool>) {
-    repeat("reasoning", stop, || rules_pass(store, then), |_| {}).await
+async fn keep_rules(
+    store: &impl Reasoning,
+    then: AfterRules,
+    metrics: &Metrics,
+    stop: watch::Receiver<bool>,
+) {
+    let count = |jobs| metrics.reasoned_by_rules(jobs);
+    repeat("reasoning", stop, || rules_pass(store, then), count).await
 }
 
 /// Runs `pass` until `stop` turns true, [`IDLE`] apart, handing what it

@@ -37,6 +37,7 @@ pub struct Metrics {
     search_failures: Counter,
     search_current: Gauge<f64, AtomicU64>,
     otlp: OtlpCounters,
+    reasoning: ReasoningCounters,
     /// The shipper's rounds come full.
     shipping_behind: AtomicBool,
     state: Mutex<State>,
@@ -50,6 +51,17 @@ struct OtlpCounters {
     dead_lettered: Counter,
     dropped: Counter,
     retries: Counter,
+}
+
+/// The reasoners' counts.
+#[derive(Debug, Default)]
+struct ReasoningCounters {
+    rules: Counter,
+    llm_explained: Counter,
+    llm_retries: Counter,
+    llm_failed: Counter,
+    llm_prompt_tokens: Counter,
+    llm_completion_tokens: Counter,
 }
 
 #[derive(Debug, Default)]
@@ -147,9 +159,21 @@ impl Default for Metrics {
         ] {
             registry.register(name, help, counter.clone());
         }
+        let reasoning = ReasoningCounters::default();
+        for (name, help, counter) in [
+            ("reasoning_rules_jobs", "Steps whose rules text the reasoner wrote", &reasoning.rules),
+            ("reasoning_llm_explained", "Steps the LLM reasoner explained", &reasoning.llm_explained),
+            ("reasoning_llm_retries", "LLM reasoner calls that failed and will be tried again (429, 5xx, timeouts, malformed answers)", &reasoning.llm_retries),
+            ("reasoning_llm_failed", "Reasoning jobs the LLM reasoner gave up on (their rules text stays)", &reasoning.llm_failed),
+            ("reasoning_llm_prompt_tokens", "Prompt tokens the LLM reasoner's calls used", &reasoning.llm_prompt_tokens),
+            ("reasoning_llm_completion_tokens", "Completion tokens the LLM reasoner's calls used", &reasoning.llm_completion_tokens),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         Metrics {
             registry,
             otlp,
+            reasoning,
             shipped_rows,
             shipped_batches,
             retries,
@@ -197,6 +221,28 @@ impl Metrics {
 
     pub(crate) fn otlp_retry(&self) {
         self.otlp.retries.inc();
+    }
+
+    /// The rules reasoner wrote the text of `jobs` steps.
+    pub(crate) fn reasoned_by_rules(&self, jobs: u64) {
+        self.reasoning.rules.inc_by(jobs);
+    }
+
+    /// An LLM reasoner's pass: steps explained, calls to try again, jobs
+    /// given up, and the tokens the calls used.
+    pub(crate) fn reasoned_by_llm(
+        &self,
+        explained: u64,
+        retries: u64,
+        failed: u64,
+        (prompt_tokens, completion_tokens): (u64, u64),
+    ) {
+        let r = &self.reasoning;
+        r.llm_explained.inc_by(explained);
+        r.llm_retries.inc_by(retries);
+        r.llm_failed.inc_by(failed);
+        r.llm_prompt_tokens.inc_by(prompt_tokens);
+        r.llm_completion_tokens.inc_by(completion_tokens);
     }
 
     /// The search indexer caught up, taking `notes` notes on the way.
