@@ -143,7 +143,8 @@ try {
     assert.equal((await page.textContent('[data-testid="step-panel"] [data-testid="why-text"]')).trim(), cfg.small.why);
     const job = page.locator('[data-testid="step-panel"] [data-testid="why-job"]');
     assert.equal(await job.getAttribute('data-status'), 'completed');
-    assert.match(await job.textContent(), /completed rules · 1 attempt · /);
+    assert.match(await job.textContent(), /completed llm · 1 attempt · /);
+    assert.equal((await job.locator('[data-testid="why-model"]').textContent()).trim(), '· gpt-4o-mini · 1,200 + 40 tokens · $0.0002');
     await page.locator('[data-testid="step-panel"]').screenshot({ path: join(shots, String(++n).padStart(2, '0') + '-step-why.png') });
   });
   await check('the Rejected filter leaves only rejected decisions', async () => {
@@ -172,7 +173,7 @@ try {
     assert.equal((await why.locator('[data-testid="why-text"]').textContent()).trim(), cfg.small.why);
     const job = why.locator('[data-testid="why-job"]');
     assert.equal(await job.getAttribute('data-status'), 'completed');
-    assert.match(await job.textContent(), /completed rules · 1 attempt · /);
+    assert.match(await job.textContent(), /completed llm · 1 attempt · .* · gpt-4o-mini · /);
     await shot(page, 'why');
   });
   await check('the why page shows a failed reasoning job and hostile text as text', async () => {

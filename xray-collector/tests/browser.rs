@@ -273,6 +273,22 @@ async fn seed(path: &Path, measure: bool) -> serde_json::Value {
         )
         .unwrap();
     assert_eq!(failed_jobs, 1);
+    // The filter step explained by an LLM reasoner after its rules (the
+    // model, tokens and cost its job keeps are shown beside the text).
+    let why = "B07XJ8C8F5 was dropped: 79.99 is over the budget of 50.";
+    let by_model = conn
+        .execute(
+            "UPDATE reasoning_jobs SET method = 'llm', model = 'gpt-4o-mini', prompt_tokens = 1200,
+                 completion_tokens = 40, cost_usd = 0.000204 WHERE step_id = ?1",
+            [id(0x5123).to_string()],
+        )
+        .unwrap();
+    assert_eq!(by_model, 1);
+    conn.execute(
+        "UPDATE steps SET reasoning = ?2 WHERE id = ?1",
+        rusqlite::params![id(0x5123).to_string(), why],
+    )
+    .unwrap();
     json!({
         "small": {
             "execution_id": small,

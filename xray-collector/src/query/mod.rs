@@ -152,6 +152,14 @@ pub struct ReasoningJob {
     pub error: Option<String>,
     /// When it completed (µs).
     pub completed_at_us: Option<i64>,
+    /// The model the LLM reasoner asked, once it answered.
+    pub model: Option<String>,
+    /// The prompt tokens that call used, if the server counted them.
+    pub prompt_tokens: Option<i64>,
+    /// Its completion tokens.
+    pub completion_tokens: Option<i64>,
+    /// What it cost (USD) at the model's price; `None` without a price.
+    pub cost_usd: Option<f64>,
 }
 
 /// One step of an execution, whole.

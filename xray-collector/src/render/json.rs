@@ -187,6 +187,10 @@ mod tests {
                 attempts: 3,
                 error: Some("429\ntoo many".into()),
                 completed_at_us: None,
+                model: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                cost_usd: None,
             }),
         }
     }

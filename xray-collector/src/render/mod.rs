@@ -550,11 +550,20 @@ fn why_lines(
 }
 
 /// What `show` says of a reasoning job that is not completed (a completed
-/// one has said it in the text): `pending`, `processing`, or `failed after
-/// 3 attempts: <error>`. Unescaped: the caller indents it, which escapes.
+/// one has said it in the text, but for the model that wrote it): `pending`,
+/// `processing`, `failed after 3 attempts: <error>`, or `by gpt-4o-mini
+/// (100 prompt + 20 completion tokens, $0.000027)`. Unescaped: the caller
+/// indents it, which escapes.
 fn job_line(job: &ReasoningJob) -> Option<String> {
     match job.status.as_str() {
-        "completed" => None,
+        // The LLM's text: which model wrote it, and what that cost.
+        "completed" => job.model.as_ref().map(|model| {
+            let used = match (job.prompt_tokens, job.completion_tokens) {
+                (Some(p), Some(c)) => format!("{}, ", tokens(p, c)),
+                _ => String::new(),
+            };
+            format!("by {model} ({used}{})", cost(job.cost_usd))
+        }),
         "failed" => {
             let attempts = format!(
                 "failed after {} {}",
@@ -925,6 +934,10 @@ mod tests {
                 attempts,
                 error: error.map(str::to_owned),
                 completed_at_us: None,
+                model: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                cost_usd: None,
             }),
             ..finished_step()
         }
@@ -956,6 +969,26 @@ mod tests {
         let mut expected = vec!["why: pending"];
         expected.extend(usage);
         assert_eq!(step_lines(&pending), expected);
+
+        // The LLM's text: which model wrote it, and what that cost.
+        let mut by_model = step_with(Some("B01 won on price."), Some(("completed", 1, None)));
+        let job = by_model.reasoning_job.as_mut().unwrap();
+        job.model = Some("gpt-4o-mini".into());
+        (job.prompt_tokens, job.completion_tokens) = (Some(1_200), Some(40));
+        job.cost_usd = Some(0.000204);
+        let mut expected = vec![
+            "why: B01 won on price.",
+            "why: by gpt-4o-mini (1 200 prompt + 40 completion tokens, $0.0002)",
+        ];
+        expected.extend(usage);
+        assert_eq!(step_lines(&by_model), expected);
+        let job = by_model.reasoning_job.as_mut().unwrap();
+        (job.prompt_tokens, job.cost_usd) = (None, None);
+        assert_eq!(
+            step_lines(&by_model)[1],
+            "why: by gpt-4o-mini (no price)",
+            "a server that counted no tokens"
+        );
 
         // The rules text stays shown beside the failure of the LLM's.
         let failed = step_with(

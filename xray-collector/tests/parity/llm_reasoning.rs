@@ -118,6 +118,22 @@ async fn the_llm_text_replaces_the_rules_text_with_its_tokens_and_cost(db: Backe
         let cost = cost.expect("a priced model has a cost");
         assert!((cost - expected).abs() < 1e-12, "{cost} vs {expected}");
     }
+    // Read back with the step, as show, the API and the UI have it.
+    let step = &db.store.execution(e).await.unwrap().unwrap().steps[0];
+    let job = step.reasoning_job.as_ref().unwrap();
+    assert_eq!(
+        (
+            job.status.as_str(),
+            job.method.as_str(),
+            job.model.as_deref()
+        ),
+        ("completed", "llm", Some(MODEL))
+    );
+    assert_eq!(
+        (job.prompt_tokens, job.completion_tokens),
+        (Some(USAGE.0), Some(USAGE.1))
+    );
+    assert!((job.cost_usd.unwrap() - expected).abs() < 1e-12, "{job:?}");
 
     // What the model was told: the step, the rules text written first,
     // the key in the header.

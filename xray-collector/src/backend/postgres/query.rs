@@ -215,7 +215,8 @@ macro_rules! reasoning_columns {
     () => {
         concat!(
             "s.reasoning, j.status, j.method, j.attempts, j.error, ",
-            us!("j.completed_at")
+            us!("j.completed_at"),
+            ", j.model, j.prompt_tokens, j.completion_tokens, j.cost_usd"
         )
     };
 }
@@ -348,6 +349,10 @@ fn reasoning(r: &Row, first: usize) -> (Option<String>, Option<ReasoningJob>) {
             attempts: i64::from(r.get::<_, i32>(first + 3)),
             error: r.get(first + 4),
             completed_at_us: r.get(first + 5),
+            model: r.get(first + 6),
+            prompt_tokens: r.get::<_, Option<i32>>(first + 7).map(i64::from),
+            completion_tokens: r.get::<_, Option<i32>>(first + 8).map(i64::from),
+            cost_usd: r.get(first + 9),
         });
     (r.get(first), job)
 }

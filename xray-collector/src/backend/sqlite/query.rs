@@ -33,7 +33,8 @@ const MAX_PAGE: usize = 1000;
 /// [`reasoning_at`]'s order.
 macro_rules! reasoning_columns {
     () => {
-        "steps.reasoning, j.status, j.method, j.attempts, j.error, j.completed_at_us"
+        "steps.reasoning, j.status, j.method, j.attempts, j.error, j.completed_at_us, \
+         j.model, j.prompt_tokens, j.completion_tokens, j.cost_usd"
     };
 }
 
@@ -324,6 +325,10 @@ fn reasoning_at(
             attempts: r.get(at + 3)?,
             error: r.get(at + 4)?,
             completed_at_us: r.get(at + 5)?,
+            model: r.get(at + 6)?,
+            prompt_tokens: r.get(at + 7)?,
+            completion_tokens: r.get(at + 8)?,
+            cost_usd: r.get(at + 9)?,
         }),
         None => None,
     };

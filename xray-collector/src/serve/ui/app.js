@@ -1174,6 +1174,10 @@
       jobBadge(job.status), ' ', String(job.method), ' · ',
       fmtInt(job.attempts) + (job.attempts === 1 ? ' attempt' : ' attempts'),
       job.status === 'completed' && job.completed_at_us != null ? [' · ', timeEl(job.completed_at_us)] : null,
+      job.model != null ? h('span', { 'data-testid': 'why-model' }, ' · ', String(job.model),
+        job.prompt_tokens != null && job.completion_tokens != null
+          ? ' · ' + fmtInt(job.prompt_tokens) + ' + ' + fmtInt(job.completion_tokens) + ' tokens' : null,
+        ' · ', fmtCost(job)) : null,
       job.error != null ? [' · ', h('span', { class: 'rejected-text', 'data-testid': 'why-error' }, String(job.error))] : null) : null;
     return [text, line];
   }
