@@ -16,12 +16,21 @@ use crate::backend::{AfterRules, Explain, Reasoning, StoreError};
 use crate::model::{Decision, StepStatus};
 use crate::reason::job::{LlmBacklog, LlmJob, LlmOutcome, StepToExplain};
 
-/// Jobs whose rules text is to be written (`$2`: completing, so also those
-/// waiting for the LLM or held past their claim).
+/// Jobs whose rules text is to be written, to be left for the LLM (the
+/// partial index `reasoning_jobs_rules_due` holds just these, so the jobs
+/// waiting for the model are never scanned).
 const TAKE_FOR_RULES: &str = "SELECT j.id, s.status, s.error FROM xray.reasoning_jobs j
      JOIN xray.steps s ON s.id = j.step_id
-     WHERE (j.status = 'pending' AND ($2 OR j.next_attempt_at IS NULL))
-        OR ($2 AND j.status = 'processing' AND j.next_attempt_at < now())
+     WHERE j.status = 'pending' AND j.next_attempt_at IS NULL
+     ORDER BY j.created_at LIMIT $1
+     FOR UPDATE OF j SKIP LOCKED";
+
+/// Jobs to be completed by the rules: also those left waiting for the LLM,
+/// or held past their claim, when the reasoner went back to the rules.
+const TAKE_TO_COMPLETE: &str = "SELECT j.id, s.status, s.error FROM xray.reasoning_jobs j
+     JOIN xray.steps s ON s.id = j.step_id
+     WHERE j.status = 'pending'
+        OR (j.status = 'processing' AND j.next_attempt_at < now())
      ORDER BY j.created_at LIMIT $1
      FOR UPDATE OF j SKIP LOCKED";
 
@@ -200,7 +209,12 @@ async fn reason_batch(
 ) -> Result<u64, tokio_postgres::Error> {
     let tx = client.transaction().await?;
     let completing = then == AfterRules::Complete;
-    let jobs = tx.query(TAKE_FOR_RULES, &[&batch, &completing]).await?;
+    let take = if completing {
+        TAKE_TO_COMPLETE
+    } else {
+        TAKE_FOR_RULES
+    };
+    let jobs = tx.query(take, &[&batch]).await?;
     if jobs.is_empty() {
         tx.commit().await?;
         return Ok(0);

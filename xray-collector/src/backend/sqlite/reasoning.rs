@@ -15,12 +15,20 @@ use crate::backend::{AfterRules, Explain, Reasoning, StoreError};
 use crate::model::{Decision, StepStatus};
 use crate::reason::job::{LlmBacklog, LlmJob, LlmOutcome, StepToExplain};
 
-/// Jobs whose rules text is to be written (`?2`: completing, so also those
-/// waiting for the LLM or held past their claim; `?3`: now).
+/// Jobs whose rules text is to be written, to be left for the LLM (the
+/// partial index `reasoning_jobs_rules_due` holds just these).
 const TAKE_FOR_RULES: &str = "SELECT j.id, s.status, s.error FROM reasoning_jobs j
      JOIN steps s ON s.id = j.step_id
-     WHERE (j.status = 'pending' AND (?2 OR j.next_attempt_at_us IS NULL))
-        OR (?2 AND j.status = 'processing' AND j.next_attempt_at_us < ?3)
+     WHERE j.status = 'pending' AND j.next_attempt_at_us IS NULL
+     ORDER BY j.created_at_us LIMIT ?1";
+
+/// Jobs to be completed by the rules: also those left waiting for the LLM,
+/// or held past their claim (`?2`: now), when the reasoner went back to
+/// the rules.
+const TAKE_TO_COMPLETE: &str = "SELECT j.id, s.status, s.error FROM reasoning_jobs j
+     JOIN steps s ON s.id = j.step_id
+     WHERE j.status = 'pending'
+        OR (j.status = 'processing' AND j.next_attempt_at_us < ?2)
      ORDER BY j.created_at_us LIMIT ?1";
 
 const DECISIONS: &str = "SELECT candidate_id, accepted, filter, reason, score FROM decisions
@@ -188,12 +196,16 @@ fn reason_batch(
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let now = now_us();
     let completing = then == AfterRules::Complete;
-    let jobs: Vec<(String, String, Option<String>)> = tx
-        .prepare(TAKE_FOR_RULES)?
-        .query_map(params![batch, completing, now], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let row = |r: &rusqlite::Row<'_>| Ok((r.get(0)?, r.get(1)?, r.get(2)?));
+    let jobs: Vec<(String, String, Option<String>)> = if completing {
+        tx.prepare(TAKE_TO_COMPLETE)?
+            .query_map(params![batch, now], row)?
+            .collect::<Result<_, _>>()?
+    } else {
+        tx.prepare(TAKE_FOR_RULES)?
+            .query_map(params![batch], row)?
+            .collect::<Result<_, _>>()?
+    };
     {
         let mut write = tx.prepare_cached("UPDATE steps SET reasoning = ?2 WHERE id = ?1")?;
         let mut next = tx.prepare_cached(if completing { COMPLETE } else { AWAIT_LLM })?;
