@@ -30,6 +30,15 @@ pub fn client(timeout: Duration, what: &str) -> Result<reqwest::Client, String> 
         .map_err(|e| format!("cannot set up the {what} client: {e}"))
 }
 
+/// `url` as it may be logged or printed: a password in it masked.
+pub fn url_shown(url: &url::Url) -> String {
+    let mut shown = url.clone();
+    if shown.password().is_some() {
+        let _ = shown.set_password(Some("***"));
+    }
+    shown.to_string()
+}
+
 /// `Retry-After`, in seconds or as an HTTP date (a date past is now), at
 /// most [`MAX_RETRY_AFTER`]; `None` when it is neither.
 pub fn retry_after(value: &HeaderValue) -> Option<Duration> {

@@ -58,11 +58,7 @@ impl OtlpConfig {
     /// The endpoint as it may be logged or printed: a password in it
     /// masked.
     pub fn endpoint_shown(&self) -> String {
-        let mut shown = self.endpoint.clone();
-        if shown.password().is_some() {
-            let _ = shown.set_password(Some("***"));
-        }
-        shown.to_string()
+        crate::outbound::url_shown(&self.endpoint)
     }
 
     /// The sink's settings from `--otlp-endpoint` (`flag`) and the

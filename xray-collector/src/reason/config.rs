@@ -86,11 +86,7 @@ impl fmt::Debug for LlmConfig {
 impl LlmConfig {
     /// The endpoint as it may be logged: a password in it masked.
     pub fn endpoint_shown(&self) -> String {
-        let mut shown = self.endpoint.clone();
-        if shown.password().is_some() {
-            let _ = shown.set_password(Some("***"));
-        }
-        shown.to_string()
+        crate::outbound::url_shown(&self.endpoint)
     }
 }
 

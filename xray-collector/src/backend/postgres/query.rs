@@ -98,7 +98,7 @@ fn summary(row: &Row) -> ExecutionSummary {
     }
 }
 
-fn decision(row: &Row, first: usize) -> DecisionRow {
+pub(super) fn decision(row: &Row, first: usize) -> DecisionRow {
     DecisionRow {
         candidate_id: row.get(first),
         accepted: row.get(first + 1),

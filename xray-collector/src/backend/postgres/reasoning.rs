@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, GenericClient};
 use uuid::Uuid;
 
+use crate::backend::postgres::query::decision;
 use crate::backend::postgres::PostgresStore;
 use crate::backend::{AfterRules, Explain, Reasoning, StoreError};
 use crate::model::{Decision, StepStatus};
@@ -190,13 +191,7 @@ async fn decisions_of(
 ) -> Result<HashMap<Uuid, Vec<Decision>>, tokio_postgres::Error> {
     let mut decisions: HashMap<Uuid, Vec<Decision>> = HashMap::new();
     for r in c.query(DECISIONS, &[&ids]).await? {
-        decisions.entry(r.get(0)).or_default().push(Decision {
-            candidate_id: r.get(1),
-            accepted: r.get(2),
-            filter: r.get(3),
-            reason: r.get(4),
-            score: r.get(5),
-        });
+        decisions.entry(r.get(0)).or_default().push(decision(&r, 1));
     }
     Ok(decisions)
 }

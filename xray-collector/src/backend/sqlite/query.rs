@@ -729,7 +729,7 @@ fn summary_at(r: &Row<'_>) -> rusqlite::Result<ExecutionSummary> {
 }
 
 /// Columns `at..at + 5`: candidate_id, accepted, filter, reason, score.
-fn decision_at(r: &Row<'_>, at: usize) -> rusqlite::Result<DecisionRow> {
+pub(super) fn decision_at(r: &Row<'_>, at: usize) -> rusqlite::Result<DecisionRow> {
     Ok(DecisionRow {
         candidate_id: r.get(at)?,
         accepted: r.get::<_, Option<i64>>(at + 1)?.map(|a| a != 0),

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use uuid::Uuid;
 
 use super::migrations::now_us;
-use super::query::json_at;
+use super::query::{decision_at, json_at};
 use crate::backend::sqlite::SqliteStore;
 use crate::backend::{AfterRules, Explain, Reasoning, StoreError};
 use crate::model::{Decision, StepStatus};
@@ -175,15 +175,7 @@ fn micros(d: Duration) -> i64 {
 
 fn decisions_of(conn: &Connection, step: &str) -> rusqlite::Result<Vec<Decision>> {
     conn.prepare_cached(DECISIONS)?
-        .query_map([step], |r| {
-            Ok(Decision {
-                candidate_id: r.get(0)?,
-                accepted: r.get(1)?,
-                filter: r.get(2)?,
-                reason: r.get(3)?,
-                score: r.get(4)?,
-            })
-        })?
+        .query_map([step], |r| decision_at(r, 0))?
         .collect()
 }
 
