@@ -273,3 +273,41 @@ impl LlmReasoner {
         super::repeat("LLM reasoning", stop, || self.run_due(store), log).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_rate_limit_spaces_the_starts_of_calls_made_at_once() {
+        let limit = RateLimit::per_minute(Some(600));
+        let start = Instant::now();
+        let turn = || async {
+            limit.turn().await;
+            start.elapsed()
+        };
+        let (a, b, c) = tokio::join!(turn(), turn(), turn());
+        let mut starts = [a, b, c];
+        starts.sort();
+        // One start every 100 ms: lower bounds, whatever else the machine does.
+        assert!(starts[1] >= Duration::from_millis(100), "{starts:?}");
+        assert!(starts[2] >= Duration::from_millis(200), "{starts:?}");
+        assert_eq!(RateLimit::per_minute(None).gap, None, "no limit: no wait");
+    }
+
+    #[test]
+    fn a_job_is_held_longer_than_its_call_and_its_turn_can_take() {
+        let config = LlmConfig {
+            endpoint: "http://127.0.0.1:1/v1/chat/completions".parse().unwrap(),
+            model: "m".into(),
+            api_key: None,
+            timeout: Duration::from_secs(30),
+            max_attempts: 5,
+            concurrency: 4,
+            per_minute: Some(60),
+        };
+        let reasoner = LlmReasoner::new(config).unwrap();
+        // 30 s call, 4 calls queued a second apart, and a minute's margin.
+        assert_eq!(reasoner.hold(), Duration::from_secs(2 * 30 + 4 + 60));
+    }
+}

@@ -25,7 +25,8 @@ on_both_backends!(
     a_timeout_and_malformed_answers_are_tried_again,
     a_refused_call_fails_the_job_at_once_and_the_key_is_nowhere,
     jobs_left_for_the_llm_are_completed_by_the_rules_when_switched_back,
-    a_held_job_is_not_taken_again_until_its_claim_runs_out
+    a_held_job_is_not_taken_again_until_its_claim_runs_out,
+    no_more_calls_are_in_flight_than_the_concurrency_allows
 );
 
 const KEY: &str = "sk-test-0123456789abcdef";
@@ -347,4 +348,22 @@ async fn a_held_job_is_not_taken_again_until_its_claim_runs_out(db: Backend) {
     assert_eq!(job.step.decisions.len(), 2);
     assert_eq!(job.step.reasoning.as_deref(), Some(RULES_TEXT));
     assert!(job.step.input.is_some() && job.step.output.is_some());
+}
+
+async fn no_more_calls_are_in_flight_than_the_concurrency_allows(db: Backend) {
+    let e = id(100);
+    let mut records = vec![execution(e).record()];
+    records.extend((1..=6).map(|i| filter_step(id(i), e).at(i as i64).record()));
+    db.store.write(&records).await.unwrap();
+    indexing::catch_up(&db.store).await.unwrap();
+    let server = ChatServer::start(Reply::Slow(Duration::from_millis(300)));
+    let reasoners = llm(&server, &[("XRAY_LLM_CONCURRENCY", "2")]);
+
+    let done = reasoners.catch_up(&db.store).await.unwrap();
+    assert_eq!(done.llm.explained, 6);
+    assert_eq!(server.most_at_once(), 2, "two calls at once, never more");
+    assert!(reasoning_of(&db, e)
+        .await
+        .iter()
+        .all(|text| text.as_deref() == Some("slow filter_candidates")));
 }

@@ -57,6 +57,9 @@ struct Script {
     next: VecDeque<Reply>,
     otherwise: Option<Reply>,
     seen: Vec<Seen>,
+    /// Requests being answered now, and the most there were at once.
+    in_flight: usize,
+    most_at_once: usize,
 }
 
 /// The server (on a thread of its own, so that async tests can drop
@@ -121,6 +124,11 @@ impl ChatServer {
     pub fn seen(&self) -> Vec<Seen> {
         self.script.lock().unwrap().seen.clone()
     }
+
+    /// The most requests it was answering at once.
+    pub fn most_at_once(&self) -> usize {
+        self.script.lock().unwrap().most_at_once
+    }
 }
 
 async fn complete(
@@ -143,13 +151,21 @@ async fn complete(
             body: body.clone(),
         });
         let otherwise = script.otherwise.clone();
+        script.in_flight += 1;
+        script.most_at_once = script.most_at_once.max(script.in_flight);
         script.next.pop_front().or(otherwise).unwrap()
     };
+    let response = answer(reply, &body, authorization).await;
+    script.lock().unwrap().in_flight -= 1;
+    response
+}
+
+async fn answer(reply: Reply, body: &Value, authorization: Option<String>) -> Response {
     match reply {
-        Reply::Explain(prefix) => completion(&body, prefix),
+        Reply::Explain(prefix) => completion(body, prefix),
         Reply::Slow(wait) => {
             tokio::time::sleep(wait).await;
-            completion(&body, "slow")
+            completion(body, "slow")
         }
         Reply::Status(401, _) => {
             let given = authorization.unwrap_or_default();
