@@ -178,7 +178,8 @@ fn a_large_file_is_imported_as_a_stream_with_a_progress_line_every_10000_entries
     let store = Target::embedded();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("large.json");
-    // 20 000 executions of two steps each, one refused in the middle.
+    // 20 000 entries of two steps each, one refused in the middle, two
+    // repeating an execution.
     let mut text = String::from("[");
     for i in 0..20_000 {
         if i > 0 {
@@ -188,8 +189,15 @@ fn a_large_file_is_imported_as_a_stream_with_a_progress_line_every_10000_entries
             text.push_str(r#"{"executionId": "broken", "steps": []}"#);
             continue;
         }
+        // Entry 3 repeats entry 2 (in the same batch), the last one entry 5
+        // (written batches before).
+        let execution = match i {
+            3 => 2,
+            19_999 => 5,
+            i => i,
+        };
         let entry = serde_json::json!({
-            "executionId": format!("exec-{i}"),
+            "executionId": format!("exec-{execution}"),
             "startedAt": format!("2025-01-02T10:{:02}:{:02}Z", (i / 60) % 60, i % 60),
             "steps": [
                 {"name": "generate_keywords", "input": {"q": "a heist movie"}, "output": ["heist"],
@@ -207,12 +215,12 @@ fn a_large_file_is_imported_as_a_stream_with_a_progress_line_every_10000_entries
     assert_eq!(
         stdout(&out),
         "entry 12345 refused: missing field `startedAt`\n\
-         imported 19999 executions (39998 steps); 0 already present; 1 refused (of 20000 entries)\n"
+         imported 19997 executions (39994 steps); 2 already present; 1 refused (of 20000 entries)\n"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     for line in ["10000 entries read", "20000 entries read"] {
         assert!(stderr.contains(line), "{line:?} in {stderr}");
     }
     let counts = store.counts();
-    assert_eq!((counts.executions, counts.steps), (19_999, 39_998));
+    assert_eq!((counts.executions, counts.steps), (19_997, 39_994));
 }

@@ -138,6 +138,13 @@ impl QueryStore for AnyStore {
         dispatch!(self.latest_execution(project))
     }
 
+    async fn existing_executions(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<std::collections::HashSet<Uuid>, StoreError> {
+        dispatch!(self.existing_executions(ids))
+    }
+
     async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {
         dispatch!(self.execution(id))
     }

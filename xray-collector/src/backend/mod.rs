@@ -376,6 +376,11 @@ pub trait QueryStore: Send + Sync {
         &self,
         project: Option<&str>,
     ) -> impl Future<Output = Result<Option<Uuid>, StoreError>> + Send;
+    /// Which of `ids` are executions in the store (placeholders too).
+    fn existing_executions(
+        &self,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<std::collections::HashSet<Uuid>, StoreError>> + Send;
     /// One execution with its steps, decisions and usage; `None` if unknown.
     fn execution(
         &self,

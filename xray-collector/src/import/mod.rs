@@ -78,6 +78,7 @@ pub async fn import<S: Store + QueryStore>(
     });
     let mut summary = ImportSummary::default();
     let mut batch: Vec<(u64, Vec<ShipRecord>)> = Vec::new();
+    let mut in_batch = std::collections::HashSet::new();
     while let Some(entry) = rx.recv().await {
         let index = summary.entries;
         summary.entries += 1;
@@ -94,17 +95,26 @@ pub async fn import<S: Store + QueryStore>(
                 continue;
             }
         };
-        let id = records[0].id();
-        if store.execution_head(id).await?.is_some() || batch.iter().any(|(_, r)| r[0].id() == id) {
+        if !in_batch.insert(records[0].id()) {
+            // The same execution earlier in this batch.
             summary.already_present += 1;
             continue;
         }
         batch.push((index, records));
         if batch.len() >= BATCH {
-            write(store, std::mem::take(&mut batch), dry_run, &mut summary).await?;
+            in_batch.clear();
+            let full = std::mem::take(&mut batch);
+            write(
+                store,
+                absent(store, full, &mut summary).await?,
+                dry_run,
+                &mut summary,
+            )
+            .await?;
         }
     }
-    write(store, batch, dry_run, &mut summary).await?;
+    let rest = absent(store, batch, &mut summary).await?;
+    write(store, rest, dry_run, &mut summary).await?;
     match reader.await {
         Ok(Ok(())) => Ok(summary),
         Ok(Err(e)) => Err(ImportError::File {
@@ -120,6 +130,27 @@ pub async fn import<S: Store + QueryStore>(
             reason: e.to_string(),
         }),
     }
+}
+
+/// The entries of `batch` whose execution is not in the store yet (looked
+/// up in one query); the others are counted as already present.
+async fn absent<S: QueryStore>(
+    store: &S,
+    batch: Vec<(u64, Vec<ShipRecord>)>,
+    summary: &mut ImportSummary,
+) -> Result<Vec<(u64, Vec<ShipRecord>)>, StoreError> {
+    if batch.is_empty() {
+        return Ok(batch);
+    }
+    let ids: Vec<uuid::Uuid> = batch.iter().map(|(_, r)| r[0].id()).collect();
+    let present = store.existing_executions(&ids).await?;
+    let before = batch.len();
+    let batch: Vec<_> = batch
+        .into_iter()
+        .filter(|(_, r)| !present.contains(&r[0].id()))
+        .collect();
+    summary.already_present += (before - batch.len()) as u64;
+    Ok(batch)
 }
 
 /// Writes a batch of entries in one transaction; when the store refuses

@@ -10,7 +10,7 @@
 //! Reads made of several queries (`execution`, `stats`) run in one
 //! read-only `REPEATABLE READ` transaction, so they see one snapshot.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio_postgres::types::ToSql;
@@ -828,6 +828,22 @@ impl QueryStore for PostgresStore {
         let project = project.map(str::to_owned);
         self.with_client(move |c| Box::pin(latest_execution(c, project)))
             .await
+    }
+
+    async fn existing_executions(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let ids = ids.to_vec();
+        self.with_client(move |c| {
+            Box::pin(async move {
+                let rows = c
+                    .query(
+                        "SELECT id FROM xray.executions WHERE id = ANY ($1)",
+                        &[&ids],
+                    )
+                    .await?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+        .await
     }
 
     async fn execution(&self, id: Uuid) -> Result<Option<ExecutionDetail>, StoreError> {

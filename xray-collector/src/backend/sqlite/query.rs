@@ -8,7 +8,7 @@
 //! so they see one snapshot of the store. `executions` clamps its page size
 //! to 1..=1000; `search` with a limit of 0 finds nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{Type, Value as SqlValue};
@@ -49,6 +49,21 @@ impl QueryStore for SqliteStore {
     async fn executions(&self, filter: &ExecutionFilter) -> Result<ExecutionPage, StoreError> {
         let filter = filter.clone();
         self.read(move |conn| executions(conn, &filter)).await
+    }
+
+    async fn existing_executions(&self, ids: &[Uuid]) -> Result<HashSet<Uuid>, StoreError> {
+        let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT id FROM executions WHERE id = ?1")?;
+            let mut found = HashSet::new();
+            for id in &ids {
+                if let Some(row) = stmt.query([id])?.next()? {
+                    found.insert(uuid_at(row, 0)?);
+                }
+            }
+            Ok(found)
+        })
+        .await
     }
 
     async fn latest_execution(&self, project: Option<&str>) -> Result<Option<Uuid>, StoreError> {
