@@ -14,7 +14,7 @@ use xray_collector::reasoning::Reasoners;
 
 use super::read::open_for_query;
 use super::run::{log_explained, reasoners_from_env};
-use super::Backend;
+use super::{Backend, UsageError};
 
 #[derive(clap::Args, Debug)]
 pub(super) struct ReasonArgs {
@@ -29,8 +29,11 @@ pub(super) struct ReasonArgs {
 pub(super) async fn reason(args: ReasonArgs, backend: &Backend) -> anyhow::Result<ExitCode> {
     let reasoners = reasoners_from_env()?;
     if let Reasoners::Off = reasoners {
-        eprintln!("XRAY_REASONER is off: nothing would explain the steps (set it to rules or llm)");
-        return Ok(ExitCode::from(2));
+        return Err(UsageError(
+            "XRAY_REASONER is off: nothing would explain the steps (set it to rules or llm)"
+                .to_owned(),
+        )
+        .into());
     }
     let store = open_for_query(backend).await?;
     // Steps shipped but not indexed yet have no job yet: the indexer

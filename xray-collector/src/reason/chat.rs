@@ -250,11 +250,7 @@ fn bounded(text: &str) -> String {
     if text.len() <= MAX_ANSWER_BYTES {
         return text.to_owned();
     }
-    let mut end = MAX_ANSWER_BYTES;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
+    format!("{}…", super::prompt::prefix(text, MAX_ANSWER_BYTES))
 }
 
 #[cfg(test)]

@@ -96,11 +96,20 @@ fn cut(text: &str, limit: usize) -> String {
     if text.len() <= limit {
         return text.to_owned();
     }
+    format!("{}… ({} bytes in all)", prefix(text, limit), text.len())
+}
+
+/// The longest start of `text` of at most `limit` bytes that ends on a
+/// character boundary.
+pub(crate) fn prefix(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
     let mut end = limit;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}… ({} bytes in all)", &text[..end], text.len())
+    &text[..end]
 }
 
 #[cfg(test)]

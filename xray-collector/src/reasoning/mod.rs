@@ -101,10 +101,9 @@ impl Reasoners {
         Ok(Explained { by_rules, llm })
     }
 
-    /// Keeps the jobs explained until `stop` turns true; a failure is
-    /// logged and tried again later (up to a minute apart), never stopping
-    /// shipping.
-    /// What they did is counted in `metrics`.
+    /// Keeps the jobs explained until `stop` turns true, counting what
+    /// the reasoners did in `metrics`; a failure is logged and tried again
+    /// later (up to a minute apart), never stopping shipping.
     pub async fn keep(
         &self,
         store: &impl Reasoning,

@@ -524,8 +524,8 @@ impl TreeLines {
 }
 
 /// A step's `why:` lines, under it at `prefix` (the indentation of its
-/// other lines less three): its reasoning, then its job when that is not
-/// completed. `show` and `why` both print them.
+/// other lines less three): its reasoning, then its job's line when it has
+/// one ([`job_line`]). `show` and `why` both print them.
 fn why_lines(
     out: &mut String,
     prefix: &str,
@@ -549,11 +549,11 @@ fn why_lines(
     }
 }
 
-/// What `show` says of a reasoning job that is not completed (a completed
-/// one has said it in the text, but for the model that wrote it): `pending`,
-/// `processing`, `failed after 3 attempts: <error>`, or `by gpt-4o-mini
-/// (100 prompt + 20 completion tokens, $0.000027)`. Unescaped: the caller
-/// indents it, which escapes.
+/// What `show` says of a reasoning job beside its text: `pending`,
+/// `processing`, `failed after 3 attempts: <error>`; of a completed one,
+/// only which model wrote the text and what that cost (`by gpt-4o-mini
+/// (100 prompt + 20 completion tokens, $0.000027)`), nothing for the rules.
+/// Unescaped: the caller indents it, which escapes.
 fn job_line(job: &ReasoningJob) -> Option<String> {
     match job.status.as_str() {
         // The LLM's text: which model wrote it, and what that cost.
