@@ -463,10 +463,14 @@ impl<'t> Edit<'t> {
         } else {
             ""
         };
-        let inner = value
-            .strip_prefix(quote.as_bytes())
-            .map(|v| v.strip_suffix(quote.as_bytes()).unwrap_or(v))
-            .unwrap_or(value);
+        let opened = value.strip_prefix(quote.as_bytes()).unwrap_or(value);
+        // A value that opens a single quote it does not close gets no
+        // closing one: `'` + the next character + `'` would read as a char
+        // literal (`password('"")'` would become `password('[redacted]')'`,
+        // whose `')'` swallows the group's end when redacted again). A
+        // double quote is closed, as a cut string's would be.
+        let closed = quote != "'" || opened.ends_with(b"'");
+        let inner = opened.strip_suffix(quote.as_bytes()).unwrap_or(opened);
         if value.is_empty() || inner == REDACTED_TEXT.as_bytes() {
             return;
         }
@@ -482,7 +486,9 @@ impl<'t> Edit<'t> {
         out.push_str(before);
         out.push_str(quote);
         out.push_str(REDACTED_TEXT);
-        out.push_str(quote);
+        if closed {
+            out.push_str(quote);
+        }
         self.copied = end;
     }
 
@@ -716,10 +722,14 @@ mod tests {
             format!("{:?}", sample()),
             format!("{:#?}", sample()),
             "password=a token: b Bearer Zm9vYmFy postgres://u:p@h ApiKey(\"k\")".to_owned(),
+            // A single quote opened in a group and never closed: no closing
+            // quote is added, which would read as the char literal `')'`.
+            "password('\"\")'".to_owned(),
         ] {
             let once = shown(&text);
             assert_eq!(redact(&once), None, "{once}");
         }
+        assert_eq!(shown("password('\"\")'"), "password('[redacted])'");
     }
 
     #[test]
